@@ -1,0 +1,43 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+# Both find or start a Redis through scripts/with-redis.sh.
+
+GO      ?= go
+BIN     := bin/wxmass
+REDIS   := scripts/with-redis.sh
+
+.PHONY: all build demo test vet fmt bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/wxmass
+
+## demo: run the sample sends against the fake WeChat server.
+demo: build
+	$(REDIS) ./$(BIN) demo
+
+## test: go vet, then the whole test suite with the race detector.
+test:
+	$(REDIS) sh -c '$(GO) vet ./... && $(GO) test -race -count=1 ./...'
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go')
+
+## bench: the benchmarks (no timing assertions live in tests).
+bench:
+	$(REDIS) $(GO) test -run '^$$' -bench . -benchmem ./...
+
+## fuzz: each fuzz target for FUZZTIME (default 20s).
+FUZZTIME ?= 20s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin

@@ -1,0 +1,23 @@
+package rdb
+
+import (
+	"github.com/redis/go-redis/v9"
+)
+
+// RDB runs wxmass's Redis operations. It is safe for concurrent use.
+type RDB struct {
+	c    redis.UniversalClient
+	keys Keys
+}
+
+// New returns an RDB using c, with keys under prefix ("" means
+// PrefixDefault).
+func New(c redis.UniversalClient, prefix string) *RDB {
+	return &RDB{c: c, keys: Keys{Prefix: prefix}}
+}
+
+// Keys returns the key builder in use.
+func (r *RDB) Keys() Keys { return r.keys }
+
+// Client returns the underlying Redis client.
+func (r *RDB) Client() redis.UniversalClient { return r.c }

@@ -1,0 +1,66 @@
+package monitoring
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Log formats.
+const (
+	LogFormatJSON    = "json"
+	LogFormatConsole = "console"
+)
+
+// LoggerConfig configures NewLogger.
+type LoggerConfig struct {
+	// Level is debug, info, warn or error ("" means info).
+	Level string
+	// Format is json (production, the default) or console (readable).
+	Format string
+	// Output receives the log lines (os.Stderr in main).
+	Output io.Writer
+}
+
+// NewLogger builds the process's logger. Timestamps are ISO 8601, the
+// caller is recorded, and stack traces are kept for errors only.
+func NewLogger(cfg LoggerConfig) (*zap.Logger, error) {
+	var level zapcore.Level
+	if cfg.Level == "" {
+		cfg.Level = "info"
+	}
+	if err := level.UnmarshalText([]byte(strings.ToLower(cfg.Level))); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", cfg.Level)
+	}
+	var enc zapcore.Encoder
+	switch strings.ToLower(cfg.Format) {
+	case "", LogFormatJSON:
+		ec := zap.NewProductionEncoderConfig()
+		ec.EncodeTime = zapcore.ISO8601TimeEncoder
+		enc = zapcore.NewJSONEncoder(ec)
+	case LogFormatConsole:
+		ec := zap.NewDevelopmentEncoderConfig()
+		ec.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
+		enc = zapcore.NewConsoleEncoder(ec)
+	default:
+		return nil, fmt.Errorf("log format %q: want json or console", cfg.Format)
+	}
+	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(cfg.Output)), level)
+	return zap.New(core, zap.AddCaller(), zap.AddStacktrace(zapcore.ErrorLevel)), nil
+}
+
+// MaskOpenID shortens an openid for logs: the first four and last four
+// characters stay, so that an operator can match a line against a report
+// without the log holding the user's identifier.
+func MaskOpenID(openid string) string {
+	if len(openid) <= 8 {
+		return strings.Repeat("*", len(openid))
+	}
+	return openid[:4] + "…" + openid[len(openid)-4:]
+}
+
+// OpenID is the log field for a recipient, masked.
+func OpenID(openid string) zap.Field { return zap.String("openid", MaskOpenID(openid)) }

@@ -21,3 +21,6 @@ func (r *RDB) Keys() Keys { return r.keys }
 
 // Client returns the underlying Redis client.
 func (r *RDB) Client() redis.UniversalClient { return r.c }
+
+// WithPrefix returns an RDB on the same client with keys under prefix.
+func (r *RDB) WithPrefix(prefix string) *RDB { return New(r.c, prefix) }

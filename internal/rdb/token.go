@@ -266,3 +266,12 @@ func (r *RDB) TokenInfo(ctx context.Context, appID string) (TokenInfo, error) {
 
 // IsNil reports whether err is Redis's "no such key" answer.
 func IsNil(err error) bool { return errors.Is(err, redis.Nil) }
+
+// DeleteAccount deletes appID's token state (token, lease, cached error).
+func (r *RDB) DeleteAccount(ctx context.Context, appID string) error {
+	err := r.c.Del(ctx, r.keys.Token(appID), r.keys.TokenLease(appID), r.keys.TokenError(appID)).Err()
+	if err != nil {
+		return fmt.Errorf("delete account token: %w", err)
+	}
+	return nil
+}

@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wxmass/wxmass/wechat"
@@ -130,6 +132,8 @@ type Policy struct {
 	notSentDelay   DelaySpec
 	transportDelay DelaySpec
 	rnd            func() float64
+
+	unknown sync.Map // errcode -> *atomic.Int64: how often each unknown errcode was decided
 }
 
 // New returns a Policy with the default table overridden by cfg.Rules. It
@@ -320,6 +324,7 @@ func (p *Policy) decideCode(e *wechat.APIError, attempt int, now time.Time) Deci
 	}
 	r, ok := p.rules[e.Code]
 	if !ok {
+		p.countUnknown(e.Code)
 		d := Decision{Class: ClassUnknown, Code: e.Code, Unknown: true, Meaning: "unknown errcode " + strconv.Itoa(e.Code)}
 		return p.retryOrFail(d, p.unknownDelay, p.unknownMax, attempt, now)
 	}
@@ -409,4 +414,25 @@ func (p *Policy) resetOn(y int, m time.Month, d int) time.Time {
 		return start
 	}
 	return r
+}
+
+func (p *Policy) countUnknown(code int) {
+	n, ok := p.unknown.Load(code)
+	if !ok {
+		n, _ = p.unknown.LoadOrStore(code, new(atomic.Int64))
+	}
+	n.(*atomic.Int64).Add(1)
+}
+
+// UnknownCodes returns how many times each errcode without a rule has been
+// decided since the Policy was made, so that operators see codes WeChat
+// added after this release (and can give them a rule). It is safe for
+// concurrent use.
+func (p *Policy) UnknownCodes() map[int]int64 {
+	out := map[int]int64{}
+	p.unknown.Range(func(k, v any) bool {
+		out[k.(int)] = v.(*atomic.Int64).Load()
+		return true
+	})
+	return out
 }

@@ -403,6 +403,9 @@ func TestDecideUnknownCode(t *testing.T) {
 		Class: ClassUnknown, Action: ActionFail, Code: 99999,
 		Meaning: "unknown errcode 99999", Unknown: true, Exhausted: true,
 	}, d)
+	b.policy.Decide(apiErr(88888), 0, b.now)
+	b.policy.Decide(apiErr(43004), 0, b.now) // known: not counted
+	require.Equal(t, map[int]int64{99999: 4, 88888: 1}, b.policy.UnknownCodes())
 }
 
 func TestDecideTransport(t *testing.T) {

@@ -324,3 +324,7 @@ func tokenCall(ctx context.Context, ts TokenSource, fn func(token string) error)
 func secretQuery(appID string, s secret.String) string {
 	return "grant_type=client_credential&appid=" + url.QueryEscape(appID) + "&secret=" + url.QueryEscape(s.Reveal())
 }
+
+// CloseIdleConnections closes the idle connections of the client's
+// transport, for a clean shutdown.
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/urfave/cli/v3"
+
+	"github.com/wxmass/wxmass/internal/rdb"
+	"github.com/wxmass/wxmass/internal/secret"
+	"github.com/wxmass/wxmass/retry"
+	"github.com/wxmass/wxmass/wechat"
+)
+
+// Flag names. Each flag's environment twin is WXMASS_ and the name in upper
+// case with - turned into _ (see envName).
+const (
+	flagLogLevel         = "log-level"
+	flagLogFormat        = "log-format"
+	flagRedisURL         = "redis-url"
+	flagRedisPrefix      = "redis-prefix"
+	flagWechatBaseURL    = "wechat-base-url"
+	flagWechatFallback   = "wechat-fallback-urls"
+	flagWechatTimeout    = "wechat-timeout"
+	flagWechatMaxConns   = "wechat-max-conns"
+	flagAppID            = "appid"
+	flagAppSecretFile    = "appsecret-file"
+	flagTokenAPI         = "token-api"
+	flagErrcodeRules     = "errcode-rules"
+	flagQuotaTimezone    = "quota-timezone"
+	flagQuotaResetHour   = "quota-reset-hour"
+	envAppSecret         = "WXMASS_APPSECRET"
+	fallbackForDefault   = "https://api2.weixin.qq.com"
+	tokenAPIStable       = "stable"
+	tokenAPIPlain        = "plain"
+	redisURLDefault      = "redis://127.0.0.1:6379/0"
+	quotaTimezoneDefault = "Asia/Shanghai"
+)
+
+// envName is the environment variable that sets flag name.
+func envName(name string) string {
+	return "WXMASS_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+func sources(name string) cli.ValueSourceChain { return cli.EnvVars(envName(name)) }
+
+// globalFlags are accepted by every subcommand. Secrets are never flags:
+// the appsecret comes from WXMASS_APPSECRET or the file named by
+// --appsecret-file.
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: flagLogLevel, Value: "info", Usage: "log level: debug, info, warn or error", Sources: sources(flagLogLevel)},
+		&cli.StringFlag{Name: flagLogFormat, Value: "json", Usage: "log format: json (production) or console (readable)", Sources: sources(flagLogFormat)},
+		&cli.StringFlag{Name: flagRedisURL, Value: redisURLDefault, Usage: "Redis URL (redis:// or rediss://, with password and DB number)", Sources: sources(flagRedisURL)},
+		&cli.StringFlag{Name: flagRedisPrefix, Value: rdb.PrefixDefault, Usage: "prefix of every Redis key wxmass writes", Sources: sources(flagRedisPrefix)},
+		&cli.StringFlag{Name: flagWechatBaseURL, Value: wechat.BaseURLDefault, Usage: "base URL of the WeChat API (point it at `wxmass fakewechat` to test)", Sources: sources(flagWechatBaseURL)},
+		&cli.StringFlag{Name: flagWechatFallback, Usage: "comma-separated base URLs to fail over to when the base URL cannot be reached (default: " + fallbackForDefault + " when the base URL is the default, none otherwise)", Sources: sources(flagWechatFallback)},
+		&cli.DurationFlag{Name: flagWechatTimeout, Value: wechat.TimeoutDefault, Usage: "bound on one WeChat API call", Sources: sources(flagWechatTimeout)},
+		&cli.IntFlag{Name: flagWechatMaxConns, Value: wechat.MaxConnsPerHostDefault, Usage: "most concurrent connections to one WeChat host", Sources: sources(flagWechatMaxConns)},
+		&cli.StringFlag{Name: flagAppID, Usage: "the Official Account's appid", Sources: sources(flagAppID)},
+		&cli.StringFlag{Name: flagAppSecretFile, Usage: "file holding the appsecret (or set " + envAppSecret + ")", TakesFile: true, Sources: sources(flagAppSecretFile)},
+		&cli.StringFlag{Name: flagTokenAPI, Value: tokenAPIStable, Usage: "access_token API: stable (cgi-bin/stable_token, recommended) or plain (cgi-bin/token)", Sources: sources(flagTokenAPI)},
+		&cli.StringFlag{Name: flagErrcodeRules, Usage: "YAML file of errcode rules that extend or override the built-in classification", TakesFile: true, Sources: sources(flagErrcodeRules)},
+		&cli.StringFlag{Name: flagQuotaTimezone, Value: quotaTimezoneDefault, Usage: "time zone of WeChat's daily quota reset", Sources: sources(flagQuotaTimezone)},
+		&cli.IntFlag{Name: flagQuotaResetHour, Value: 0, Usage: "hour (0-23) of WeChat's daily quota reset in --quota-timezone", Sources: sources(flagQuotaResetHour)},
+	}
+}
+
+// openRedis connects to --redis-url and checks that Redis answers.
+func openRedis(ctx context.Context, cmd *cli.Command) (*redis.Client, *rdb.RDB, error) {
+	raw := cmd.String(flagRedisURL)
+	opt, err := redis.ParseURL(raw)
+	if err != nil {
+		return nil, nil, usagef("--%s: %w", flagRedisURL, redactURLError(err, raw))
+	}
+	c := redis.NewClient(opt)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := c.Ping(pctx).Err(); err != nil {
+		_ = c.Close()
+		return nil, nil, fmt.Errorf("redis at %s does not answer (start one, or run `make demo` which starts one): %w", redactURL(raw), err)
+	}
+	return c, rdb.New(c, cmd.String(flagRedisPrefix)), nil
+}
+
+// redactURL drops the password from a URL for messages.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+func redactURLError(err error, raw string) error {
+	if u, perr := url.Parse(raw); perr == nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			return errors.New(strings.ReplaceAll(err.Error(), p, "xxxxx"))
+		}
+	}
+	return err
+}
+
+// newWechatClient builds the WeChat client from the flags.
+func newWechatClient(cmd *cli.Command) (*wechat.Client, error) {
+	base := strings.TrimRight(cmd.String(flagWechatBaseURL), "/")
+	urls := []string{base}
+	fallback := cmd.String(flagWechatFallback)
+	if fallback == "" && base == wechat.BaseURLDefault {
+		fallback = fallbackForDefault
+	}
+	for _, f := range strings.Split(fallback, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			urls = append(urls, f)
+		}
+	}
+	for i, u := range urls {
+		p, err := url.Parse(u)
+		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			name := flagWechatBaseURL
+			if i > 0 {
+				name = flagWechatFallback
+			}
+			return nil, usagef("--%s: %q is not an http(s) URL", name, u)
+		}
+	}
+	if cmd.Duration(flagWechatTimeout) <= 0 {
+		return nil, usagef("--%s must be positive", flagWechatTimeout)
+	}
+	return wechat.New(
+		wechat.WithBaseURLs(urls...),
+		wechat.WithHTTPClient(&http.Client{Transport: wechat.NewTransport(int(cmd.Int(flagWechatMaxConns)))}),
+		wechat.WithTimeout(cmd.Duration(flagWechatTimeout)),
+	), nil
+}
+
+// account is one Official Account's credentials.
+type account struct {
+	AppID  string
+	Secret secret.String
+}
+
+// loadAccount reads the appid flag and the appsecret from WXMASS_APPSECRET
+// or --appsecret-file.
+func loadAccount(cmd *cli.Command) (account, error) {
+	a := account{AppID: cmd.String(flagAppID)}
+	if a.AppID == "" {
+		return a, usagef("--%s (%s) is required", flagAppID, envName(flagAppID))
+	}
+	file := cmd.String(flagAppSecretFile)
+	env := os.Getenv(envAppSecret)
+	switch {
+	case file != "" && env != "":
+		return a, usagef("set the appsecret once: %s or --%s, not both", envAppSecret, flagAppSecretFile)
+	case file != "":
+		s, err := secret.FromFile(file)
+		if err != nil {
+			return a, usagef("--%s: %w", flagAppSecretFile, err)
+		}
+		a.Secret = s
+	case env != "":
+		a.Secret = secret.New(strings.TrimSpace(env))
+	default:
+		return a, usagef("the appsecret is missing: set %s or --%s", envAppSecret, flagAppSecretFile)
+	}
+	return a, nil
+}
+
+// tokenFetcher returns the FetchFunc of the configured token API.
+func tokenFetcher(cmd *cli.Command, c *wechat.Client, a account) (wechat.FetchFunc, error) {
+	switch cmd.String(flagTokenAPI) {
+	case tokenAPIStable:
+		return func(ctx context.Context) (wechat.AccessToken, error) {
+			return c.StableToken(ctx, a.AppID, a.Secret, false)
+		}, nil
+	case tokenAPIPlain:
+		return func(ctx context.Context) (wechat.AccessToken, error) {
+			return c.PlainToken(ctx, a.AppID, a.Secret)
+		}, nil
+	default:
+		return nil, usagef("--%s: %q is not stable or plain", flagTokenAPI, cmd.String(flagTokenAPI))
+	}
+}
+
+// newRetryPolicy builds the errcode classification from the built-in table,
+// the operator's rules file and the quota reset settings.
+func newRetryPolicy(cmd *cli.Command) (*retry.Policy, error) {
+	loc, err := time.LoadLocation(cmd.String(flagQuotaTimezone))
+	if err != nil {
+		return nil, usagef("--%s: %w", flagQuotaTimezone, err)
+	}
+	cfg := retry.Config{QuotaLocation: loc, QuotaResetHour: int(cmd.Int(flagQuotaResetHour))}
+	if path := cmd.String(flagErrcodeRules); path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, usagef("--%s: %w", flagErrcodeRules, err)
+		}
+		defer f.Close()
+		rules, err := retry.LoadRules(f)
+		if err != nil {
+			return nil, usagef("--%s %s: %w", flagErrcodeRules, path, err)
+		}
+		cfg.Rules = rules
+	}
+	p, err := retry.New(cfg)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return p, nil
+}

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/urfave/cli/v3"
+
+	"github.com/wxmass/wxmass/internal/redistest"
+	"github.com/wxmass/wxmass/wechat/wechattest"
+)
+
+// binary is the wxmass binary built once for the tests that run it as a
+// separate process, the way users and CI do.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "wxmass-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "wxmass")
+	out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build wxmass: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// run runs the binary from the repository root with env added to a clean
+// environment, and returns its stdout, stderr and exit code.
+func run(t *testing.T, env []string, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Dir = "../.."
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+func redisEnv(t *testing.T) []string {
+	t.Helper()
+	c := redistest.Client(t, redistest.DBCmd)
+	prefix := redistest.Prefix(t, c)
+	opt := redistest.Options(t, redistest.DBCmd)
+	return []string{
+		fmt.Sprintf("WXMASS_REDIS_URL=redis://%s/%d", opt.Addr, opt.DB),
+		"WXMASS_REDIS_PREFIX=" + prefix,
+	}
+}
+
+func TestDemo(t *testing.T) {
+	t.Parallel()
+	stdout, stderr, code := run(t, redisEnv(t), "demo", "--demo-max-wait", "10ms")
+	require.Equal(t, 0, code, "stderr: %s", stderr)
+	require.Contains(t, stdout, "duplicates delivered: 0")
+	require.Contains(t, stdout, "stable_token calls: 2")
+	// Four followers get both messages; the two terminal ones fail with
+	// their errcodes.
+	require.Equal(t, 8, strings.Count(stdout, " sent "), stdout)
+	require.Equal(t, 2, strings.Count(stdout, " 43004 "), stdout)
+	require.Equal(t, 2, strings.Count(stdout, " 48002 "), stdout)
+	require.Contains(t, stdout, "template sends: 9 calls, 4 delivered")
+	require.NotContains(t, stdout+stderr, wechattest.SecretDefault)
+	require.NotContains(t, stdout, "oDEMO0000000000000000000001A", "openids are masked")
+}
+
+func TestFakeWechatServesAndStops(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+
+	cmd := exec.Command(binary, "fakewechat", "--fake-listen", addr, "--fake-config", "testdata/demo/fake.yaml")
+	cmd.Dir = "../.."
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	var stats wechattest.Stats
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + addr + "/fake/stats")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&stats) == nil
+	}, 30*time.Second, 20*time.Millisecond, "fakewechat does not answer: %s", &stderr)
+	require.Contains(t, stats.APIs, "message/template/send")
+
+	resp, err := http.Get("http://" + addr + "/cgi-bin/user/get?access_token=nope")
+	require.NoError(t, err)
+	var body struct{ Errcode int }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	resp.Body.Close()
+	require.Equal(t, 40014, body.Errcode, "a malformed token")
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait(), "a signal stops it cleanly: %s", &stderr)
+}
+
+func TestUsageErrorsExitTwo(t *testing.T) {
+	t.Parallel()
+	env := redisEnv(t)
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"missing appid", nil, []string{"token", "check"}, "--appid (WXMASS_APPID) is required"},
+		{"missing secret", []string{"WXMASS_APPID=wx00000000000fake1"}, []string{"token", "check"}, "the appsecret is missing: set WXMASS_APPSECRET or --appsecret-file"},
+		{"secret file missing", []string{"WXMASS_APPID=wx00000000000fake1", "WXMASS_APPSECRET_FILE=/nonexistent/secret"}, []string{"token", "check"}, "--appsecret-file"},
+		{"bad base url", []string{"WXMASS_APPID=wx00000000000fake1", "WXMASS_APPSECRET=x", "WXMASS_WECHAT_BASE_URL=ftp://x"}, []string{"token", "check"}, `--wechat-base-url: "ftp://x" is not an http(s) URL`},
+		{"bad token api", []string{"WXMASS_APPID=wx00000000000fake1", "WXMASS_APPSECRET=x", "WXMASS_TOKEN_API=magic"}, []string{"token", "check"}, `--token-api: "magic" is not stable or plain`},
+		{"bad log level", []string{"WXMASS_LOG_LEVEL=loud"}, []string{"token", "check"}, `log level "loud"`},
+		{"bad fake config", nil, []string{"fakewechat", "--fake-config", "testdata/demo/recipients.csv"}, "--fake-config testdata/demo/recipients.csv"},
+		{"bad redis url", []string{"WXMASS_REDIS_URL=http://x"}, []string{"token", "check"}, "--redis-url"},
+		{"bad quota zone", nil, []string{"demo", "--quota-timezone", "Mars/Base"}, "--quota-timezone"},
+	}
+	for _, tt := range tests {
+		e := append(append([]string{}, env...), tt.env...)
+		_, stderr, code := run(t, e, tt.args...)
+		require.Equal(t, 2, code, "%s: %s", tt.name, stderr)
+		require.Contains(t, stderr, tt.want, tt.name)
+	}
+}
+
+func TestTokenCheck(t *testing.T) {
+	t.Parallel()
+	fake := wechattest.Start(t, wechattest.Config{})
+	env := append(redisEnv(t), "WXMASS_APPID="+wechattest.AppIDDefault, "WXMASS_WECHAT_BASE_URL="+fake.URL())
+
+	stdout, stderr, code := run(t, append(env, "WXMASS_APPSECRET="+wechattest.SecretDefault), "token", "check")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "expires at:")
+
+	// A secret from a file works the same; the stored token is reused.
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "s"), []byte(wechattest.SecretDefault+"\n"), 0o600))
+	_, stderr, code = run(t, append(env, "WXMASS_APPSECRET_FILE="+filepath.Join(dir, "s")), "token", "check")
+	require.Equal(t, 0, code, stderr)
+	require.EqualValues(t, 1, fake.Stats().APIs["stable_token"].Calls)
+
+	// A wrong secret is a clear failure that never prints the secret.
+	wrongEnv := append(redisEnv(t), "WXMASS_APPID="+wechattest.AppIDDefault, "WXMASS_WECHAT_BASE_URL="+fake.URL(), "WXMASS_APPSECRET=the-wrong-secret-xyz")
+	stdout, stderr, code = run(t, wrongEnv, "token", "check")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "errcode 40125 (appsecret invalid)")
+	require.NotContains(t, stdout+stderr, "the-wrong-secret-xyz")
+}
+
+// TestReadmeDocumentsEveryFlag keeps the README's configuration table true:
+// every flag of every command, and its environment variable, is there.
+func TestReadmeDocumentsEveryFlag(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	var walk func(c *cli.Command)
+	walk = func(c *cli.Command) {
+		for _, f := range c.Flags {
+			for _, name := range f.Names() {
+				if name == "help" || name == "h" || name == "version" || name == "v" {
+					continue
+				}
+				require.Contains(t, string(readme), "--"+name, "README lacks flag --%s", name)
+				require.Contains(t, string(readme), envName(name), "README lacks %s", envName(name))
+			}
+		}
+		for _, sub := range c.Commands {
+			walk(sub)
+		}
+	}
+	walk((&app{}).command())
+	require.Contains(t, string(readme), envAppSecret)
+	// Every WXMASS_ variable the README names exists.
+	for _, m := range regexp.MustCompile(`WXMASS_[A-Z_]+`).FindAllString(string(readme), -1) {
+		known := m == envAppSecret || m == "WXMASS_PRIVATE_REDIS"
+		for _, name := range allFlagNames((&app{}).command()) {
+			if envName(name) == m {
+				known = true
+			}
+		}
+		require.True(t, known, "README names %s, which no flag reads", m)
+	}
+}
+
+func allFlagNames(c *cli.Command) []string {
+	var names []string
+	for _, f := range c.Flags {
+		names = append(names, f.Names()...)
+	}
+	for _, sub := range c.Commands {
+		names = append(names, allFlagNames(sub)...)
+	}
+	return names
+}

@@ -1,0 +1,119 @@
+package wechattest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// controlPrefix is the path prefix of the fake's own endpoints.
+const controlPrefix = "/fake/"
+
+// deliveriesChunk is how many deliveries /fake/deliveries copies under the
+// recorder's lock at a time.
+const deliveriesChunk = 4096
+
+// serveControl serves the /fake/ endpoints listed in the package doc. They
+// answer JSON; errors are HTTP 400 or 405 with {"error":"..."}.
+func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
+	route := r.URL.Path[len(controlPrefix):]
+	switch route {
+	case "stats":
+		if allow(w, r, http.MethodGet) {
+			writeControlJSON(w, http.StatusOK, s.Stats())
+		}
+	case "deliveries":
+		if allow(w, r, http.MethodGet) {
+			s.writeDeliveries(w)
+		}
+	case "invalidate-tokens":
+		if allow(w, r, http.MethodPost) {
+			s.InvalidateTokens()
+			writeControlJSON(w, http.StatusOK, map[string]bool{"ok": true})
+		}
+	case "reset-quotas":
+		if allow(w, r, http.MethodPost) {
+			s.ResetQuotas()
+			writeControlJSON(w, http.StatusOK, map[string]bool{"ok": true})
+		}
+	case "faults":
+		switch r.Method {
+		case http.MethodGet:
+			writeControlJSON(w, http.StatusOK, s.Faults())
+		case http.MethodPost:
+			f, err := decodeFaults(r.Body)
+			if err == nil {
+				err = s.SetFaults(f)
+			}
+			if err != nil {
+				writeControlJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+				return
+			}
+			writeControlJSON(w, http.StatusOK, s.Faults())
+		default:
+			w.Header().Set("Allow", "GET, POST")
+			writeControlJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed"})
+		}
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// allow answers 405 and returns false unless r uses method.
+func allow(w http.ResponseWriter, r *http.Request, method string) bool {
+	if r.Method == method {
+		return true
+	}
+	w.Header().Set("Allow", method)
+	writeControlJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed"})
+	return false
+}
+
+// decodeFaults decodes exactly one JSON Faults object from body.
+func decodeFaults(body io.Reader) (Faults, error) {
+	raw, err := io.ReadAll(io.LimitReader(body, MaxBodyBytes))
+	if err != nil {
+		return Faults{}, fmt.Errorf("read faults: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	var f Faults
+	if err := dec.Decode(&f); err != nil {
+		return Faults{}, fmt.Errorf("decode faults: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Faults{}, errors.New("decode faults: data after the object")
+	}
+	return f, nil
+}
+
+func writeControlJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status, body = http.StatusInternalServerError, []byte(`{"error":"encode"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// writeDeliveries streams every delivery as NDJSON, copying them in chunks
+// so that senders are not blocked for long.
+func (s *Server) writeDeliveries(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	n := s.rec.count()
+	for from := 0; from < n; from += deliveriesChunk {
+		for _, d := range s.rec.slice(from, min(from+deliveriesChunk, n)) {
+			if err := enc.Encode(d); err != nil {
+				return // The client went away.
+			}
+		}
+	}
+	_ = bw.Flush() // As above: nobody is left to tell.
+}

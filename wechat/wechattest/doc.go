@@ -1,0 +1,46 @@
+// Package wechattest is a strict, fast, fault-injecting fake of the WeChat
+// Official Account server API, served over real HTTP.
+//
+// Tests start it in-process with Start, which wraps an httptest.Server; the
+// `wxmass fakewechat` command serves it with Server.Run. Either way the fake
+// is an http.Handler that answers like api.weixin.qq.com: HTTP 200 with a JSON
+// body, {"errcode":N,"errmsg":"... rid: xxxxxxxx-xxxxxxxx-xxxxxxxx"} for
+// errors and the documented success bodies otherwise.
+//
+// # Endpoints
+//
+// Below /cgi-bin/ the fake serves stable_token, token, message/template/send,
+// message/custom/send, message/subscribe/bizsend, user/get, user/tag/get and
+// openapi/quota/get. Every other /cgi-bin/ path answers HTTP 404. Below
+// /fake/ it serves control and report endpoints that are not part of WeChat:
+//
+//	GET  /fake/stats              Stats as JSON
+//	GET  /fake/deliveries         every accepted delivery, one JSON object a line
+//	POST /fake/invalidate-tokens  Server.InvalidateTokens
+//	POST /fake/reset-quotas       Server.ResetQuotas
+//	GET  /fake/faults             the current Faults as JSON
+//	POST /fake/faults             Server.SetFaults with a JSON Faults body
+//
+// # Strictness
+//
+// A fake that accepts what WeChat rejects proves nothing, so request bodies
+// are parsed by a parser of the package's own (not the wechat client's
+// types): keys match exactly and case-sensitively, duplicate keys and wrong
+// JSON types are errors, \u escapes are refused with 40033 and template
+// keyword values are checked against WeChat's per-keyword rules (47003).
+// Where WeChat's behaviour is not documented the fake chooses the stricter
+// answer and says so in the doc comment of the rule.
+//
+// # Time
+//
+// All time comes from Config.NowFunc, so tests drive token expiry, the
+// client_msg_id window, daily quota resets and the one-second windows with a
+// ManualClock instead of sleeping. Config.TimeScale shortens WeChat's
+// documented durations (token lifetime, overlap, dedupe window) for demos.
+//
+// # API names
+//
+// Stats, Deliveries and Config.Limits name an API by its path below
+// /cgi-bin/, such as "message/template/send". These are the same strings as
+// the API* constants of package wechat.
+package wechattest

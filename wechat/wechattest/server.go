@@ -1,0 +1,440 @@
+package wechattest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// MsgIDBase is the smallest msgid template/send answers. Like WeChat's it is
+// above 2^53, so a client that decodes msgids as float64 loses digits.
+const MsgIDBase int64 = 3717005636572528642
+
+// ShutdownTimeoutDefault bounds how long Run waits for answers in flight
+// after its context ends.
+const ShutdownTimeoutDefault = 5 * time.Second
+
+// Server is the fake WeChat API. It is an http.Handler; Start serves it for
+// a test and Run for a command. All its methods are safe for concurrent use.
+type Server struct {
+	set      *settings
+	accounts map[string]*account
+	tokens   *tokenStore
+
+	followers *followerList
+	tags      map[int64]*tagList
+
+	templates    map[string]string // allowed template id -> canonical string
+	subTemplates map[string]string
+	mediaIDs     map[string]bool // nil accepts any
+	kfAccounts   map[string]bool // nil accepts any name@domain
+
+	faults *faultInjector
+	dedupe *dedupeTable
+	rec    *recorder
+	stats  [apiCount]apiStats
+
+	msgIDBase int64
+	msgIDSeq  atomic.Int64
+	ridSalt   uint32
+	ridSeq    atomic.Uint32
+
+	url      atomic.Pointer[string]
+	bufs     sync.Pool
+	slowHook atomic.Pointer[func(completed bool)] // for tests
+}
+
+// account is an Account with its live state.
+type account struct {
+	Account
+	heads    [tokenKinds]tokenHead // guarded by tokenStore.mu
+	limiters [apiCount]*limiter
+}
+
+// New validates cfg and returns a Server. Errors are *ConfigError values
+// naming the field.
+func New(cfg Config) (*Server, error) {
+	set, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	followers, err := newFollowerList(set.seed, set.followers, set.followerIDs)
+	if err != nil {
+		return nil, err
+	}
+	now := set.now()
+	s := &Server{
+		set:          set,
+		accounts:     make(map[string]*account, len(set.accounts)),
+		followers:    followers,
+		tags:         newTagLists(set.tags),
+		templates:    canonical(set.templateIDs),
+		subTemplates: canonical(set.subTemplateIDs),
+		faults:       newFaultInjector(set.seed, set.faults),
+		dedupe:       newDedupeTable(set.dedupeWindow),
+		rec:          newRecorder(),
+		// Distinct per start second, so that msgids of a restarted fake do
+		// not collide with those a client stored before.
+		msgIDBase: MsgIDBase + (now.Unix()%(1<<30))<<24,
+		ridSalt:   rand.New(rand.NewPCG(uint64(set.seed), 1)).Uint32(),
+	}
+	if len(set.mediaIDs) > 0 {
+		s.mediaIDs = make(map[string]bool, len(set.mediaIDs))
+		for _, id := range set.mediaIDs {
+			s.mediaIDs[id] = true
+		}
+	}
+	if len(set.kfAccounts) > 0 {
+		s.kfAccounts = make(map[string]bool, len(set.kfAccounts))
+		for _, kf := range set.kfAccounts {
+			s.kfAccounts[kf] = true
+		}
+	}
+	s.tokens = &tokenStore{
+		entries: make(map[string]*tokenEntry),
+		ttl:     set.tokenTTL,
+		overlap: set.tokenOverlap,
+		spacing: set.forceSpacing,
+		loc:     set.loc,
+	}
+	for _, a := range set.accounts {
+		acct := &account{Account: a}
+		for id := range acct.limiters {
+			acct.limiters[id] = newLimiter(set.limits[apiID(id)])
+		}
+		s.accounts[a.AppID] = acct
+		s.tokens.accounts = append(s.tokens.accounts, acct)
+	}
+	s.bufs.New = func() any { return new(exchange) }
+	return s, nil
+}
+
+func canonical(ids []string) map[string]string {
+	m := make(map[string]string, len(ids))
+	for _, id := range ids {
+		m[id] = id
+	}
+	return m
+}
+
+// Start serves a new Server for the test on an httptest.Server, which it
+// closes in tb.Cleanup after ending the contexts of requests in flight. It
+// fails the test when cfg is invalid.
+func Start(tb testing.TB, cfg Config) *Server {
+	tb.Helper()
+	s, err := New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ts := httptest.NewUnstartedServer(s)
+	ts.Config.BaseContext = func(net.Listener) context.Context { return ctx }
+	ts.Start()
+	s.setURL(ts.URL)
+	tb.Cleanup(func() {
+		cancel()
+		ts.Close()
+	})
+	return s
+}
+
+// Run serves the fake on ln until ctx ends, then shuts down: it stops
+// accepting, ends the contexts of requests in flight (so slow answers give
+// up) and waits up to ShutdownTimeoutDefault for the rest. It returns nil
+// after a shutdown caused by ctx.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	s.setURL("http://" + ln.Addr().String())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve fake wechat: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeoutDefault)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close() // Shutdown already failed; report that error.
+		<-served
+		return fmt.Errorf("shut down fake wechat: %w", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve fake wechat: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) setURL(u string) { s.url.Store(&u) }
+
+// URL returns the base URL the server is served at, such as
+// "http://127.0.0.1:43521", or "" before Start or Run. Clients append
+// "/cgi-bin/...".
+func (s *Server) URL() string {
+	if u := s.url.Load(); u != nil {
+		return *u
+	}
+	return ""
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		APIs:                make(map[string]APIStats, apiCount),
+		Deliveries:          int64(s.rec.count()),
+		DuplicatesDelivered: s.rec.dups.Load(),
+	}
+	for id := apiID(0); id < apiCount; id++ {
+		st.APIs[id.name()] = s.stats[id].snapshot()
+	}
+	return st
+}
+
+// Deliveries returns a copy of every recorded delivery in the order they
+// were accepted.
+func (s *Server) Deliveries() []Delivery {
+	return s.rec.slice(0, s.rec.count())
+}
+
+// InvalidateTokens revokes every access_token of every account; using one
+// answers 40001, and the next token call issues a new one.
+func (s *Server) InvalidateTokens() { s.tokens.invalidate() }
+
+// ResetQuotas zeroes every account's daily call counts and force_refresh
+// counts, as WeChat's clear_quota does.
+func (s *Server) ResetQuotas() {
+	for _, a := range s.accounts {
+		for _, l := range a.limiters {
+			l.reset()
+		}
+	}
+	s.tokens.resetForce()
+}
+
+// SetFaults replaces the fault rates. It returns an error naming the field
+// when a rate is not in [0, 1] or SlowDelay is negative, and then keeps the
+// old rates.
+func (s *Server) SetFaults(f Faults) error {
+	f, ferr := f.withDefaults()
+	if ferr != nil {
+		return fmt.Errorf("wechattest: Faults.%s: %s", ferr.field, ferr.reason)
+	}
+	s.faults.cur.Store(&f)
+	return nil
+}
+
+// Faults returns the current fault rates.
+func (s *Server) Faults() Faults { return *s.faults.cur.Load() }
+
+// FollowerOpenIDs returns the openids of all followers in user/get order:
+// the generated ones, then Config.FollowerIDs.
+func (s *Server) FollowerOpenIDs() []string { return s.followers.all() }
+
+// exchange holds one request's buffers; it is pooled.
+type exchange struct {
+	body []byte
+	out  []byte
+}
+
+// exchangeKeepMax is the largest buffer returned to the pool.
+const exchangeKeepMax = 64 << 10
+
+func (s *Server) getExchange() *exchange { return s.bufs.Get().(*exchange) }
+
+func (s *Server) putExchange(x *exchange) {
+	if cap(x.body) > exchangeKeepMax || cap(x.out) > exchangeKeepMax {
+		return
+	}
+	x.body, x.out = x.body[:0], x.out[:0]
+	s.bufs.Put(x)
+}
+
+// errBodyTooLarge is a request body over MaxBodyBytes.
+var errBodyTooLarge = errors.New("wechattest: request body too large")
+
+// readBody reads r into x.body, at most MaxBodyBytes.
+func (x *exchange) readBody(r io.Reader) error {
+	x.body = x.body[:0]
+	for {
+		if len(x.body) == cap(x.body) {
+			x.body = append(x.body, 0)[:len(x.body)]
+		}
+		n, err := r.Read(x.body[len(x.body):cap(x.body)])
+		x.body = x.body[:len(x.body)+n]
+		if len(x.body) > MaxBodyBytes {
+			return errBodyTooLarge
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read body: %w", err)
+		}
+	}
+}
+
+// outcome is how a call was answered, for the statistics. A successful
+// handler has appended its answer body to exchange.out.
+type outcome struct {
+	code     int    // errcode; 0 is success
+	msg      string // errmsg without rid; "" is errmsg(code)
+	msgid    int64  // template/send
+	accepted bool   // a delivery was recorded
+	deduped  bool   // answered from the client_msg_id window
+	issued   bool   // a new access_token was issued
+}
+
+// ServeHTTP serves the WeChat APIs below /cgi-bin/ and the control
+// endpoints below /fake/. Other paths answer 404.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if id, ok := apiByPath(r.URL.Path); ok {
+		s.serveAPI(w, r, id)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, controlPrefix) {
+		s.serveControl(w, r)
+		return
+	}
+	http.NotFound(w, r)
+}
+
+// serveAPI runs one WeChat API call: method, body, faults, token, limits,
+// the API's own handler, then the slow and drop faults.
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, id apiID) {
+	st := &s.stats[id]
+	st.calls.Add(1)
+	now := st.peak.observe(s.set.now)
+	x := s.getExchange()
+	defer s.putExchange(x)
+
+	if r.Method != id.method() {
+		code := 43002
+		if id.method() == http.MethodGet {
+			code = 43001
+		}
+		s.finish(w, r, x, st, outcome{code: code}, faultDraw{}, now)
+		return
+	}
+	if r.Method == http.MethodPost {
+		if err := x.readBody(r.Body); err != nil {
+			// Too large, or the client went away mid-body.
+			s.finish(w, r, x, st, outcome{code: 47001}, faultDraw{}, now)
+			return
+		}
+	}
+	var fault faultDraw
+	if id.isSend() {
+		fault = s.faults.draw()
+		if fault.status != 0 {
+			st.http5xx.Add(1)
+			write5xx(w, fault.status)
+			return
+		}
+		if fault.invalidate {
+			st.invalidate.Add(1)
+			s.InvalidateTokens()
+		}
+	}
+	s.finish(w, r, x, st, s.handle(x, r, id, fault, now), fault, now)
+}
+
+// handle answers a call whose method and body were read, by appending the
+// success body to x.out or returning an errcode.
+func (s *Server) handle(x *exchange, r *http.Request, id apiID, fault faultDraw, now time.Time) outcome {
+	switch id {
+	case apiStableToken:
+		return s.stableToken(x, now)
+	case apiToken:
+		return s.plainToken(x, r.URL.RawQuery, now)
+	}
+	acct, code := s.tokens.check(queryValue(r.URL.RawQuery, "access_token"), now)
+	if code != 0 {
+		return outcome{code: code}
+	}
+	if code := acct.limiters[id].admit(now, s.set.loc); code != 0 {
+		return outcome{code: code}
+	}
+	if fault.sysErr {
+		s.stats[id].sysErr.Add(1)
+		return outcome{code: -1}
+	}
+	switch id {
+	case apiTemplateSend:
+		return s.templateSend(x, acct, now)
+	case apiCustomSend:
+		return s.customSend(x, acct, now)
+	case apiBizSend:
+		return s.bizSend(x, acct, now)
+	case apiUserGet:
+		return s.userGet(x, r.URL.RawQuery)
+	case apiTagGet:
+		return s.tagGet(x)
+	case apiQuotaGet:
+		return s.quotaGet(x, acct, now)
+	}
+	return outcome{code: -1, msg: "unhandled api " + id.name()}
+}
+
+// finish counts the outcome and writes the answer, after the slow and drop
+// faults.
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, x *exchange, st *apiStats, out outcome, fault faultDraw, now time.Time) {
+	if out.code != 0 {
+		x.out = s.appendError(x.out[:0], out.code, out.msg, now)
+	}
+	if out.issued {
+		st.tokensIssued.Add(1)
+	}
+	st.count(&out)
+	if fault.slow > 0 {
+		st.slow.Add(1)
+		completed := wait(r.Context(), fault.slow)
+		if h := s.slowHook.Load(); h != nil {
+			(*h)(completed)
+		}
+		if !completed {
+			return
+		}
+	}
+	if fault.drop {
+		st.drop.Add(1)
+		dropConnection(w)
+		return
+	}
+	writeBody(w, x.out)
+}
+
+// queryValue returns the first value of key in a raw URL query, unescaped.
+// It avoids url.ParseQuery's map on the hot path.
+func queryValue(rawQuery, key string) string {
+	for rawQuery != "" {
+		var pair string
+		pair, rawQuery, _ = strings.Cut(rawQuery, "&")
+		k, v, _ := strings.Cut(pair, "=")
+		if k != key {
+			continue
+		}
+		if strings.ContainsAny(v, "%+") {
+			if u, err := url.QueryUnescape(v); err == nil {
+				return u
+			}
+		}
+		return v
+	}
+	return ""
+}

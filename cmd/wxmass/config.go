@@ -141,16 +141,16 @@ func newWechatClient(cmd *cli.Command) (*wechat.Client, error) {
 	), nil
 }
 
-// account is one Official Account's credentials.
-type account struct {
+// credentials are one Official Account's appid and appsecret.
+type credentials struct {
 	AppID  string
 	Secret secret.String
 }
 
 // loadAccount reads the appid flag and the appsecret from WXMASS_APPSECRET
 // or --appsecret-file.
-func loadAccount(cmd *cli.Command) (account, error) {
-	a := account{AppID: cmd.String(flagAppID)}
+func loadAccount(cmd *cli.Command) (credentials, error) {
+	a := credentials{AppID: cmd.String(flagAppID)}
 	if a.AppID == "" {
 		return a, usagef("--%s (%s) is required", flagAppID, envName(flagAppID))
 	}
@@ -174,7 +174,7 @@ func loadAccount(cmd *cli.Command) (account, error) {
 }
 
 // tokenFetcher returns the FetchFunc of the configured token API.
-func tokenFetcher(cmd *cli.Command, c *wechat.Client, a account) (wechat.FetchFunc, error) {
+func tokenFetcher(cmd *cli.Command, c *wechat.Client, a credentials) (wechat.FetchFunc, error) {
 	switch cmd.String(flagTokenAPI) {
 	case tokenAPIStable:
 		return func(ctx context.Context) (wechat.AccessToken, error) {

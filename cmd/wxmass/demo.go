@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,53 +15,57 @@ import (
 	"github.com/urfave/cli/v3"
 	"go.uber.org/zap"
 
+	"github.com/wxmass/wxmass/campaigns"
+	"github.com/wxmass/wxmass/internal/rdb"
 	"github.com/wxmass/wxmass/internal/secret"
-	"github.com/wxmass/wxmass/monitoring"
 	"github.com/wxmass/wxmass/retry"
 	"github.com/wxmass/wxmass/wechat"
 	"github.com/wxmass/wxmass/wechat/wechattest"
+	"github.com/wxmass/wxmass/worker"
 )
 
 const (
 	flagDemoAudience = "demo-audience"
 	flagDemoFake     = "demo-fake-config"
-	flagDemoMaxWait  = "demo-max-wait"
+	flagDemoWorkers  = "demo-workers"
+	flagDemoTimeout  = "demo-timeout"
 )
 
 func (a *app) demoCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "demo",
-		Usage: "send a template and a customer-service message to sample recipients through a fake WeChat with faults on, and print each outcome",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: flagDemoAudience, Value: "testdata/demo/recipients.csv", Usage: "CSV of openid,name", TakesFile: true, Sources: sources(flagDemoAudience)},
+		Name: "demo",
+		Usage: "run a whole campaign against an in-process fake WeChat with faults on: upload an audience file, " +
+			"send through workers under the rate limit, and print the report",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: flagDemoAudience, Value: "testdata/demo/audience.csv", Usage: "CSV audience (openid,name,order)", TakesFile: true, Sources: sources(flagDemoAudience)},
 			&cli.StringFlag{Name: flagDemoFake, Value: "testdata/demo/fake.yaml", Usage: "configuration of the in-process fake WeChat", TakesFile: true, Sources: sources(flagDemoFake)},
-			&cli.DurationFlag{Name: flagDemoMaxWait, Value: time.Second, Usage: "longest pause between retries (the real backoff can be longer; the demo keeps it short)", Sources: sources(flagDemoMaxWait)},
-		},
+			&cli.IntFlag{Name: flagDemoWorkers, Value: 2, Usage: "worker servers to run in the demo process (each as a separate worker process would)", Sources: sources(flagDemoWorkers)},
+			&cli.DurationFlag{Name: flagDemoTimeout, Value: 5 * time.Minute, Usage: "give up if the run has not completed by then", Sources: sources(flagDemoTimeout)},
+		}, pipelineFlags()...),
 		Action: a.runDemo,
 	}
 }
 
-type recipient struct{ openid, name string }
-
 func (a *app) runDemo(ctx context.Context, cmd *cli.Command) error {
 	out := cmd.Root().Writer
-	recipients, err := readDemoAudience(cmd.String(flagDemoAudience))
-	if err != nil {
-		return err
-	}
 	fakeCfg, err := loadFakeConfig(cmd.String(flagDemoFake))
 	if err != nil {
 		return err
 	}
-	policy, err := newRetryPolicy(cmd)
-	if err != nil {
+	if _, err := newRetryPolicy(cmd); err != nil {
 		return err
 	}
-	rc, r, err := openRedis(ctx, cmd)
+	audience, err := os.Open(cmd.String(flagDemoAudience))
 	if err != nil {
-		return err
+		return usagef("--%s: %w (run the demo from the repository's root, or `make demo`)", flagDemoAudience, err)
 	}
-	defer rc.Close()
+	defer audience.Close()
+	if !cmd.IsSet(flagRate) {
+		// The demo's fake allows 500 template sends a second.
+		if err := cmd.Set(flagRate, "400"); err != nil {
+			return err
+		}
+	}
 
 	// The fake WeChat, in this process, on a free port.
 	fake, err := wechattest.New(fakeCfg)
@@ -72,7 +76,7 @@ func (a *app) runDemo(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	fctx, stopFake := context.WithCancel(ctx)
+	fctx, stopFake := context.WithCancel(context.WithoutCancel(ctx))
 	fakeDone := make(chan error, 1)
 	go func() { fakeDone <- fake.Run(fctx, ln) }()
 	defer func() {
@@ -81,175 +85,162 @@ func (a *app) runDemo(ctx context.Context, cmd *cli.Command) error {
 			a.log.Error("fake wechat", zap.Error(err))
 		}
 	}()
-
-	client := wechat.New(wechat.WithBaseURLs("http://" + ln.Addr().String()))
-	defer client.CloseIdleConnections()
-	acct := account{AppID: wechattest.AppIDDefault, Secret: secret.New(wechattest.SecretDefault)}
+	fakeURL := "http://" + ln.Addr().String()
+	acct := credentials{AppID: wechattest.AppIDDefault, Secret: secret.New(wechattest.SecretDefault)}
 	if len(fakeCfg.Accounts) > 0 {
-		acct = account{AppID: fakeCfg.Accounts[0].AppID, Secret: secret.New(fakeCfg.Accounts[0].Secret)}
+		acct = credentials{AppID: fakeCfg.Accounts[0].AppID, Secret: secret.New(fakeCfg.Accounts[0].Secret)}
 	}
-	// A fresh key prefix per demo run, so runs never see each other's tokens.
-	demoRDB := r.WithPrefix(fmt.Sprintf("%s:demo:%d", cmd.String(flagRedisPrefix), time.Now().UnixNano()))
-	tokens, err := wechat.NewTokenCache(demoRDB, wechat.TokenCacheConfig{
-		AppID: acct.AppID,
-		Fetch: func(ctx context.Context) (wechat.AccessToken, error) {
-			return client.StableToken(ctx, acct.AppID, acct.Secret, false)
-		},
-		Logger: a.log.Named("token"),
-	})
-	if err != nil {
-		return err
-	}
-	defer demoRDB.DeleteAccount(context.WithoutCancel(ctx), acct.AppID)
 
-	fmt.Fprintf(out, "wxmass demo: fake WeChat at http://%s (faults: %s), Redis at %s\n\n",
-		ln.Addr(), describeFaults(fake.Faults()), redactURL(cmd.String(flagRedisURL)))
-	run := time.Now().UTC().Format("20060102T150405")
-	s := &demoSender{log: a.log.Named("demo"), policy: policy, maxWait: cmd.Duration(flagDemoMaxWait)}
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "RECIPIENT\tKIND\tOUTCOME\tERRCODE\tCLASS\tATTEMPTS\tDETAIL")
-	for i, rcp := range recipients {
-		if i == len(recipients)/2 {
-			// Half way, every token is invalidated, as if another system had
-			// refreshed it: the next send gets 40001, refreshes once and retries.
-			fake.InvalidateTokens()
-			fmt.Fprintln(tw, "--\t--\t\t\t\t\t(the fake invalidates every access_token here: the next send gets 40001, refreshes once, retries)")
+	// The workers, each with its own clients, as separate processes.
+	n := max(1, int(cmd.Int(flagDemoWorkers)))
+	var rts []*runtime
+	var srvs []*worker.Server
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), cmd.Duration(flagShutdownTimeout)+5*time.Second)
+		defer cancel()
+		for _, s := range srvs {
+			_ = s.Stop(sctx)
 		}
-		tpl := &wechat.TemplateMessage{
-			ToUser:      rcp.openid,
-			TemplateID:  wechattest.TemplateIDDefault,
-			URL:         "https://example.com/orders?id=" + fmt.Sprint(1000+i) + "&from=wxmass",
-			ClientMsgID: "demo:" + run + ":" + rcp.openid,
-			Data: map[string]wechat.TemplateValue{
-				"thing1": {Value: rcp.name + "，您的订单已发货"},
-				"time2":  {Value: time.Now().In(shanghai()).Format("2006-01-02 15:04")},
+		for _, rt := range rts {
+			rt.close()
+		}
+	}()
+	for range n {
+		wc := wechat.New(wechat.WithBaseURLs(fakeURL))
+		defer wc.CloseIdleConnections()
+		fetch := func(ctx context.Context) (wechat.AccessToken, error) {
+			return wc.StableToken(ctx, acct.AppID, acct.Secret, false)
+		}
+		rt, err := a.newRuntime(ctx, cmd, account0{AppID: acct.AppID, Fetch: fetch}, wc)
+		if err != nil {
+			return err
+		}
+		rts = append(rts, rt)
+		srv := worker.NewServer(rt.asynqOpt, rt.worker, worker.ServerConfig{Concurrency: int(cmd.Int(flagConcurrency))})
+		if err := srv.Start(ctx); err != nil {
+			return err
+		}
+		srvs = append(srvs, srv)
+	}
+	rt := rts[0]
+
+	fmt.Fprintf(out, "wxmass demo: fake WeChat at %s (faults: %s), Redis at %s, %d workers, rate %.0f/s\n",
+		fakeURL, describeFaults(fake.Faults()), redactURL(cmd.String(flagRedisURL)), n, cmd.Float(flagRate))
+
+	c := &campaigns.Campaign{
+		Name:    "demo: order shipped",
+		Account: acct.AppID,
+		Kind:    campaigns.KindTemplate,
+		Template: &campaigns.TemplateSpec{
+			TemplateID: wechattest.TemplateIDDefault,
+			URL:        "https://example.com/orders?from=wxmass&campaign=demo",
+			Data: map[string]string{
+				"thing1":            "{{.name}}，您的订单已发货",
+				"character_string2": "{{.order}}",
+				"time3":             time.Now().In(shanghai()).Format("2006-01-02 15:04"),
 			},
-		}
-		res := s.send(ctx, true, func(ctx context.Context) (string, error) {
-			id, err := client.SendTemplate(ctx, tokens, tpl)
-			return fmt.Sprint("msgid ", id), err
-		})
-		res.print(tw, rcp.openid, "template")
-		cs := &wechat.CustomMessage{ToUser: rcp.openid, MsgType: wechat.MsgTypeText, Text: &wechat.Text{Content: rcp.name + "，您好！订单 " + fmt.Sprint(1000+i) + " 已发货。"}}
-		res = s.send(ctx, false, func(ctx context.Context) (string, error) {
-			return "", client.SendCustom(ctx, tokens, cs)
-		})
-		res.print(tw, rcp.openid, "custom")
+		},
+		Audience: campaigns.AudienceSpec{Source: campaigns.SourceFile, Variables: []string{"name", "order"}},
 	}
-	if err := tw.Flush(); err != nil {
+	if err := rt.store.Create(ctx, c); err != nil {
+		return err
+	}
+	up, err := rt.store.UploadAudience(ctx, c.ID, audience, campaigns.FormatCSV)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "campaign %s: %d recipients uploaded (%d lines, %d duplicates, %d invalid)\n",
+		c.ID, up.Stored, up.Report.Lines, up.Report.Duplicates, up.Report.Invalid+up.Report.InvalidOpenIDs)
+	run, err := rt.producer.Start(ctx, c.ID)
+	if err != nil {
 		return err
 	}
 
-	st := fake.Stats()
-	tpl, cst, tok := st.APIs[wechat.APITemplateSend], st.APIs[wechat.APICustomSend], st.APIs[wechat.APIStableToken]
-	fmt.Fprintf(out, "\nWhat the fake WeChat recorded:\n")
-	fmt.Fprintf(out, "  template sends: %d calls, %d delivered, %d answered from the client_msg_id window\n", tpl.Calls, tpl.Accepted, tpl.Deduped)
-	fmt.Fprintf(out, "  custom sends:   %d calls, %d delivered\n", cst.Calls, cst.Accepted)
-	fmt.Fprintf(out, "  duplicates delivered: %d\n", st.DuplicatesDelivered)
-	fmt.Fprintf(out, "  stable_token calls: %d (one fetch, one refresh after the invalidation)\n", tok.Calls)
-	return ctx.Err()
-}
-
-// demoSender sends one message with the retry policy, the way a worker does
-// within one task (the campaign pipeline replaces this loop).
-type demoSender struct {
-	log     *zap.Logger
-	policy  *retry.Policy
-	maxWait time.Duration
-}
-
-type demoResult struct {
-	outcome  string
-	decision retry.Decision
-	attempts int
-	detail   string
-	retried  []string // why each retry happened
-}
-
-// send calls fn until the policy says stop. Without a dedupe key (custom
-// sends) an ambiguous failure is not retried: it might have been delivered.
-func (s *demoSender) send(ctx context.Context, deduped bool, fn func(context.Context) (string, error)) demoResult {
-	var retried []string
-	for attempt := 0; ; attempt++ {
-		detail, err := fn(ctx)
-		d := s.policy.Decide(err, attempt, time.Now())
-		res := demoResult{decision: d, attempts: attempt + 1, detail: detail, retried: retried}
-		switch {
-		case d.Action == retry.ActionSucceed:
-			res.outcome = "sent"
-			return res
-		case d.Action == retry.ActionRetry && d.Ambiguous && !deduped:
-			res.outcome = "unknown"
-			res.detail = "ambiguous failure, not retried: no dedupe key (" + d.Meaning + ")"
-			return res
-		case d.Action == retry.ActionRetry:
-			wait := min(d.Delay, s.maxWait)
-			why := d.Meaning
-			if d.Code != 0 {
-				why = fmt.Sprintf("%d %s", d.Code, d.Meaning)
-			}
-			retried = append(retried, why)
-			s.log.Debug("retrying", zap.Int("errcode", d.Code), zap.String("class", d.Class.String()),
-				zap.Int("attempt", attempt+1), zap.Duration("delay", d.Delay), zap.Error(err))
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				res.outcome, res.detail = "cancelled", ctx.Err().Error()
-				return res
-			case <-t.C:
-			}
-		case d.Action == retry.ActionPause:
-			res.outcome, res.detail = "paused", "quota until "+d.Until.Format(time.RFC3339)
-			return res
-		case d.Action == retry.ActionStopCampaign:
-			res.outcome, res.detail = "stopped", d.Meaning
-			return res
-		default:
-			res.outcome, res.detail = "failed", d.Meaning
-			return res
+	// Half way, every token is invalidated, as if another system had
+	// refreshed it: the sends in flight get 40001, one worker refreshes, all
+	// retry once.
+	invalidated := false
+	deadline := time.Now().Add(cmd.Duration(flagDemoTimeout))
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var rec rdb.RunRecord
+	for {
+		rec, err = rt.rdb.GetRun(ctx, c.ID, run)
+		if err != nil {
+			return err
 		}
-	}
-}
-
-func (r demoResult) print(w io.Writer, openid, kind string) {
-	code := ""
-	if r.decision.Code != 0 {
-		code = fmt.Sprint(r.decision.Code)
-	}
-	detail := r.detail
-	if len(r.retried) > 0 {
-		detail += " (retried after: " + strings.Join(r.retried, "; ") + ")"
-	}
-	fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", monitoring.MaskOpenID(openid), kind, r.outcome, code, r.decision.Class, r.attempts, strings.TrimSpace(detail))
-}
-
-func readDemoAudience(path string) ([]recipient, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, usagef("--%s: %w (run the demo from the repository's root, or `make demo`)", flagDemoAudience, err)
-	}
-	defer f.Close()
-	cr := csv.NewReader(f)
-	cr.FieldsPerRecord = 2
-	var out []recipient
-	for line := 1; ; line++ {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
+		fmt.Fprintf(out, "  %s: %d/%d settled (%d sent, %d failed)\n", rec.State, rec.Settled(), rec.Size, rec.Counters["sent"], rec.Counters["failed"])
+		if rec.Size >= 0 && rec.Settled() >= rec.Size {
 			break
 		}
-		if err != nil {
-			return nil, usagef("%s: %w", path, err)
+		if !invalidated && rec.Size > 0 && rec.Settled() > rec.Size/2 {
+			fake.InvalidateTokens()
+			invalidated = true
+			fmt.Fprintln(out, "  (the fake invalidated every access_token)")
 		}
-		if line == 1 && strings.EqualFold(rec[0], "openid") {
-			continue
+		if time.Now().After(deadline) {
+			return fmt.Errorf("demo: run not complete after %s", cmd.Duration(flagDemoTimeout))
 		}
-		out = append(out, recipient{openid: strings.TrimSpace(rec[0]), name: strings.TrimSpace(rec[1])})
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
 	}
-	if len(out) == 0 {
-		return nil, usagef("%s: no recipients", path)
+
+	printReport(out, rt.policy, c, run, rec)
+	st := fake.Stats()
+	tpl, tok := st.APIs[wechat.APITemplateSend], st.APIs[wechat.APIStableToken]
+	fmt.Fprintf(out, "\nWhat the fake WeChat recorded:\n")
+	fmt.Fprintf(out, "  template sends: %d calls, %d delivered, %d answered from the client_msg_id window\n", tpl.Calls, tpl.Accepted, tpl.Deduped)
+	fmt.Fprintf(out, "  faults injected: %d HTTP 5xx, %d -1, %d dropped connections\n", tpl.Faults.HTTP5xx, tpl.Faults.SystemError, tpl.Faults.DropAfterRecord)
+	fmt.Fprintf(out, "  duplicates delivered: %d\n", st.DuplicatesDelivered)
+	fmt.Fprintf(out, "  peak calls in one second: %d (limit %.0f + burst)\n", tpl.Peak1s, cmd.Float(flagRate))
+	fmt.Fprintf(out, "  stable_token calls: %d\n", tok.Calls)
+	if rec.Counters["sent"] != tpl.Accepted || st.DuplicatesDelivered != 0 {
+		return errors.New("demo: the report and the fake's record disagree")
 	}
-	return out, nil
+	return nil
+}
+
+// printReport prints a run's counts by outcome and by errcode.
+func printReport(w io.Writer, policy *retry.Policy, c *campaigns.Campaign, run int, rec rdb.RunRecord) {
+	dur := rec.Finished.Sub(rec.Started)
+	fmt.Fprintf(w, "\nReport of campaign %s run %d: %s in %s", c.ID, run, rec.State, dur.Round(time.Millisecond))
+	if dur > 0 {
+		fmt.Fprintf(w, " (%.0f recipients/s)", float64(rec.Settled())/dur.Seconds())
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  OUTCOME\tRECIPIENTS")
+	for _, s := range []string{rdb.OutcomeSent, rdb.OutcomeDelivered, rdb.OutcomeFailed, rdb.OutcomeSkipped, rdb.OutcomeCancelled} {
+		fmt.Fprintf(tw, "  %s\t%d\n", s, rec.Counters[s])
+	}
+	fmt.Fprintf(tw, "  total\t%d of %d\n", rec.Settled(), rec.Size)
+	_ = tw.Flush()
+	var codes []string
+	for k := range rec.Counters {
+		if strings.HasPrefix(k, "code:") {
+			codes = append(codes, k)
+		}
+	}
+	if len(codes) == 0 {
+		return
+	}
+	sort.Strings(codes)
+	fmt.Fprintln(tw, "\n  ERRCODE\tRECIPIENTS\tCLASS\tMEANING")
+	for _, k := range codes {
+		code := strings.TrimPrefix(k, "code:")
+		class, meaning := "unknown", ""
+		var n int
+		if _, err := fmt.Sscan(code, &n); err == nil {
+			if r, ok := policy.Rule(n); ok {
+				class, meaning = r.Class.String(), r.Meaning
+			}
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\n", code, rec.Counters[k], class, meaning)
+	}
+	_ = tw.Flush()
 }
 
 func describeFaults(f wechattest.Faults) string {

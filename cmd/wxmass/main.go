@@ -78,6 +78,7 @@ func (a *app) command() *cli.Command {
 			a.fakeWechatCommand(),
 			a.demoCommand(),
 			a.tokenCommand(),
+			a.workerCommand(),
 		},
 	}
 }

@@ -34,7 +34,10 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "wxmass")
-	out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput()
+	// Built without -race: the tests that run it measure rates and kill it,
+	// and the race detector's slowdown would measure the detector. The
+	// packages' own tests run with -race.
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build wxmass: %v\n%s", err, out)
 		os.Exit(1)
@@ -79,18 +82,16 @@ func redisEnv(t *testing.T) []string {
 
 func TestDemo(t *testing.T) {
 	t.Parallel()
-	stdout, stderr, code := run(t, redisEnv(t), "demo", "--demo-max-wait", "10ms")
-	require.Equal(t, 0, code, "stderr: %s", stderr)
+	stdout, stderr, code := run(t, redisEnv(t), "demo", "--log-level", "warn")
+	require.Equal(t, 0, code, "stderr: %s\nstdout: %s", stderr, stdout)
+	require.Contains(t, stdout, "3000 recipients uploaded")
+	require.Regexp(t, `completed: 3000/3000 settled \(2940 sent, 60 failed\)`, stdout)
+	require.Regexp(t, `43004 +20 +recipient`, stdout)
+	require.Regexp(t, `43101 +20 +recipient`, stdout)
+	require.Regexp(t, `48002 +20 +recipient`, stdout)
 	require.Contains(t, stdout, "duplicates delivered: 0")
-	require.Contains(t, stdout, "stable_token calls: 2")
-	// Four followers get both messages; the two terminal ones fail with
-	// their errcodes.
-	require.Equal(t, 8, strings.Count(stdout, " sent "), stdout)
-	require.Equal(t, 2, strings.Count(stdout, " 43004 "), stdout)
-	require.Equal(t, 2, strings.Count(stdout, " 48002 "), stdout)
-	require.Contains(t, stdout, "template sends: 9 calls, 4 delivered")
+	require.Contains(t, stdout, "template sends: ")
 	require.NotContains(t, stdout+stderr, wechattest.SecretDefault)
-	require.NotContains(t, stdout, "oDEMO0000000000000000000001A", "openids are masked")
 }
 
 func TestFakeWechatServesAndStops(t *testing.T) {
@@ -144,7 +145,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"bad base url", []string{"WXMASS_APPID=wx00000000000fake1", "WXMASS_APPSECRET=x", "WXMASS_WECHAT_BASE_URL=ftp://x"}, []string{"token", "check"}, `--wechat-base-url: "ftp://x" is not an http(s) URL`},
 		{"bad token api", []string{"WXMASS_APPID=wx00000000000fake1", "WXMASS_APPSECRET=x", "WXMASS_TOKEN_API=magic"}, []string{"token", "check"}, `--token-api: "magic" is not stable or plain`},
 		{"bad log level", []string{"WXMASS_LOG_LEVEL=loud"}, []string{"token", "check"}, `log level "loud"`},
-		{"bad fake config", nil, []string{"fakewechat", "--fake-config", "testdata/demo/recipients.csv"}, "--fake-config testdata/demo/recipients.csv"},
+		{"bad fake config", nil, []string{"fakewechat", "--fake-config", "testdata/demo/audience.csv"}, "--fake-config testdata/demo/audience.csv"},
 		{"bad redis url", []string{"WXMASS_REDIS_URL=http://x"}, []string{"token", "check"}, "--redis-url"},
 		{"bad quota zone", nil, []string{"demo", "--quota-timezone", "Mars/Base"}, "--quota-timezone"},
 	}
@@ -193,8 +194,8 @@ func TestReadmeDocumentsEveryFlag(t *testing.T) {
 				if name == "help" || name == "h" || name == "version" || name == "v" {
 					continue
 				}
-				require.Contains(t, string(readme), "--"+name, "README lacks flag --%s", name)
-				require.Contains(t, string(readme), envName(name), "README lacks %s", envName(name))
+				require.True(t, strings.Contains(string(readme), "`--"+name+"`"), "README lacks flag --%s", name)
+				require.True(t, strings.Contains(string(readme), envName(name)), "README lacks %s", envName(name))
 			}
 		}
 		for _, sub := range c.Commands {

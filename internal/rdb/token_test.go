@@ -139,3 +139,5 @@ func TestKeysShareHashTag(t *testing.T) {
 		require.Contains(t, key, "wxmass:{acct:"+app+"}:")
 	}
 }
+
+func timeNow() time.Time { return time.Now() }

@@ -32,6 +32,8 @@ const (
 	DBAPI      = 4
 	DBCmd      = 5
 	DBRateTest = 6
+	DBCmdRate  = 7 // cmd's test of the rate limit across worker processes
+	DBCmdCrash = 8 // cmd's test of killed worker processes
 )
 
 // URL returns the Redis URL tests use.

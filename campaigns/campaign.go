@@ -1,0 +1,229 @@
+package campaigns
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/wxmass/wxmass/wechat"
+)
+
+// Kind is the kind of message a campaign sends, which is also the WeChat API
+// it uses.
+type Kind string
+
+// The message kinds.
+const (
+	// KindTemplate sends template messages (message/template/send).
+	KindTemplate Kind = "template"
+	// KindCustom sends customer-service messages (message/custom/send). They
+	// reach only users inside their interaction window (wechat-api.md §3.1).
+	KindCustom Kind = "custom"
+	// KindSubscribe sends subscribe notifications
+	// (message/subscribe/bizsend) to users who subscribed to the template.
+	KindSubscribe Kind = "subscribe"
+)
+
+// Campaign is one message sent to one audience, run now, at a time or on a
+// schedule. It is stored as JSON and is the body of the HTTP API.
+//
+// Exactly one of Template, Custom and Subscribe is set: the one Kind names.
+// Text in the message may refer to per-recipient variables as {{.name}};
+// see Validate for what is allowed and Compile for how it is rendered.
+type Campaign struct {
+	// ID is assigned by the store when the campaign is created.
+	ID string `json:"id"`
+	// Name is the operator's name for the campaign.
+	Name string `json:"name"`
+	// Account is the appid of the Official Account that sends.
+	Account string `json:"account"`
+	// Kind is the kind of message.
+	Kind Kind `json:"kind"`
+	// Template is the message of a template campaign, else nil.
+	Template *TemplateSpec `json:"template,omitempty"`
+	// Custom is the message of a custom campaign, else nil.
+	Custom *CustomSpec `json:"custom,omitempty"`
+	// Subscribe is the message of a subscribe campaign, else nil.
+	Subscribe *SubscribeSpec `json:"subscribe,omitempty"`
+	// Audience is who receives the message.
+	Audience AudienceSpec `json:"audience"`
+	// Rate is this campaign's send rate in messages per second. Zero means
+	// the account's rate for the API; a non-zero rate can only lower it.
+	Rate float64 `json:"rate,omitempty"`
+	// State is where the campaign is in its life; see State.
+	State State `json:"state"`
+	// CreatedAt and UpdatedAt are set by the store and by Transition.
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// TemplateSpec is the content of a template message (wechat-api.md §2.2).
+type TemplateSpec struct {
+	// TemplateID is the template's id in the account's template list.
+	TemplateID string `json:"template_id"`
+	// URL is the web page the message opens, if any. It is the same for
+	// every recipient.
+	URL string `json:"url,omitempty"`
+	// MiniProgram is the mini program page the message opens, if any; it
+	// wins over URL on clients that can open it.
+	MiniProgram *wechat.MiniProgram `json:"miniprogram,omitempty"`
+	// Data maps each template keyword (such as "thing1") to its value. A
+	// value may refer to the recipient's variables, as in
+	// "{{.name}}，您的订单已发货".
+	Data map[string]string `json:"data"`
+}
+
+// SubscribeSpec is the content of a subscribe notification
+// (wechat-api.md §4.1).
+type SubscribeSpec struct {
+	// TemplateID is the subscribe template's id.
+	TemplateID string `json:"template_id"`
+	// Page is the web page (an http or https URL) the notification opens,
+	// if any.
+	Page string `json:"page,omitempty"`
+	// MiniProgram is the mini program page the notification opens, if any.
+	MiniProgram *wechat.MiniProgram `json:"miniprogram,omitempty"`
+	// Data maps each keyword to its value, as in TemplateSpec.Data.
+	Data map[string]string `json:"data"`
+}
+
+// CustomSpec is the content of a customer-service message
+// (wechat-api.md §3.2): MsgType and exactly the payload field it names.
+//
+// Text may refer to variables in text.content, the news article's title and
+// description, the mini program card's title, and the menu's head_content,
+// tail_content and item contents. Ids, media ids, URLs and page paths are the
+// same for every recipient.
+type CustomSpec struct {
+	// MsgType is one of the wechat.MsgType* constants.
+	MsgType         string                  `json:"msgtype"`
+	Text            *wechat.Text            `json:"text,omitempty"`
+	Image           *wechat.Media           `json:"image,omitempty"`
+	News            *wechat.News            `json:"news,omitempty"`
+	MPNews          *wechat.Media           `json:"mpnews,omitempty"`
+	MPNewsArticle   *wechat.MPNewsArticle   `json:"mpnewsarticle,omitempty"`
+	MiniProgramPage *wechat.MiniProgramPage `json:"miniprogrampage,omitempty"`
+	MsgMenu         *wechat.MsgMenu         `json:"msgmenu,omitempty"`
+	// KFAccount sends the message as this customer-service account
+	// ("name@account"), if set.
+	KFAccount string `json:"kf_account,omitempty"`
+}
+
+// AudienceSource is where a campaign's recipients come from.
+type AudienceSource string
+
+// The audience sources.
+const (
+	// SourceInline is the list in AudienceSpec.OpenIDs.
+	SourceInline AudienceSource = "inline"
+	// SourceFile is an uploaded CSV or JSONL file (see AudienceReader),
+	// stored with the campaign; it may carry per-recipient variables.
+	SourceFile AudienceSource = "file"
+	// SourceFollowers is every follower of the account, paged through
+	// user/get when the run launches.
+	SourceFollowers AudienceSource = "followers"
+	// SourceTag is the members of the tag AudienceSpec.TagID, paged through
+	// user/tag/get.
+	SourceTag AudienceSource = "tag"
+)
+
+// AudienceSpec says who receives a campaign's message.
+type AudienceSpec struct {
+	// Source is where the recipients come from.
+	Source AudienceSource `json:"source"`
+	// OpenIDs is the recipients of an inline audience, at most
+	// InlineMaxOpenIDs.
+	OpenIDs []string `json:"openids,omitempty"`
+	// TagID is the tag of a tag audience.
+	TagID int64 `json:"tag_id,omitempty"`
+	// Variables names the per-recipient variables the audience provides:
+	// the columns (CSV) or keys (JSONL) of a file other than openid. Only a
+	// file audience has variables.
+	Variables []string `json:"variables,omitempty"`
+}
+
+// State is where a campaign is in its life.
+//
+// The transitions allowed by CanTransition are:
+//
+//	draft     → scheduled, running, cancelled
+//	scheduled → running, cancelled, draft
+//	running   → paused, completed, cancelled, failed
+//	paused    → running, cancelled, failed
+//	completed → running (the next run of a recurring campaign, or a retry
+//	            run of the failed recipients), cancelled (no more runs)
+//
+// Cancelled and failed are terminal: nothing leaves them. A failed campaign
+// (a campaign-fatal errcode such as a deleted template) is fixed by creating
+// a new campaign, so that its report stays as it ended.
+type State string
+
+// The campaign states.
+const (
+	// StateDraft is a stored campaign that is not going to run yet.
+	StateDraft State = "draft"
+	// StateScheduled waits for its start time or its next cron fire.
+	StateScheduled State = "scheduled"
+	// StateRunning is sending.
+	StateRunning State = "running"
+	// StatePaused has stopped sending until it is resumed; pending sends
+	// wait.
+	StatePaused State = "paused"
+	// StateCompleted has given every recipient of its last run a final
+	// outcome.
+	StateCompleted State = "completed"
+	// StateCancelled was stopped by an operator. It is terminal.
+	StateCancelled State = "cancelled"
+	// StateFailed was stopped by a campaign-fatal error. It is terminal.
+	StateFailed State = "failed"
+)
+
+// ErrBadTransition is returned by Campaign.Transition for a change of state
+// that State.CanTransition does not allow.
+var ErrBadTransition = errors.New("campaigns: bad state transition")
+
+// transitions lists, for each state, the states it may move to.
+var transitions = map[State][]State{
+	StateDraft:     {StateScheduled, StateRunning, StateCancelled},
+	StateScheduled: {StateRunning, StateCancelled, StateDraft},
+	StateRunning:   {StatePaused, StateCompleted, StateCancelled, StateFailed},
+	StatePaused:    {StateRunning, StateCancelled, StateFailed},
+	StateCompleted: {StateRunning, StateCancelled},
+}
+
+// Valid reports whether s is one of the State constants.
+func (s State) Valid() bool {
+	switch s {
+	case StateDraft, StateScheduled, StateRunning, StatePaused, StateCompleted, StateCancelled, StateFailed:
+		return true
+	}
+	return false
+}
+
+// Terminal reports whether no transition leaves s (cancelled and failed).
+func (s State) Terminal() bool {
+	return s == StateCancelled || s == StateFailed
+}
+
+// CanTransition reports whether a campaign in state s may move to state to;
+// see State for the table. A state never transitions to itself.
+func (s State) CanTransition(to State) bool {
+	for _, t := range transitions[s] {
+		if t == to {
+			return true
+		}
+	}
+	return false
+}
+
+// Transition moves c to state to and sets UpdatedAt to now. It returns an
+// error wrapping ErrBadTransition, naming both states, and leaves c
+// unchanged when s.CanTransition(to) is false.
+func (c *Campaign) Transition(to State, now time.Time) error {
+	if !c.State.CanTransition(to) {
+		return fmt.Errorf("%w: %q to %q", ErrBadTransition, c.State, to)
+	}
+	c.State = to
+	c.UpdatedAt = now
+	return nil
+}

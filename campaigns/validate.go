@@ -1,0 +1,624 @@
+package campaigns
+
+import (
+	"math"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/wxmass/wxmass/wechat"
+)
+
+// Limits applied by Validate.
+const (
+	// InlineMaxOpenIDs is the most openids an inline audience may list;
+	// larger audiences are uploaded as a file.
+	InlineMaxOpenIDs = 10_000
+	// NameMaxChars is the longest campaign name, in characters.
+	NameMaxChars = 200
+	// URLMaxBytes is the longest url, page or picurl, in bytes.
+	URLMaxBytes = 2048
+	// PagePathMaxBytes is the longest mini program page path, in bytes.
+	PagePathMaxBytes = 1024
+	// IDMaxBytes is the longest template_id, media_id, article_id or menu
+	// item id, in bytes.
+	IDMaxBytes = 256
+	// ValidationMaxErrors is the most FieldErrors a ValidationError lists;
+	// the rest are counted in Omitted.
+	ValidationMaxErrors = 100
+)
+
+// FieldError is one problem with one field of a campaign.
+type FieldError struct {
+	// Field is the JSON path of the field, such as "template.data.thing1",
+	// "audience.openids[3]" or "custom.news.articles[0].url".
+	Field string `json:"field"`
+	// Message says what is wrong, naming the value or character at fault
+	// where that helps.
+	Message string `json:"message"`
+}
+
+// Error returns "<field>: <message>".
+func (e FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// ValidationError is every problem Validate or Compile found in a campaign.
+type ValidationError struct {
+	// Errors are the problems in the order of the campaign's fields, at most
+	// ValidationMaxErrors of them.
+	Errors []FieldError `json:"errors"`
+	// Omitted counts the problems left out of Errors.
+	Omitted int `json:"omitted,omitempty"`
+}
+
+// Error lists the problems: "campaigns: invalid campaign: name: required;
+// template.data.thing1: 23 characters, thing takes at most 20".
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	b.WriteString("campaigns: invalid campaign: ")
+	for i, fe := range e.Errors {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(fe.Error())
+	}
+	if e.Omitted > 0 {
+		b.WriteString("; and " + strconv.Itoa(e.Omitted) + " more")
+	}
+	return b.String()
+}
+
+// validator collects FieldErrors.
+type validator struct {
+	errs    []FieldError
+	omitted int
+}
+
+func (v *validator) add(field, msg string) {
+	if len(v.errs) >= ValidationMaxErrors {
+		v.omitted++
+		return
+	}
+	v.errs = append(v.errs, FieldError{Field: field, Message: msg})
+}
+
+func (v *validator) err() error {
+	if len(v.errs) == 0 {
+		return nil
+	}
+	return &ValidationError{Errors: v.errs, Omitted: v.omitted}
+}
+
+// ValidAppID reports whether s has the form of an appid: "wx" and 16 ASCII
+// letters or digits.
+func ValidAppID(s string) bool {
+	if len(s) != 18 || !strings.HasPrefix(s, "wx") {
+		return false
+	}
+	for _, r := range s[2:] {
+		if !isDigit(r) && !isASCIILetter(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidOpenID reports whether s has the form of an openid: 20 to 64 ASCII
+// letters, digits, '_' and '-'. Real openids are 28 characters; the range
+// leaves room for test accounts and future formats while refusing
+// spreadsheet debris (empty cells, "N/A", numbers, text with spaces).
+func ValidOpenID(s string) bool {
+	if len(s) < 20 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !isDigit(rune(c)) && !isASCIILetter(rune(c)) && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// validID reports whether s can be a campaign id: 1 to 64 letters, digits,
+// '_' and '-' (it is part of Redis keys and task ids).
+func validID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !isDigit(rune(c)) && !isASCIILetter(rune(c)) && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// Validate reports every problem with c that can be found before sending,
+// as a *ValidationError whose FieldErrors name each field by its JSON path:
+//
+//   - id (if set): 1 to 64 letters, digits, '_' and '-'.
+//   - name: required, at most NameMaxChars characters, no control
+//     characters.
+//   - account: an appid (ValidAppID).
+//   - state (if set): a known State. rate: a number ≥ 0.
+//   - kind: template, custom or subscribe, with exactly its spec set.
+//   - template and subscribe: template_id; url or page an http(s) URL
+//     without variables; miniprogram with an appid and a page path (not a
+//     URL); data with at least one keyword, keywords well-formed
+//     (ValidKeyword), each value a text/template that refers only to
+//     variables as {{.name}}, whose static value (or, with variables, whose
+//     literal text) obeys CheckKeywordValue.
+//   - custom: a supported msgtype and exactly its payload: text content
+//     non-empty and at most TextMaxBytes bytes; image and mpnews media_id;
+//     mpnewsarticle article_id; news exactly one article with a title and
+//     an http(s) url; miniprogrampage title, appid, pagepath and
+//     thumb_media_id; msgmenu at least one item, each with a unique id and
+//     content; kf_account of the form name@account.
+//   - audience: a known source; inline: 1 to InlineMaxOpenIDs openids, each
+//     valid (ValidOpenID) and not repeated; tag: tag_id > 0; variables only
+//     for a file audience, named, unique and not "openid"; every variable
+//     the message refers to provided by the audience (followers, tag and
+//     inline audiences provide none).
+//
+// Validate does not change c. Warnings lists what is allowed but worth
+// knowing.
+func (c *Campaign) Validate() error {
+	v := &validator{}
+	if c == nil {
+		v.add("", "no campaign")
+		return v.err()
+	}
+	c.validateHeader(v)
+	m := c.buildMessage(v)
+	c.validateAudience(v, m)
+	return v.err()
+}
+
+// Compile checks and compiles the campaign's message: it parses every text
+// once and builds the parts that do not depend on the recipient. It returns
+// the *ValidationError that Validate would give for the message fields
+// (kind, template, custom, subscribe) if they are invalid; it does not check
+// the rest of the campaign, so call Validate before storing a campaign.
+// The Message does not refer to c, which may change afterwards.
+func (c *Campaign) Compile() (*Message, error) {
+	v := &validator{}
+	m := c.buildMessage(v)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (c *Campaign) validateHeader(v *validator) {
+	if c.ID != "" && !validID(c.ID) {
+		v.add("id", "letters, digits, '_' and '-', at most 64")
+	}
+	switch name := strings.TrimSpace(c.Name); {
+	case name == "":
+		v.add("name", "required")
+	case utf8.RuneCountInString(c.Name) > NameMaxChars:
+		v.add("name", strconv.Itoa(utf8.RuneCountInString(c.Name))+" characters, at most "+strconv.Itoa(NameMaxChars))
+	case !utf8.ValidString(c.Name) || strings.ContainsFunc(c.Name, unicode.IsControl):
+		v.add("name", "invalid UTF-8 or control characters")
+	}
+	switch {
+	case c.Account == "":
+		v.add("account", "required: the appid of the Official Account")
+	case !ValidAppID(c.Account):
+		v.add("account", "not an appid: "+quoteValue(c.Account)+" is not wx followed by 16 letters or digits")
+	}
+	if c.State != "" && !c.State.Valid() {
+		v.add("state", "unknown state "+quoteValue(string(c.State)))
+	}
+	if math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) || c.Rate < 0 {
+		v.add("rate", "must be a number of sends per second ≥ 0 (0 is the account's rate)")
+	}
+}
+
+// buildMessage checks the kind and its spec and compiles the message. The
+// message it returns holds the fields that were valid, so that variable
+// checks can run even when other fields are wrong; it is nil if the kind is
+// unknown.
+func (c *Campaign) buildMessage(v *validator) *Message {
+	specs := []struct {
+		kind Kind
+		set  bool
+	}{
+		{KindTemplate, c.Template != nil},
+		{KindCustom, c.Custom != nil},
+		{KindSubscribe, c.Subscribe != nil},
+	}
+	switch c.Kind {
+	case KindTemplate, KindCustom, KindSubscribe:
+	case "":
+		v.add("kind", "required: template, custom or subscribe")
+		return nil
+	default:
+		v.add("kind", "unknown kind "+quoteValue(string(c.Kind))+": template, custom or subscribe")
+		return nil
+	}
+	for _, s := range specs {
+		switch {
+		case s.kind == c.Kind && !s.set:
+			v.add(string(s.kind), "required for a "+string(c.Kind)+" campaign")
+			return nil
+		case s.kind != c.Kind && s.set:
+			v.add(string(s.kind), "set on a "+string(c.Kind)+" campaign: set only the "+string(c.Kind)+" spec")
+		}
+	}
+	b := &messageBuilder{v: v, m: &Message{kind: c.Kind}}
+	switch c.Kind {
+	case KindTemplate:
+		t := c.Template
+		checkID(v, "template.template_id", t.TemplateID)
+		b.m.templateID = t.TemplateID
+		if t.URL != "" {
+			checkURL(v, "template.url", t.URL)
+		}
+		b.m.link = t.URL
+		b.m.mini = miniProgram(v, "template.miniprogram", t.MiniProgram)
+		b.data("template.data", t.Data)
+	case KindSubscribe:
+		s := c.Subscribe
+		checkID(v, "subscribe.template_id", s.TemplateID)
+		b.m.templateID = s.TemplateID
+		if s.Page != "" {
+			checkURL(v, "subscribe.page", s.Page)
+		}
+		b.m.link = s.Page
+		b.m.mini = miniProgram(v, "subscribe.miniprogram", s.MiniProgram)
+		b.data("subscribe.data", s.Data)
+	case KindCustom:
+		b.custom(c.Custom)
+	}
+	return b.finish()
+}
+
+// miniProgram checks a miniprogram object and returns a copy of it.
+func miniProgram(v *validator, path string, mp *wechat.MiniProgram) *wechat.MiniProgram {
+	if mp == nil {
+		return nil
+	}
+	if !ValidAppID(mp.AppID) {
+		v.add(path+".appid", "not an appid: "+quoteValue(mp.AppID)+" is not wx followed by 16 letters or digits")
+	}
+	if mp.PagePath != "" {
+		checkPagePath(v, path+".pagepath", mp.PagePath)
+	}
+	c := *mp
+	return &c
+}
+
+// customPayloads lists the supported msgtypes with whether c has each one's
+// payload.
+func customPayloads(c *CustomSpec) []struct {
+	msgType string
+	set     bool
+} {
+	return []struct {
+		msgType string
+		set     bool
+	}{
+		{wechat.MsgTypeText, c.Text != nil},
+		{wechat.MsgTypeImage, c.Image != nil},
+		{wechat.MsgTypeNews, c.News != nil},
+		{wechat.MsgTypeMPNews, c.MPNews != nil},
+		{wechat.MsgTypeMPNewsArticle, c.MPNewsArticle != nil},
+		{wechat.MsgTypeMiniProgramPage, c.MiniProgramPage != nil},
+		{wechat.MsgTypeMenu, c.MsgMenu != nil},
+	}
+}
+
+// custom checks and compiles a customer-service message.
+func (b *messageBuilder) custom(c *CustomSpec) {
+	v := b.v
+	payloads := customPayloads(c)
+	known := false
+	var names []string
+	for _, p := range payloads {
+		names = append(names, p.msgType)
+		if p.msgType == c.MsgType {
+			known = true
+		}
+	}
+	switch {
+	case c.MsgType == "":
+		v.add("custom.msgtype", "required: one of "+strings.Join(names, ", "))
+		return
+	case !known:
+		v.add("custom.msgtype", "unsupported msgtype "+quoteValue(c.MsgType)+": one of "+strings.Join(names, ", "))
+		return
+	}
+	missing := false
+	for _, p := range payloads {
+		switch {
+		case p.msgType == c.MsgType && !p.set:
+			v.add("custom."+p.msgType, "required for msgtype "+c.MsgType)
+			missing = true
+		case p.msgType != c.MsgType && p.set:
+			v.add("custom."+p.msgType, "set on a "+c.MsgType+" message: set only the payload msgtype names")
+		}
+	}
+	if missing {
+		return
+	}
+	m := b.m
+	m.custom.MsgType = c.MsgType
+	if c.KFAccount != "" {
+		name, account, ok := strings.Cut(c.KFAccount, "@")
+		if !ok || name == "" || account == "" || strings.ContainsFunc(c.KFAccount, unicode.IsSpace) || len(c.KFAccount) > IDMaxBytes {
+			v.add("custom.kf_account", "not a customer-service account: name@account, such as test1@kftest")
+		}
+		m.custom.CustomService = &wechat.CustomServiceSender{KFAccount: c.KFAccount}
+	}
+	switch c.MsgType {
+	case wechat.MsgTypeText:
+		m.text = b.text("custom.text.content", "", c.Text.Content, checkContent)
+		if m.text != nil && !m.text.text.dynamic() {
+			m.custom.Text = &wechat.Text{Content: m.text.text.value}
+		}
+	case wechat.MsgTypeImage:
+		checkID(v, "custom.image.media_id", c.Image.MediaID)
+		m.custom.Image = &wechat.Media{MediaID: c.Image.MediaID}
+	case wechat.MsgTypeMPNews:
+		checkID(v, "custom.mpnews.media_id", c.MPNews.MediaID)
+		m.custom.MPNews = &wechat.Media{MediaID: c.MPNews.MediaID}
+	case wechat.MsgTypeMPNewsArticle:
+		checkID(v, "custom.mpnewsarticle.article_id", c.MPNewsArticle.ArticleID)
+		m.custom.MPNewsArticle = &wechat.MPNewsArticle{ArticleID: c.MPNewsArticle.ArticleID}
+	case wechat.MsgTypeNews:
+		if len(c.News.Articles) != 1 {
+			v.add("custom.news.articles", strconv.Itoa(len(c.News.Articles))+" articles: exactly one is allowed (WeChat answers 45008 to more)")
+			return
+		}
+		a := c.News.Articles[0]
+		const p = "custom.news.articles[0]"
+		m.newsTitle = b.text(p+".title", "", a.Title, checkRequired)
+		m.newsDesc = b.text(p+".description", "", a.Description, checkOptional)
+		if a.URL == "" {
+			v.add(p+".url", "required")
+		} else {
+			checkURL(v, p+".url", a.URL)
+		}
+		if a.PicURL != "" {
+			checkURL(v, p+".picurl", a.PicURL)
+		}
+		if m.newsTitle != nil {
+			a.Title = m.newsTitle.text.value
+		}
+		if m.newsDesc != nil {
+			a.Description = m.newsDesc.text.value
+		}
+		m.custom.News = &wechat.News{Articles: []wechat.Article{a}}
+	case wechat.MsgTypeMiniProgramPage:
+		pg := *c.MiniProgramPage
+		const p = "custom.miniprogrampage"
+		m.pageTitle = b.text(p+".title", "", pg.Title, checkRequired)
+		if !ValidAppID(pg.AppID) {
+			v.add(p+".appid", "not an appid: "+quoteValue(pg.AppID)+" is not wx followed by 16 letters or digits")
+		}
+		if pg.PagePath == "" {
+			v.add(p+".pagepath", "required")
+		} else {
+			checkPagePath(v, p+".pagepath", pg.PagePath)
+		}
+		checkID(v, p+".thumb_media_id", pg.ThumbMediaID)
+		if m.pageTitle != nil {
+			pg.Title = m.pageTitle.text.value
+		}
+		m.custom.MiniProgramPage = &pg
+	case wechat.MsgTypeMenu:
+		b.menu(c.MsgMenu)
+	}
+}
+
+// menu checks and compiles a msgmenu payload.
+func (b *messageBuilder) menu(mm *wechat.MsgMenu) {
+	const p = "custom.msgmenu"
+	m := b.m
+	out := wechat.MsgMenu{List: slices.Clone(mm.List)}
+	m.menuHead = b.text(p+".head_content", "", mm.HeadContent, checkOptional)
+	m.menuTail = b.text(p+".tail_content", "", mm.TailContent, checkOptional)
+	if len(mm.List) == 0 {
+		b.v.add(p+".list", "at least one item is required")
+	}
+	seen := make(map[string]int, len(mm.List))
+	m.menuItems = make([]field, len(mm.List))
+	for i, item := range mm.List {
+		ip := p + ".list[" + strconv.Itoa(i) + "]"
+		checkID(b.v, ip+".id", item.ID)
+		if j, dup := seen[item.ID]; dup && item.ID != "" {
+			b.v.add(ip+".id", "duplicate of "+p+".list["+strconv.Itoa(j)+"].id")
+		}
+		seen[item.ID] = i
+		if f := b.text(ip+".content", "", item.Content, checkRequired); f != nil {
+			m.menuItems[i] = *f
+			out.List[i].Content = f.text.value
+		}
+	}
+	if m.menuHead != nil {
+		out.HeadContent = m.menuHead.text.value
+	}
+	if m.menuTail != nil {
+		out.TailContent = m.menuTail.text.value
+	}
+	m.custom.MsgMenu = &out
+}
+
+func (c *Campaign) validateAudience(v *validator, m *Message) {
+	a := &c.Audience
+	switch a.Source {
+	case SourceInline:
+		validateInline(v, a.OpenIDs)
+	case SourceFile, SourceFollowers:
+		if len(a.OpenIDs) > 0 {
+			v.add("audience.openids", "only an inline audience lists openids")
+		}
+	case SourceTag:
+		if len(a.OpenIDs) > 0 {
+			v.add("audience.openids", "only an inline audience lists openids")
+		}
+		if a.TagID <= 0 {
+			v.add("audience.tag_id", "required: the id of the tag whose members receive the message")
+		}
+	case "":
+		v.add("audience.source", "required: inline, file, followers or tag")
+	default:
+		v.add("audience.source", "unknown source "+quoteValue(string(a.Source))+": inline, file, followers or tag")
+	}
+	if a.Source != SourceTag && a.TagID != 0 {
+		v.add("audience.tag_id", "only a tag audience has a tag_id")
+	}
+	provided := map[string]bool{}
+	if a.Source == SourceFile {
+		for i, name := range a.Variables {
+			path := "audience.variables[" + strconv.Itoa(i) + "]"
+			switch {
+			case strings.TrimSpace(name) == "":
+				v.add(path, "empty variable name")
+			case strings.EqualFold(strings.TrimSpace(name), "openid"):
+				v.add(path, "openid is the recipient, not a variable")
+			case provided[name]:
+				v.add(path, "duplicate variable "+quoteValue(name))
+			}
+			provided[name] = true
+		}
+	} else if len(a.Variables) > 0 {
+		v.add("audience.variables", "only a file audience provides variables")
+	}
+	if m == nil {
+		return
+	}
+	for _, f := range m.dynamic {
+		for _, name := range f.text.vars {
+			switch {
+			case provided[name]:
+			case a.Source == SourceFile:
+				v.add(f.path, "variable "+quoteValue(name)+" is not among audience.variables (the file's columns)")
+			default:
+				v.add(f.path, "variable "+quoteValue(name)+" is not provided: audience source "+quoteValue(string(a.Source))+" has no variables; use a file audience with a "+quoteValue(name)+" column")
+			}
+		}
+	}
+}
+
+func validateInline(v *validator, ids []string) {
+	switch {
+	case len(ids) == 0:
+		v.add("audience.openids", "at least one openid is required")
+		return
+	case len(ids) > InlineMaxOpenIDs:
+		v.add("audience.openids", strconv.Itoa(len(ids))+" openids, at most "+strconv.Itoa(InlineMaxOpenIDs)+" inline: upload a file instead")
+		return
+	}
+	first := make(map[string]int, len(ids))
+	for i, id := range ids {
+		path := "audience.openids[" + strconv.Itoa(i) + "]"
+		if !ValidOpenID(id) {
+			v.add(path, "invalid openid "+quoteValue(id)+": 20 to 64 letters, digits, '_' and '-'")
+			continue
+		}
+		if j, dup := first[id]; dup {
+			v.add(path, "duplicate of audience.openids["+strconv.Itoa(j)+"]")
+			continue
+		}
+		first[id] = i
+	}
+}
+
+// checkID checks a required identifier: template_id, media_id, article_id,
+// menu item id. WeChat's are ASCII letters, digits, '_' and '-'; we accept
+// any printable ASCII without spaces.
+func checkID(v *validator, path, s string) {
+	switch {
+	case s == "":
+		v.add(path, "required")
+	case len(s) > IDMaxBytes:
+		v.add(path, strconv.Itoa(len(s))+" bytes, at most "+strconv.Itoa(IDMaxBytes))
+	case strings.ContainsFunc(s, func(r rune) bool { return !isASCIIGraphic(r) }):
+		v.add(path, "invalid "+quoteValue(s)+": printable ASCII without spaces")
+	case strings.Contains(s, "{{"):
+		v.add(path, "variables are not allowed here")
+	}
+}
+
+// checkURL checks a web link: an absolute http or https URL with a host, no
+// spaces or control characters, no variables.
+func checkURL(v *validator, path, s string) {
+	switch {
+	case len(s) > URLMaxBytes:
+		v.add(path, strconv.Itoa(len(s))+" bytes, at most "+strconv.Itoa(URLMaxBytes))
+		return
+	case strings.Contains(s, "{{"):
+		v.add(path, "variables are not allowed in links")
+		return
+	case strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) || !utf8.ValidString(s):
+		v.add(path, "spaces and control characters are not allowed: percent-encode them")
+		return
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		v.add(path, "not a URL: "+quoteValue(s))
+	case u.Scheme != "http" && u.Scheme != "https":
+		v.add(path, "not an http or https URL: "+quoteValue(s))
+	case u.Host == "":
+		v.add(path, "the URL has no host: "+quoteValue(s))
+	}
+}
+
+// checkPagePath checks a mini program page path such as
+// "pages/index/index?id=1".
+func checkPagePath(v *validator, path, s string) {
+	switch {
+	case len(s) > PagePathMaxBytes:
+		v.add(path, strconv.Itoa(len(s))+" bytes, at most "+strconv.Itoa(PagePathMaxBytes))
+	case strings.Contains(s, "{{"):
+		v.add(path, "variables are not allowed in page paths")
+	case strings.Contains(s, "://"):
+		v.add(path, "a mini program page path such as pages/index/index?id=1, not a URL")
+	case strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) || !utf8.ValidString(s):
+		v.add(path, "spaces and control characters are not allowed: percent-encode them")
+	}
+}
+
+// quoteValue quotes a value for an error message, shortened to 64
+// characters, with invalid UTF-8 and control characters escaped.
+func quoteValue(s string) string {
+	return strconv.Quote(truncate(s, 64))
+}
+
+// Warnings lists what Validate accepts but the operator should know: the
+// template keywords first and remark, which WeChat removes since
+// 2023-05-04; a template with both url and miniprogram (the mini program
+// wins where the client can open it); that customer-service messages reach
+// only users inside their interaction window (others fail with 45015 or
+// 45047) and msgmenu fails on subscription accounts; that subscribe
+// notifications reach only users who subscribed (others fail with 43101).
+// It does not validate c.
+func (c *Campaign) Warnings() []FieldError {
+	var w []FieldError
+	switch {
+	case c.Template != nil:
+		for _, k := range []string{"first", "remark"} {
+			if _, ok := c.Template.Data[k]; ok {
+				w = append(w, FieldError{Field: "template.data." + k, Message: "WeChat removes first and remark from template messages since 2023-05-04"})
+			}
+		}
+		if c.Template.URL != "" && c.Template.MiniProgram != nil {
+			w = append(w, FieldError{Field: "template.url", Message: "the mini program opens where the client can open it; url is the fallback"})
+		}
+	case c.Custom != nil:
+		w = append(w, FieldError{Field: "custom", Message: "customer-service messages reach only users who wrote to the account in the last 48 hours (at most 5 messages) or followed, clicked a menu or scanned a code in the last minute; others fail with 45015 or 45047"})
+		if c.Custom.MsgType == wechat.MsgTypeMenu {
+			w = append(w, FieldError{Field: "custom.msgmenu", Message: "msgmenu fails with 40200 on subscription (订阅号) accounts"})
+		}
+	case c.Subscribe != nil:
+		w = append(w, FieldError{Field: "subscribe", Message: "subscribe notifications reach only users who subscribed to the template; others fail with 43101"})
+	}
+	return w
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/urfave/cli/v3"
+	"go.uber.org/zap"
+
+	"github.com/wxmass/wxmass/campaigns"
+	"github.com/wxmass/wxmass/internal/account"
+	"github.com/wxmass/wxmass/internal/rdb"
+	"github.com/wxmass/wxmass/producer"
+	"github.com/wxmass/wxmass/ratelimit"
+	"github.com/wxmass/wxmass/retry"
+	"github.com/wxmass/wxmass/wechat"
+	"github.com/wxmass/wxmass/worker"
+)
+
+// Flags of the sending pipeline (worker, demo).
+const (
+	flagRate               = "rate"
+	flagBurst              = "burst"
+	flagConcurrency        = "concurrency"
+	flagChunkSize          = "chunk-size"
+	flagWindow             = "window"
+	flagRunDeadline        = "run-deadline"
+	flagQuotaProbeInterval = "quota-probe-interval"
+	flagShutdownTimeout    = "shutdown-timeout"
+)
+
+func pipelineFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.FloatFlag{Name: flagRate, Value: 100, Usage: "the account's send rate per API in messages per second, shared by every worker (read the real one with quota/get rate_limit)", Sources: sources(flagRate)},
+		&cli.IntFlag{Name: flagBurst, Value: 0, Usage: "how many sends above the rate one second may hold (0: a tenth of the rate, at least 1)", Sources: sources(flagBurst)},
+		&cli.IntFlag{Name: flagConcurrency, Value: worker.ConcurrencyDefault, Usage: "tasks one worker process handles at once (at WeChat latency L, at most concurrency/L sends per second)", Sources: sources(flagConcurrency)},
+		&cli.IntFlag{Name: flagChunkSize, Value: producer.ChunkSizeDefault, Usage: "recipients per expand task", Sources: sources(flagChunkSize)},
+		&cli.IntFlag{Name: flagWindow, Value: producer.WindowDefault, Usage: "most sends of one run queued and not yet settled, which bounds Redis memory per campaign", Sources: sources(flagWindow)},
+		&cli.DurationFlag{Name: flagRunDeadline, Value: worker.RunDeadlineDefault, Usage: "how long after a run starts its sends may still be made; later ones fail as expired", Sources: sources(flagRunDeadline)},
+		&cli.DurationFlag{Name: flagQuotaProbeInterval, Value: worker.QuotaProbeIntervalDefault, Usage: "how often an API paused by 45009 is probed with quota/get to resume early", Sources: sources(flagQuotaProbeInterval)},
+		&cli.DurationFlag{Name: flagShutdownTimeout, Value: worker.ShutdownTimeoutDefault, Usage: "how long a worker waits for sends in flight when stopping", Sources: sources(flagShutdownTimeout)},
+	}
+}
+
+// runtime is everything a sending process builds once.
+type runtime struct {
+	redis    *redis.Client
+	rdb      *rdb.RDB
+	asynqOpt asynq.RedisConnOpt
+	client   *asynq.Client
+	wechat   *wechat.Client
+	limiter  *ratelimit.Limiter
+	policy   *retry.Policy
+	store    *campaigns.Store
+	accounts *account.Registry
+	producer *producer.Producer
+	worker   *worker.Worker
+}
+
+// newRuntime wires the pipeline from the flags. acct and wc are the account
+// and WeChat client (the demo passes its own).
+func (a *app) newRuntime(ctx context.Context, cmd *cli.Command, acct account0, wc *wechat.Client) (*runtime, error) {
+	policy, err := newRetryPolicy(cmd)
+	if err != nil {
+		return nil, err
+	}
+	rate := cmd.Float(flagRate)
+	if rate <= 0 {
+		return nil, usagef("--%s must be positive", flagRate)
+	}
+	burst := int(cmd.Int(flagBurst))
+	if burst <= 0 {
+		burst = max(1, int(rate/10))
+	}
+	rc, r, err := openRedis(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	rt := &runtime{redis: rc, rdb: r, wechat: wc, policy: policy}
+	opt, err := asynq.ParseRedisURI(cmd.String(flagRedisURL))
+	if err != nil {
+		rt.close()
+		return nil, usagef("--%s: %w", flagRedisURL, redactURLError(err, cmd.String(flagRedisURL)))
+	}
+	rt.asynqOpt = opt
+	rt.client = asynq.NewClient(opt)
+	tokens, err := wechat.NewTokenCache(r, wechat.TokenCacheConfig{AppID: acct.AppID, Fetch: acct.Fetch, Logger: a.log.Named("token")})
+	if err != nil {
+		rt.close()
+		return nil, err
+	}
+	rt.accounts, err = account.NewRegistry(&account.Account{
+		AppID:   acct.AppID,
+		Tokens:  tokens,
+		Default: ratelimit.Limit{Rate: rate, Burst: burst},
+	})
+	if err != nil {
+		rt.close()
+		return nil, err
+	}
+	rt.limiter, err = ratelimit.New(r, ratelimit.Config{Logger: a.log.Named("ratelimit")})
+	if err != nil {
+		rt.close()
+		return nil, err
+	}
+	rt.store = campaigns.NewStore(r)
+	rt.producer = producer.New(rt.client, rt.store, r, rt.accounts, wc, producer.Config{
+		ChunkSize: int(cmd.Int(flagChunkSize)),
+		Window:    int(cmd.Int(flagWindow)),
+		Logger:    a.log.Named("producer"),
+	})
+	rt.worker = worker.New(r, rt.store, rt.accounts, wc, rt.limiter, policy, rt.producer, worker.Config{
+		RunDeadline:        cmd.Duration(flagRunDeadline),
+		QuotaProbeInterval: cmd.Duration(flagQuotaProbeInterval),
+		Logger:             a.log.Named("worker"),
+	})
+	return rt, nil
+}
+
+// account0 is the single account of this release's flags.
+type account0 struct {
+	AppID string
+	Fetch wechat.FetchFunc
+}
+
+func (rt *runtime) close() {
+	if rt.limiter != nil {
+		_ = rt.limiter.Close()
+	}
+	if rt.client != nil {
+		_ = rt.client.Close()
+	}
+	if rt.redis != nil {
+		_ = rt.redis.Close()
+	}
+}
+
+func (a *app) workerCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "worker",
+		Usage: "send: run the asynq worker that expands campaign runs and sends to each recipient",
+		Flags: pipelineFlags(),
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			acct, err := loadAccount(cmd)
+			if err != nil {
+				return err
+			}
+			wc, err := newWechatClient(cmd)
+			if err != nil {
+				return err
+			}
+			defer wc.CloseIdleConnections()
+			fetch, err := tokenFetcher(cmd, wc, acct)
+			if err != nil {
+				return err
+			}
+			rt, err := a.newRuntime(ctx, cmd, account0{AppID: acct.AppID, Fetch: fetch}, wc)
+			if err != nil {
+				return err
+			}
+			defer rt.close()
+			srv := worker.NewServer(rt.asynqOpt, rt.worker, worker.ServerConfig{
+				Concurrency:     int(cmd.Int(flagConcurrency)),
+				ShutdownTimeout: cmd.Duration(flagShutdownTimeout),
+			})
+			if err := srv.Start(ctx); err != nil {
+				return err
+			}
+			a.log.Info("worker started", zap.String("app_id", acct.AppID), zap.Int("concurrency", cmd.Int(flagConcurrency)))
+			<-ctx.Done()
+			a.log.Info("worker stopping")
+			sctx, cancel := context.WithTimeout(context.Background(), cmd.Duration(flagShutdownTimeout)+5*time.Second)
+			defer cancel()
+			if err := srv.Stop(sctx); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("stop worker: %w", err)
+			}
+			return nil
+		},
+	}
+}

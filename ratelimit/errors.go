@@ -1,0 +1,49 @@
+package ratelimit
+
+import (
+	"errors"
+	"time"
+)
+
+// ErrClosed is returned by Wait after Close, and to callers still waiting
+// when Close is called.
+var ErrClosed = errors.New("ratelimit: limiter closed")
+
+// ErrInvalidLimit is wrapped by the error Wait returns for a Limit with a
+// rate that is not positive and finite or a burst below 1, or an empty key.
+var ErrInvalidLimit = errors.New("ratelimit: invalid limit")
+
+// Error says that a caller was throttled: its token would have come later
+// than Config.MaxWait allows. The caller should give up its work and come
+// back after RetryAfter, for example by returning the error from an asynq
+// handler whose RetryDelayFunc reads RetryAfter and whose IsFailure
+// excludes it.
+type Error struct {
+	// Key names the bucket.
+	Key string
+	// RetryAfter estimates when the caller's token would have come: its
+	// place among the callers waiting in this process, divided by the rate
+	// at which this process has lately been getting tokens.
+	RetryAfter time.Duration
+}
+
+// Error returns a message such as "ratelimit: wx…:message/template/send:
+// throttled; retry after 1.5s".
+func (e *Error) Error() string {
+	return "ratelimit: " + e.Key + ": throttled; retry after " + e.RetryAfter.String()
+}
+
+// PausedError says that a bucket is paused (Limiter.Pause, after WeChat's
+// daily quota ran out) and grants nothing until Until or a Resume.
+type PausedError struct {
+	// Key names the bucket.
+	Key string
+	// Until is when the pause ends, by the Redis server's clock.
+	Until time.Time
+}
+
+// Error returns a message such as "ratelimit: wx…:message/template/send:
+// paused until 2026-03-11T00:00:00+08:00".
+func (e *PausedError) Error() string {
+	return "ratelimit: " + e.Key + ": paused until " + e.Until.Format(time.RFC3339)
+}

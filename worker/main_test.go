@@ -1,0 +1,198 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"github.com/wxmass/wxmass/campaigns"
+	"github.com/wxmass/wxmass/internal/account"
+	"github.com/wxmass/wxmass/internal/rdb"
+	"github.com/wxmass/wxmass/internal/redistest"
+	"github.com/wxmass/wxmass/internal/secret"
+	"github.com/wxmass/wxmass/internal/task"
+	"github.com/wxmass/wxmass/producer"
+	"github.com/wxmass/wxmass/ratelimit"
+	"github.com/wxmass/wxmass/retry"
+	"github.com/wxmass/wxmass/wechat"
+	"github.com/wxmass/wxmass/wechat/wechattest"
+	"github.com/wxmass/wxmass/worker"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// go-redis pools opened by asynq's inspector close asynchronously.
+		goleak.IgnoreTopFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).reaper"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	)
+}
+
+// The tests of this package share asynq's queues in redistest.DBWorker, so
+// they do not run in parallel: one test's server would take another's tasks.
+
+type bundle struct {
+	fake   *wechattest.Server
+	prefix string
+	redis  *redis.Client
+	opt    asynq.RedisClientOpt
+	rdb    *rdb.RDB
+	store  *campaigns.Store
+}
+
+func setup(t *testing.T, cfg wechattest.Config) *bundle {
+	t.Helper()
+	c := redistest.Client(t, redistest.DBWorker)
+	ro := redistest.Options(t, redistest.DBWorker)
+	opt := asynq.RedisClientOpt{Addr: ro.Addr, Username: ro.Username, Password: ro.Password, DB: ro.DB}
+	clearQueues(t, opt)
+	t.Cleanup(func() { clearQueues(t, opt) })
+	prefix := redistest.Prefix(t, c)
+	r := rdb.New(c, prefix)
+	return &bundle{fake: wechattest.Start(t, cfg), prefix: prefix, redis: c, opt: opt, rdb: r, store: campaigns.NewStore(r)}
+}
+
+func clearQueues(t *testing.T, opt asynq.RedisClientOpt) {
+	t.Helper()
+	ins := asynq.NewInspector(opt)
+	defer ins.Close()
+	for _, q := range []string{task.QueueBulk, task.QueueControl, task.QueueTransactional} {
+		_ = ins.DeleteQueue(q, true)
+	}
+}
+
+// procConfig tunes one worker process of a test.
+type procConfig struct {
+	rate        float64
+	burst       int
+	concurrency int
+	window      int
+	chunk       int
+	probe       time.Duration
+}
+
+// proc is one worker process: its own Redis connections, WeChat client,
+// token cache, limiter and asynq server, as a separate OS process has.
+type proc struct {
+	srv      *worker.Server
+	producer *producer.Producer
+	limiter  *ratelimit.Limiter
+	client   *asynq.Client
+}
+
+func (b *bundle) process(t *testing.T, pc procConfig) *proc {
+	t.Helper()
+	if pc.rate == 0 {
+		pc.rate = 5000
+	}
+	if pc.burst == 0 {
+		pc.burst = max(1, int(pc.rate/10))
+	}
+	rc := redistest.Client(t, redistest.DBWorker)
+	r := rdb.New(rc, b.prefix)
+	wc := wechat.New(wechat.WithBaseURLs(b.fake.URL()), wechat.WithHTTPClient(&http.Client{Transport: wechat.NewTransport(256)}), wechat.WithTimeout(5*time.Second))
+	t.Cleanup(wc.CloseIdleConnections)
+	tokens, err := wechat.NewTokenCache(r, wechat.TokenCacheConfig{
+		AppID: wechattest.AppIDDefault,
+		Fetch: func(ctx context.Context) (wechat.AccessToken, error) {
+			return wc.StableToken(ctx, wechattest.AppIDDefault, secret.New(wechattest.SecretDefault), false)
+		},
+	})
+	require.NoError(t, err)
+	accounts, err := account.NewRegistry(&account.Account{AppID: wechattest.AppIDDefault, Tokens: tokens,
+		Default: ratelimit.Limit{Rate: pc.rate, Burst: pc.burst}})
+	require.NoError(t, err)
+	limiter, err := ratelimit.New(r, ratelimit.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = limiter.Close() })
+	policy, err := retry.New(retry.Config{
+		Rules:          []retry.Rule{{Code: -1, Class: retry.ClassRetry, Delay: retry.Exponential(100*time.Millisecond, 2, time.Second), MaxAttempts: 8}},
+		NotSentDelay:   retry.Fixed(100 * time.Millisecond),
+		TransportDelay: retry.Exponential(100*time.Millisecond, 2, time.Second),
+	})
+	require.NoError(t, err)
+	client := asynq.NewClient(b.opt)
+	t.Cleanup(func() { _ = client.Close() })
+	log := zap.NewNop()
+	prod := producer.New(client, campaigns.NewStore(r), r, accounts, wc, producer.Config{Window: pc.window, ChunkSize: pc.chunk, Logger: log})
+	w := worker.New(r, campaigns.NewStore(r), accounts, wc, limiter, policy, prod, worker.Config{
+		QuotaProbeInterval: pc.probe, Logger: log, PauseRecheck: 500 * time.Millisecond,
+	})
+	srv := worker.NewServer(b.opt, w, worker.ServerConfig{Concurrency: pc.concurrency, ShutdownTimeout: 10 * time.Second})
+	require.NoError(t, srv.Start(t.Context()))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		require.NoError(t, srv.Stop(ctx))
+	})
+	return &proc{srv: srv, producer: prod, limiter: limiter, client: client}
+}
+
+// openIDs returns n distinct valid openids.
+func openIDs(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("oW%026d", i)
+	}
+	return out
+}
+
+// fileCampaign stores a template campaign whose audience is openids (as an
+// uploaded file would be).
+func (b *bundle) fileCampaign(t *testing.T, kind campaigns.Kind, templateID string, openids []string) *campaigns.Campaign {
+	t.Helper()
+	c := &campaigns.Campaign{
+		Name:     t.Name(),
+		Account:  wechattest.AppIDDefault,
+		Kind:     kind,
+		Audience: campaigns.AudienceSpec{Source: campaigns.SourceFile},
+	}
+	switch kind {
+	case campaigns.KindTemplate:
+		c.Template = &campaigns.TemplateSpec{TemplateID: templateID, Data: map[string]string{"thing1": "您的订单已发货"}}
+	case campaigns.KindCustom:
+		c.Custom = &campaigns.CustomSpec{MsgType: wechat.MsgTypeText, Text: &wechat.Text{Content: "您好，订单已发货"}}
+	}
+	require.NoError(t, b.store.Create(t.Context(), c))
+	const batch = 2000
+	for i := 0; i < len(openids); i += batch {
+		entries := make([]rdb.AudienceEntry, 0, batch)
+		for _, o := range openids[i:min(i+batch, len(openids))] {
+			entries = append(entries, rdb.AudienceEntry{OpenID: o})
+		}
+		_, _, err := b.rdb.AppendAudience(t.Context(), c.ID, entries, string(campaigns.StateDraft))
+		require.NoError(t, err)
+	}
+	return c
+}
+
+// waitSettled polls the run until every recipient has an outcome.
+func (b *bundle) waitSettled(t *testing.T, id string, run int, timeout time.Duration) rdb.RunRecord {
+	t.Helper()
+	var rec rdb.RunRecord
+	require.Eventually(t, func() bool {
+		var err error
+		rec, err = b.rdb.GetRun(t.Context(), id, run)
+		require.NoError(t, err)
+		return rec.Size >= 0 && rec.Settled() >= rec.Size
+	}, timeout, 50*time.Millisecond, "run %s/%d did not settle: %+v", id, run, &rec)
+	return rec
+}
+
+// outcomes reads every outcome of a run.
+func (b *bundle) outcomes(t *testing.T, id string, run int) map[string]rdb.Outcome {
+	t.Helper()
+	out := map[string]rdb.Outcome{}
+	require.NoError(t, b.rdb.ScanOutcomes(t.Context(), id, run, func(openid string, o rdb.Outcome) error {
+		out[openid] = o
+		return nil
+	}))
+	return out
+}

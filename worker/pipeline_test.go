@@ -1,0 +1,219 @@
+package worker_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wxmass/wxmass/campaigns"
+	"github.com/wxmass/wxmass/internal/rdb"
+	"github.com/wxmass/wxmass/wechat"
+	"github.com/wxmass/wxmass/wechat/wechattest"
+)
+
+func TestCampaignWithFaults(t *testing.T) {
+	const n = 20000
+	ids := openIDs(n)
+	terminal := map[string]int{}
+	codes := []int{43004, 43101, 40003, 48002}
+	for i := 7; i < n; i += 97 {
+		terminal[ids[i]] = codes[i%len(codes)]
+	}
+	b := setup(t, wechattest.Config{
+		Seed:     42,
+		Terminal: terminal,
+		Faults:   wechattest.Faults{SystemError: 0.03, HTTP5xx: 0.02, DropAfterRecord: 0.02, InvalidateTokens: 0.0005},
+	})
+	procs := []*proc{b.process(t, procConfig{}), b.process(t, procConfig{}), b.process(t, procConfig{})}
+	c := b.fileCampaign(t, campaigns.KindTemplate, wechattest.TemplateIDDefault, ids)
+	run, err := procs[0].producer.Start(t.Context(), c.ID)
+	require.NoError(t, err)
+
+	rec := b.waitSettled(t, c.ID, run, 3*time.Minute)
+	require.Equal(t, string(campaigns.StateCompleted), rec.State)
+	require.EqualValues(t, n, rec.Settled())
+	require.EqualValues(t, n-len(terminal), rec.Counters["sent"])
+	require.EqualValues(t, len(terminal), rec.Counters["failed"])
+
+	outs := b.outcomes(t, c.ID, run)
+	require.Len(t, outs, n)
+	for _, id := range ids {
+		o := outs[id]
+		if code, ok := terminal[id]; ok {
+			require.Equal(t, rdb.OutcomeFailed, o.Status, id)
+			require.Equal(t, code, o.Code, id)
+			require.Equal(t, "recipient", o.Class, id)
+			continue
+		}
+		require.Equal(t, rdb.OutcomeSent, o.Status, "%s: %+v", id, o)
+		require.NotZero(t, o.MsgID)
+	}
+	// What WeChat received: every sent recipient exactly once, with the
+	// msgid recorded for it, and nobody twice.
+	st := b.fake.Stats()
+	require.EqualValues(t, 0, st.DuplicatesDelivered)
+	deliveries := b.fake.Deliveries()
+	require.Len(t, deliveries, n-len(terminal))
+	for _, d := range deliveries {
+		require.Equal(t, outs[d.OpenID].MsgID, d.MsgID, d.OpenID)
+	}
+	api := st.APIs[wechat.APITemplateSend]
+	require.Positive(t, api.Faults.HTTP5xx+api.Faults.SystemError+api.Faults.DropAfterRecord, "faults were injected")
+	require.Positive(t, api.Faults.InvalidateTokens)
+	c2, err := b.store.Get(t.Context(), c.ID)
+	require.NoError(t, err)
+	require.Equal(t, campaigns.StateCompleted, c2.State)
+}
+
+func TestCustomCampaignNeverRetriesAmbiguousFailures(t *testing.T) {
+	const n = 2000
+	ids := openIDs(n)
+	b := setup(t, wechattest.Config{Seed: 3, Faults: wechattest.Faults{DropAfterRecord: 0.05, SystemError: 0.05}})
+	p := b.process(t, procConfig{})
+	c := b.fileCampaign(t, campaigns.KindCustom, "", ids)
+	run, err := p.producer.Start(t.Context(), c.ID)
+	require.NoError(t, err)
+	rec := b.waitSettled(t, c.ID, run, time.Minute)
+	require.EqualValues(t, n, rec.Settled())
+
+	ambiguous := rec.Counters["class:ambiguous"]
+	require.Positive(t, ambiguous)
+	require.EqualValues(t, n, rec.Counters["sent"]+ambiguous, "%v", rec.Counters)
+	st := b.fake.Stats()
+	require.EqualValues(t, 0, st.DuplicatesDelivered, "a custom send is never repeated after an ambiguous failure")
+	// A dropped connection may follow a recorded delivery (that user got the
+	// message once) or a -1 (nothing delivered): either way the report says
+	// the delivery is unknown, and nobody got it twice.
+	accepted := st.APIs[wechat.APICustomSend].Accepted
+	require.GreaterOrEqual(t, accepted, rec.Counters["sent"])
+	require.LessOrEqual(t, accepted, rec.Counters["sent"]+ambiguous)
+}
+
+func TestPauseResumeCancel(t *testing.T) {
+	const n = 4000
+	ids := openIDs(n)
+	b := setup(t, wechattest.Config{})
+	p := b.process(t, procConfig{rate: 400, concurrency: 20})
+	c := b.fileCampaign(t, campaigns.KindTemplate, wechattest.TemplateIDDefault, ids)
+	run, err := p.producer.Start(t.Context(), c.ID)
+	require.NoError(t, err)
+
+	settled := func() int64 {
+		rec, err := b.rdb.GetRun(t.Context(), c.ID, run)
+		require.NoError(t, err)
+		return rec.Settled()
+	}
+	require.Eventually(t, func() bool { return settled() >= 500 }, 30*time.Second, 20*time.Millisecond)
+	require.NoError(t, b.store.Pause(t.Context(), c.ID))
+	// Sends already past their state check may still land; after that,
+	// nothing reaches WeChat while the campaign is paused.
+	var calls int64
+	require.Eventually(t, func() bool {
+		api := b.fake.Stats().APIs[wechat.APITemplateSend]
+		calls = api.Calls
+		return settled() == api.Accepted
+	}, 10*time.Second, 100*time.Millisecond)
+	require.Never(t, func() bool { return b.fake.Stats().APIs[wechat.APITemplateSend].Calls > calls+20 }, 1500*time.Millisecond, 100*time.Millisecond)
+	pausedAt := settled()
+	require.Less(t, pausedAt, int64(n))
+
+	require.NoError(t, b.store.Resume(t.Context(), c.ID))
+	require.Eventually(t, func() bool { return settled() >= pausedAt+500 }, 30*time.Second, 20*time.Millisecond)
+	require.NoError(t, b.store.Cancel(t.Context(), c.ID))
+
+	rec := b.waitSettled(t, c.ID, run, time.Minute)
+	require.Equal(t, string(campaigns.StateCancelled), rec.State)
+	require.EqualValues(t, n, rec.Settled())
+	require.Positive(t, rec.Counters["cancelled"])
+	require.EqualValues(t, n, rec.Counters["sent"]+rec.Counters["cancelled"])
+	require.Zero(t, rec.Counters["failed"])
+	st := b.fake.Stats()
+	require.EqualValues(t, rec.Counters["sent"], st.APIs[wechat.APITemplateSend].Accepted)
+	require.EqualValues(t, 0, st.DuplicatesDelivered)
+}
+
+func TestFatalErrcodeStopsRun(t *testing.T) {
+	const n = 3000
+	b := setup(t, wechattest.Config{})
+	const concurrency = 10
+	procs := []*proc{b.process(t, procConfig{rate: 300, concurrency: concurrency}), b.process(t, procConfig{rate: 300, concurrency: concurrency})}
+	// A template deleted from the account: WeChat answers 40037.
+	c := b.fileCampaign(t, campaigns.KindTemplate, "TPL_DELETED_BY_ADMIN", openIDs(n))
+	run, err := procs[0].producer.Start(t.Context(), c.ID)
+	require.NoError(t, err)
+
+	rec := b.waitSettled(t, c.ID, run, time.Minute)
+	require.Equal(t, string(campaigns.StateFailed), rec.State)
+	require.Contains(t, rec.Reason, "40037")
+	require.EqualValues(t, n, rec.Settled())
+	calls := b.fake.Stats().APIs[wechat.APITemplateSend].Errors[40037]
+	require.LessOrEqual(t, calls, int64(2*concurrency), "no calls beyond those already in flight")
+	// A call whose answer was lost (a timeout on a loaded machine) is
+	// retried, finds the run stopped and is skipped.
+	require.Positive(t, rec.Counters["code:40037"])
+	require.LessOrEqual(t, rec.Counters["code:40037"], calls)
+	require.EqualValues(t, n, rec.Counters["code:40037"]+rec.Counters["skipped"], "%v", rec.Counters)
+	got, err := b.store.Get(t.Context(), c.ID)
+	require.NoError(t, err)
+	require.Equal(t, campaigns.StateFailed, got.State)
+}
+
+func TestDailyQuotaPausesAndResumes(t *testing.T) {
+	const n = 1000
+	b := setup(t, wechattest.Config{Limits: map[string]wechattest.Limit{wechat.APITemplateSend: {Daily: 600}}})
+	p := b.process(t, procConfig{rate: 500, probe: 100 * time.Millisecond})
+	c := b.fileCampaign(t, campaigns.KindTemplate, wechattest.TemplateIDDefault, openIDs(n))
+	run, err := p.producer.Start(t.Context(), c.ID)
+	require.NoError(t, err)
+
+	key := wechattest.AppIDDefault + ":" + wechat.APITemplateSend
+	require.Eventually(t, func() bool {
+		st, err := p.limiter.State(t.Context(), key)
+		require.NoError(t, err)
+		return st.Paused()
+	}, 30*time.Second, 20*time.Millisecond, "45009 pauses the account's template sends")
+	rec, err := b.rdb.GetRun(t.Context(), c.ID, run)
+	require.NoError(t, err)
+	require.Zero(t, rec.Counters["failed"], "a quota pause fails nobody")
+	require.Equal(t, string(campaigns.StateRunning), rec.State)
+
+	b.fake.ResetQuotas() // midnight in Shanghai, or an operator's clear_quota
+	rec = b.waitSettled(t, c.ID, run, time.Minute)
+	require.Equal(t, string(campaigns.StateCompleted), rec.State)
+	require.EqualValues(t, n, rec.Counters["sent"])
+	require.Zero(t, rec.Counters["failed"])
+	st := b.fake.Stats()
+	require.Positive(t, st.APIs[wechat.APITemplateSend].Errors[45009])
+	require.EqualValues(t, 0, st.DuplicatesDelivered)
+	require.EqualValues(t, n, st.APIs[wechat.APITemplateSend].Accepted)
+}
+
+func TestTransactionalGoesAheadOfBulk(t *testing.T) {
+	const n = 3000
+	b := setup(t, wechattest.Config{})
+	p := b.process(t, procConfig{rate: 200, concurrency: 20})
+	bulk := b.fileCampaign(t, campaigns.KindTemplate, wechattest.TemplateIDDefault, openIDs(n))
+	bulkRun, err := p.producer.Start(t.Context(), bulk.ID)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		rec, err := b.rdb.GetRun(t.Context(), bulk.ID, bulkRun)
+		require.NoError(t, err)
+		return rec.Settled() >= 100
+	}, 30*time.Second, 20*time.Millisecond)
+
+	tx := &campaigns.Campaign{
+		Name: "order 1001 shipped", Account: wechattest.AppIDDefault, Kind: campaigns.KindTemplate,
+		Template: &campaigns.TemplateSpec{TemplateID: wechattest.TemplateIDDefault, Data: map[string]string{"thing1": "订单1001已发货"}},
+		Audience: campaigns.AudienceSpec{Source: campaigns.SourceInline, OpenIDs: []string{"oTX0000000000000000000000001"}},
+	}
+	txRun, err := p.producer.SendTransactional(t.Context(), tx)
+	require.NoError(t, err)
+	rec := b.waitSettled(t, tx.ID, txRun, 30*time.Second)
+	require.EqualValues(t, 1, rec.Counters["sent"])
+	bulkRec, err := b.rdb.GetRun(t.Context(), bulk.ID, bulkRun)
+	require.NoError(t, err)
+	require.Less(t, bulkRec.Settled(), int64(n/2), "the transactional send did not wait behind the bulk campaign")
+	require.NoError(t, b.store.Cancel(t.Context(), bulk.ID))
+	b.waitSettled(t, bulk.ID, bulkRun, time.Minute)
+}

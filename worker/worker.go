@@ -1,0 +1,473 @@
+package worker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+
+	"github.com/wxmass/wxmass/campaigns"
+	"github.com/wxmass/wxmass/internal/account"
+	"github.com/wxmass/wxmass/internal/rdb"
+	"github.com/wxmass/wxmass/internal/task"
+	"github.com/wxmass/wxmass/monitoring"
+	"github.com/wxmass/wxmass/producer"
+	"github.com/wxmass/wxmass/ratelimit"
+	"github.com/wxmass/wxmass/retry"
+	"github.com/wxmass/wxmass/wechat"
+)
+
+// Defaults of Config.
+const (
+	StateTTLDefault           = time.Second
+	RunDeadlineDefault        = 72 * time.Hour
+	QuotaProbeIntervalDefault = 30 * time.Second
+)
+
+// Config configures a Worker. Zero values take the defaults.
+type Config struct {
+	// StateTTL is how long a worker trusts a run's state read from Redis.
+	// State changes are also announced, which drops the cached state at
+	// once.
+	StateTTL time.Duration
+	// RunDeadline is how long after its start a run's sends may still be
+	// made; a send still throttled or paused after it fails as expired.
+	RunDeadline time.Duration
+	// PauseRecheck bounds how long a paused send stays away before it looks
+	// again.
+	PauseRecheck time.Duration
+	// QuotaProbeInterval is how often a paused (account, API) is probed with
+	// quota/get, to resume as soon as the quota is back.
+	QuotaProbeInterval time.Duration
+	Logger             *zap.Logger
+	// NowFunc is the clock (time.Now).
+	NowFunc func() time.Time
+}
+
+func (c *Config) withDefaults() {
+	if c.StateTTL <= 0 {
+		c.StateTTL = StateTTLDefault
+	}
+	if c.RunDeadline <= 0 {
+		c.RunDeadline = RunDeadlineDefault
+	}
+	if c.PauseRecheck <= 0 {
+		c.PauseRecheck = pauseRecheckDefault
+	}
+	if c.QuotaProbeInterval <= 0 {
+		c.QuotaProbeInterval = QuotaProbeIntervalDefault
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.NowFunc == nil {
+		c.NowFunc = time.Now
+	}
+}
+
+// Worker handles send tasks. It is safe for concurrent use by asynq's
+// goroutines.
+type Worker struct {
+	cfg      Config
+	rdb      *rdb.RDB
+	store    *campaigns.Store
+	accounts *account.Registry
+	wechat   *wechat.Client
+	limiter  *ratelimit.Limiter
+	policy   *retry.Policy
+	producer *producer.Producer
+	log      *zap.Logger
+
+	runs sync.Map // runKey -> *runView
+}
+
+// New returns a Worker.
+func New(r *rdb.RDB, store *campaigns.Store, accounts *account.Registry, wc *wechat.Client, limiter *ratelimit.Limiter,
+	policy *retry.Policy, prod *producer.Producer, cfg Config) *Worker {
+	cfg.withDefaults()
+	return &Worker{cfg: cfg, rdb: r, store: store, accounts: accounts, wechat: wc, limiter: limiter,
+		policy: policy, producer: prod, log: cfg.Logger}
+}
+
+// Mux returns the handlers of every task type.
+func (w *Worker) Mux() *asynq.ServeMux {
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(task.TypeLaunch, w.producer.HandleLaunch)
+	mux.HandleFunc(task.TypeExpand, w.producer.HandleExpand)
+	mux.HandleFunc(task.TypeSendTemplate, w.HandleSend)
+	mux.HandleFunc(task.TypeSendCustom, w.HandleSend)
+	mux.HandleFunc(task.TypeSendSubscribe, w.HandleSend)
+	return mux
+}
+
+// runView is what a worker keeps about a run: the compiled message, which
+// does not change once the run has started, and the run's state, which is
+// re-read every StateTTL.
+type runView struct {
+	c       *campaigns.Campaign
+	msg     *campaigns.Message
+	acct    *account.Account
+	api     string
+	hasVars bool
+	started time.Time
+	state   atomic.Pointer[stateEntry]
+}
+
+type stateEntry struct {
+	state  string
+	reason string
+	until  time.Time
+}
+
+func runKey(id string, run int) string { return id + "|" + strconv.Itoa(run) }
+
+// view returns the cached view of a run, loading what is missing or stale.
+func (w *Worker) view(ctx context.Context, id string, run int) (*runView, *stateEntry, error) {
+	key := runKey(id, run)
+	var v *runView
+	if x, ok := w.runs.Load(key); ok {
+		v = x.(*runView)
+	} else {
+		loaded, err := w.loadView(ctx, id, run)
+		if err != nil {
+			return nil, nil, err
+		}
+		x, _ := w.runs.LoadOrStore(key, loaded)
+		v = x.(*runView)
+	}
+	now := w.cfg.NowFunc()
+	if st := v.state.Load(); st != nil && now.Before(st.until) {
+		return v, st, nil
+	}
+	rec, err := w.rdb.GetRun(ctx, id, run)
+	if err != nil {
+		return nil, nil, err
+	}
+	st := &stateEntry{state: rec.State, reason: rec.Reason, until: now.Add(w.cfg.StateTTL)}
+	v.state.Store(st)
+	if v.started.IsZero() {
+		v.started = rec.Started
+	}
+	return v, st, nil
+}
+
+func (w *Worker) loadView(ctx context.Context, id string, run int) (*runView, error) {
+	c, err := w.store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := c.Compile()
+	if err != nil {
+		return nil, fmt.Errorf("compile campaign %s: %w", id, err)
+	}
+	acct, err := w.accounts.Get(c.Account)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := w.rdb.GetRun(ctx, id, run)
+	if err != nil {
+		return nil, err
+	}
+	return &runView{
+		c: c, msg: msg, acct: acct, api: apiOf(c.Kind),
+		hasVars: len(msg.Variables()) > 0,
+		started: rec.Started,
+	}, nil
+}
+
+// forget drops the cached state of every run of campaign id.
+func (w *Worker) forget(id string) {
+	prefix := id + "|"
+	w.runs.Range(func(k, v any) bool {
+		if strings.HasPrefix(k.(string), prefix) {
+			v.(*runView).state.Store(nil)
+		}
+		return true
+	})
+}
+
+func apiOf(k campaigns.Kind) string {
+	switch k {
+	case campaigns.KindCustom:
+		return wechat.APICustomSend
+	case campaigns.KindSubscribe:
+		return wechat.APIBizSend
+	default:
+		return wechat.APITemplateSend
+	}
+}
+
+// ClientMsgID is the client_msg_id of a template send: the same for every
+// retry of one recipient in one run, so WeChat delivers at most once.
+func ClientMsgID(campaign string, run int, openid string) string {
+	h := sha256.Sum256([]byte(campaign + "\x00" + strconv.Itoa(run) + "\x00" + openid))
+	return "wxm" + base64.RawURLEncoding.EncodeToString(h[:18])
+}
+
+// HandleSend is the asynq handler of send tasks.
+func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
+	p, err := task.DecodeSend(t.Payload())
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	id, run, openid := p.Campaign, p.Run.Run, p.OpenID
+	v, st, err := w.view(ctx, id, run)
+	if errors.Is(err, rdb.ErrRunNotFound) || errors.Is(err, rdb.ErrCampaignNotFound) {
+		return fmt.Errorf("send: %w: %w", err, asynq.SkipRetry)
+	}
+	if err != nil {
+		return err
+	}
+	log := w.log.With(zap.String("campaign_id", id), zap.Int("run", run), monitoring.OpenID(openid))
+
+	if done, err := w.settleIfStopped(ctx, v, st, id, run, openid); done || err != nil {
+		return err
+	}
+	now := w.cfg.NowFunc()
+	if !v.started.IsZero() && now.After(v.started.Add(w.cfg.RunDeadline)) {
+		return w.record(ctx, v, id, run, openid, rdb.Outcome{Status: rdb.OutcomeFailed, Class: "expired", Detail: "run deadline passed before the send could be made"})
+	}
+
+	done, vars, err := w.rdb.SendState(ctx, id, run, openid, v.hasVars)
+	if err != nil {
+		return err
+	}
+	if done {
+		return nil // settled by an earlier delivery of this task
+	}
+
+	prio := ratelimit.PriorityLow
+	if q, _ := asynq.GetQueueName(ctx); q == task.QueueTransactional {
+		prio = ratelimit.PriorityHigh
+	}
+	if v.c.Rate > 0 {
+		if err := w.limiter.Wait(ctx, "campaign:"+id, ratelimit.Limit{Rate: v.c.Rate, Burst: burstFor(v.c.Rate)}, prio); err != nil {
+			return err
+		}
+	}
+	if err := w.limiter.Wait(ctx, v.acct.BucketKey(v.api), v.acct.Limit(v.api), prio); err != nil {
+		return err
+	}
+	// The state may have changed while this send waited for its token; a
+	// stop announced meanwhile has dropped the cache.
+	if v, st, err = w.view(ctx, id, run); err != nil {
+		return err
+	}
+	if done, err := w.settleIfStopped(ctx, v, st, id, run, openid); done || err != nil {
+		return err
+	}
+
+	msgid, sendErr := w.send(ctx, v, id, run, openid, vars)
+	retried, _ := asynq.GetRetryCount(ctx)
+	d := w.policy.Decide(sendErr, retried, w.cfg.NowFunc())
+	switch d.Action {
+	case retry.ActionSucceed:
+		return w.record(ctx, v, id, run, openid, rdb.Outcome{Status: rdb.OutcomeSent, MsgID: msgid})
+	case retry.ActionRetry:
+		if d.Ambiguous && v.c.Kind != campaigns.KindTemplate {
+			// No dedupe key: the message may have been delivered, so
+			// sending again could message the user twice.
+			return w.record(ctx, v, id, run, openid, rdb.Outcome{Status: rdb.OutcomeFailed, Class: "ambiguous",
+				Detail: "delivery unknown, not retried: " + d.Meaning})
+		}
+		if d.Code == 45011 {
+			if err := w.limiter.Slowdown(ctx, v.acct.BucketKey(v.api)); err != nil {
+				log.Warn("rate slowdown", zap.Error(err))
+			}
+		}
+		maxRetry, _ := asynq.GetMaxRetry(ctx)
+		if retried >= maxRetry {
+			return w.record(ctx, v, id, run, openid, failedOutcome(d, "retries exhausted: "))
+		}
+		log.Debug("send will be retried", zap.Int("errcode", d.Code), zap.Duration("delay", d.Delay), zap.Error(sendErr))
+		return &retryError{after: d.Delay, err: sendErr}
+	case retry.ActionFail:
+		return w.record(ctx, v, id, run, openid, failedOutcome(d, ""))
+	case retry.ActionStopCampaign:
+		log.Error("campaign stopped by a fatal errcode", zap.Int("errcode", d.Code), zap.String("meaning", d.Meaning), zap.Error(sendErr))
+		reason := fmt.Sprintf("errcode %d: %s", d.Code, d.Meaning)
+		if err := w.store.Fail(ctx, id, run, reason); err != nil && !errors.Is(err, rdb.ErrState) {
+			return err
+		}
+		w.forget(id)
+		return w.record(ctx, v, id, run, openid, failedOutcome(d, ""))
+	case retry.ActionPause:
+		key := v.acct.BucketKey(v.api)
+		log.Warn("daily quota reached: pausing the account's use of the api", zap.String("app_id", v.acct.AppID),
+			zap.String("api", v.api), zap.Time("until", d.Until))
+		if err := w.limiter.Pause(ctx, key, d.Until); err != nil {
+			return err
+		}
+		return &ratelimit.PausedError{Until: d.Until}
+	}
+	return fmt.Errorf("send: unhandled action %v", d.Action)
+}
+
+func failedOutcome(d retry.Decision, prefix string) rdb.Outcome {
+	return rdb.Outcome{Status: rdb.OutcomeFailed, Code: d.Code, Class: d.Class.String(), Detail: prefix + d.Meaning}
+}
+
+// burstFor is the burst of a campaign's own rate: a tenth of a second's
+// worth, at least one.
+func burstFor(rate float64) int { return max(1, int(rate/10)) }
+
+// settleIfStopped records the outcome of a recipient of a run that is no
+// longer sending, or asks for a later retry while it is paused. It reports
+// whether the task is done.
+func (w *Worker) settleIfStopped(ctx context.Context, v *runView, st *stateEntry, id string, run int, openid string) (bool, error) {
+	switch campaigns.State(st.state) {
+	case campaigns.StateRunning:
+		return false, nil
+	case campaigns.StatePaused:
+		return true, &producer.ThrottleError{RetryAfter: w.cfg.PauseRecheck, Reason: "run paused"}
+	case campaigns.StateCancelled:
+		return true, w.record(ctx, v, id, run, openid, rdb.Outcome{Status: rdb.OutcomeCancelled, Detail: "campaign cancelled"})
+	case campaigns.StateFailed:
+		return true, w.record(ctx, v, id, run, openid, rdb.Outcome{Status: rdb.OutcomeSkipped, Detail: "campaign stopped: " + st.reason})
+	default:
+		// completed: every recipient already has an outcome.
+		return true, nil
+	}
+}
+
+func (w *Worker) send(ctx context.Context, v *runView, id string, run int, openid, varsJSON string) (int64, error) {
+	var vars map[string]string
+	if varsJSON != "" {
+		if err := json.Unmarshal([]byte(varsJSON), &vars); err != nil {
+			return 0, fmt.Errorf("recipient variables: %w", err)
+		}
+	}
+	switch v.c.Kind {
+	case campaigns.KindCustom:
+		m, err := v.msg.RenderCustom(openid, vars)
+		if err != nil {
+			return 0, err
+		}
+		return 0, w.wechat.SendCustom(ctx, v.acct.Tokens, m)
+	case campaigns.KindSubscribe:
+		m, err := v.msg.RenderSubscribe(openid, vars)
+		if err != nil {
+			return 0, err
+		}
+		return 0, w.wechat.SendSubscribe(ctx, v.acct.Tokens, m)
+	default:
+		m, err := v.msg.RenderTemplate(openid, vars, ClientMsgID(id, run, openid))
+		if err != nil {
+			return 0, err
+		}
+		return w.wechat.SendTemplate(ctx, v.acct.Tokens, m)
+	}
+}
+
+// record stores the recipient's final outcome with the run's counters.
+func (w *Worker) record(ctx context.Context, v *runView, id string, run int, openid string, o rdb.Outcome) error {
+	_, completed, err := w.rdb.RecordOutcomes(ctx, id, run, campaigns.DoneState(v.c), rdb.Settle{OpenID: openid, Outcome: o})
+	if err != nil {
+		return err
+	}
+	if completed {
+		w.log.Info("run completed", zap.String("campaign_id", id), zap.Int("run", run))
+		w.forget(id)
+	}
+	return nil
+}
+
+// HandleError is the asynq ErrorHandler: when a send task has used its last
+// retry (a panic, a timeout, Redis errors), its recipient still gets a final
+// outcome, so that the run's counters add up and it completes.
+func (w *Worker) HandleError(ctx context.Context, t *asynq.Task, err error) {
+	switch t.Type() {
+	case task.TypeSendTemplate, task.TypeSendCustom, task.TypeSendSubscribe:
+	default:
+		w.log.Warn("task failed", zap.String("type", t.Type()), zap.Error(err))
+		return
+	}
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	if IsFailure(err) && (retried >= maxRetry || errors.Is(err, asynq.SkipRetry)) {
+		p, derr := task.DecodeSend(t.Payload())
+		if derr != nil {
+			return
+		}
+		id, _ := asynq.GetTaskID(ctx)
+		w.log.Warn("send task out of retries", zap.String("task_id", id), zap.Error(err))
+		o := rdb.Outcome{Status: rdb.OutcomeFailed, Class: "exhausted", Detail: "task failed: " + firstLine(err.Error())}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		c, gerr := w.store.Get(rctx, p.Campaign)
+		if gerr != nil {
+			return
+		}
+		if _, _, rerr := w.rdb.RecordOutcomes(rctx, p.Campaign, p.Run.Run, campaigns.DoneState(c), rdb.Settle{OpenID: p.OpenID, Outcome: o}); rerr != nil {
+			w.log.Error("record exhausted send", zap.Error(rerr))
+		}
+	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+// Run listens for announced state changes and probes paused quotas until
+// ctx ends.
+func (w *Worker) Run(ctx context.Context) error {
+	sub := w.rdb.Subscribe(ctx)
+	defer sub.Close()
+	ch := sub.Channel()
+	probe := time.NewTicker(w.cfg.QuotaProbeInterval)
+	defer probe.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m, ok := <-ch:
+			if !ok {
+				return errors.New("worker: events subscription closed")
+			}
+			w.forget(m.Payload)
+		case <-probe.C:
+			w.probeQuotas(ctx)
+		}
+	}
+}
+
+// probeQuotas resumes every paused (account, API) whose quota WeChat
+// reports as available again (a daily reset, or an operator's clear_quota).
+func (w *Worker) probeQuotas(ctx context.Context) {
+	for _, a := range w.accounts.All() {
+		for _, api := range []string{wechat.APITemplateSend, wechat.APICustomSend, wechat.APIBizSend} {
+			key := a.BucketKey(api)
+			st, err := w.limiter.State(ctx, key)
+			if err != nil || st.PausedUntil.IsZero() {
+				continue
+			}
+			q, err := w.wechat.QuotaGet(ctx, a.Tokens, "/cgi-bin/"+api)
+			if err != nil {
+				w.log.Debug("quota probe", zap.String("app_id", a.AppID), zap.String("api", api), zap.Error(err))
+				continue
+			}
+			if q.Quota.Remain > 0 {
+				w.log.Info("quota available again: resuming", zap.String("app_id", a.AppID), zap.String("api", api), zap.Int64("remain", q.Quota.Remain))
+				if err := w.limiter.Resume(ctx, key); err != nil {
+					w.log.Warn("resume", zap.Error(err))
+				}
+			}
+		}
+	}
+}

@@ -257,4 +257,3 @@ func TestWorkersKilledMidRun(t *testing.T) {
 	t.Logf("custom sends: %d recipients, 2 kills: %d duplicates delivered, %d sent, %d failed (%v)", m, dups, crec.Counters["sent"], crec.Counters["failed"], crec.Counters)
 	require.LessOrEqual(t, dups, int64(2*50), "at most the sends in flight in the killed processes")
 }
-

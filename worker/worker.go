@@ -121,7 +121,11 @@ type runView struct {
 	hasVars bool
 	started time.Time
 	state   atomic.Pointer[stateEntry]
+	used    atomic.Int64 // unix nanos of the last use, for the sweep
 }
+
+// viewIdleTTL is how long a run's view is kept without use.
+const viewIdleTTL = 10 * time.Minute
 
 type stateEntry struct {
 	state  string
@@ -146,6 +150,7 @@ func (w *Worker) view(ctx context.Context, id string, run int) (*runView, *state
 		v = x.(*runView)
 	}
 	now := w.cfg.NowFunc()
+	v.used.Store(now.UnixNano())
 	if st := v.state.Load(); st != nil && now.Before(st.until) {
 		return v, st, nil
 	}
@@ -183,6 +188,18 @@ func (w *Worker) loadView(ctx context.Context, id string, run int) (*runView, er
 		hasVars: len(msg.Variables()) > 0,
 		started: rec.Started,
 	}, nil
+}
+
+// sweep drops the views of runs unused for viewIdleTTL, so that a
+// long-lived worker does not keep every campaign it ever sent.
+func (w *Worker) sweep() {
+	cutoff := w.cfg.NowFunc().Add(-viewIdleTTL).UnixNano()
+	w.runs.Range(func(k, v any) bool {
+		if v.(*runView).used.Load() < cutoff {
+			w.runs.Delete(k)
+		}
+		return true
+	})
 }
 
 // forget drops the cached state of every run of campaign id.
@@ -432,6 +449,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	ch := sub.Channel()
 	probe := time.NewTicker(w.cfg.QuotaProbeInterval)
 	defer probe.Stop()
+	sweep := time.NewTicker(time.Minute)
+	defer sweep.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -443,6 +462,8 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.forget(m.Payload)
 		case <-probe.C:
 			w.probeQuotas(ctx)
+		case <-sweep.C:
+			w.sweep()
 		}
 	}
 }

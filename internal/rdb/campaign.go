@@ -585,8 +585,11 @@ type Outcome struct {
 	At     time.Time
 }
 
-// encode writes the outcome as "status|code|class|msgid|detail" (the time is
-// added by the script from the server clock).
+// EncodeOutcome writes o as stored, "status|code|class|msgid|detail",
+// without the time the record script appends from the server clock.
+func EncodeOutcome(o Outcome) string { return o.encode() }
+
+// encode: see EncodeOutcome.
 func (o Outcome) encode() string {
 	detail := strings.ReplaceAll(o.Detail, "|", "/")
 	var b strings.Builder

@@ -2,6 +2,7 @@ package rdb_test
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -167,4 +168,25 @@ func TestParseOutcomeRejects(t *testing.T) {
 		_, err := rdb.ParseOutcome(s)
 		require.Error(t, err, s)
 	}
+}
+
+// FuzzParseOutcome: stored outcomes come back from Redis, which anything may
+// write; parsing never panics, and what encodes parses back.
+func FuzzParseOutcome(f *testing.F) {
+	f.Add("sent|||3717005636572528642||1732500000000", "failed", 43004, "recipient", int64(0), "user unfollowed")
+	f.Add("cancelled||||campaign cancelled|1", "skipped", 0, "", int64(0), "a|b")
+	f.Fuzz(func(t *testing.T, raw, status string, code int, class string, msgid int64, detail string) {
+		_, _ = rdb.ParseOutcome(raw)
+		if strings.Contains(status, "|") || strings.Contains(class, "|") {
+			return
+		}
+		o := rdb.Outcome{Status: status, Code: code, Class: class, MsgID: msgid, Detail: detail}
+		got, err := rdb.ParseOutcome(rdb.EncodeOutcome(o) + "|1732500000000")
+		require.NoError(t, err)
+		require.Equal(t, status, got.Status)
+		require.Equal(t, code, got.Code)
+		require.Equal(t, class, got.Class)
+		require.Equal(t, msgid, got.MsgID)
+		require.Equal(t, strings.ReplaceAll(detail, "|", "/"), got.Detail)
+	})
 }

@@ -28,6 +28,22 @@ type StateError struct{ State string }
 func (e *StateError) Error() string   { return "rdb: wrong state " + strconv.Quote(e.State) }
 func (e *StateError) Is(t error) bool { return t == ErrState }
 
+// campaignLua is the prelude of the campaign scripts: now() is the Redis
+// server's clock in milliseconds, allowed(cur, i, j) says whether cur is one
+// of ARGV[i..j].
+const campaignLua = `
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function allowed(cur, i, j)
+  for k = i, j do
+    if ARGV[k] == cur then return true end
+  end
+  return false
+end
+`
+
 // CampaignRecord is a stored campaign.
 type CampaignRecord struct {
 	Doc     []byte
@@ -40,12 +56,11 @@ type CampaignRecord struct {
 //
 // KEYS[1] campaign hash. ARGV[1] doc, ARGV[2] state.
 // Returns 1, or 0 if the campaign exists.
-var createCampaign = redis.NewScript(`
+var createCampaign = redis.NewScript(campaignLua + `
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now()
 redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'state', ARGV[2], 'run', 0, 'updated', now)
 return 1
 `)
@@ -96,20 +111,15 @@ func (r *RDB) GetCampaign(ctx context.Context, id string) (CampaignRecord, error
 // KEYS[1] campaign hash. ARGV[1] doc ("" keeps it), ARGV[2] new state ("" keeps
 // it), ARGV[3..] allowed current states.
 // Returns {1, state} on success, {0, state} when refused, {-1, ""} if missing.
-var updateCampaign = redis.NewScript(`
+var updateCampaign = redis.NewScript(campaignLua + `
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur then
   return {-1, ''}
 end
-local ok = false
-for i = 3, #ARGV do
-  if ARGV[i] == cur then ok = true end
-end
-if not ok then
+if not allowed(cur, 3, #ARGV) then
   return {0, cur}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now()
 if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'doc', ARGV[1]) end
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'state', ARGV[2]) end
 redis.call('HSET', KEYS[1], 'updated', now)
@@ -156,14 +166,10 @@ func (r *RDB) ListCampaigns(ctx context.Context, offset, limit int64) ([]string,
 // KEYS[1] campaign hash, KEYS[2] audience list, KEYS[3] vars hash.
 // ARGV[1] number of allowed states n, ARGV[2..n+1] states, then pairs of
 // openid, vars. Returns {added, duplicates} or {-1, state} when refused.
-var appendAudience = redis.NewScript(`
+var appendAudience = redis.NewScript(campaignLua + `
 local cur = redis.call('HGET', KEYS[1], 'state')
 local n = tonumber(ARGV[1])
-local ok = false
-for i = 2, n + 1 do
-  if ARGV[i] == cur then ok = true end
-end
-if not ok then
+if not allowed(cur, 2, n + 1) then
   return {-1, cur or ''}
 end
 local added, dups = 0, 0
@@ -235,16 +241,12 @@ func (r *RDB) appendAudience(ctx context.Context, id, list, vars string, entries
 // KEYS[1] campaign, KEYS[2] list, KEYS[3] vars, KEYS[4] staged list,
 // KEYS[5] staged vars. ARGV[1] doc, ARGV[2..] allowed states.
 // Returns {1, state}, or {0, state} when refused, {-1, ”} if missing.
-var commitAudience = redis.NewScript(`
+var commitAudience = redis.NewScript(campaignLua + `
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur then
   return {-1, ''}
 end
-local ok = false
-for i = 2, #ARGV do
-  if ARGV[i] == cur then ok = true end
-end
-if not ok then
+if not allowed(cur, 2, #ARGV) then
   redis.call('DEL', KEYS[4], KEYS[5])
   return {0, cur}
 end
@@ -347,20 +349,15 @@ func (r *RDB) ResetRunAudience(ctx context.Context, id string, run int) error {
 // ARGV[3] run size (-1: not known yet), ARGV[4] audience list key
 // ("" if not known yet), ARGV[5..] allowed states.
 // Returns {run, state} or {0, state} when refused, {-1, ”} if missing.
-var startRun = redis.NewScript(`
+var startRun = redis.NewScript(campaignLua + `
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur then
   return {-1, ''}
 end
-local ok = false
-for i = 5, #ARGV do
-  if ARGV[i] == cur then ok = true end
-end
-if not ok then
+if not allowed(cur, 5, #ARGV) then
   return {0, cur}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now()
 local run = redis.call('HINCRBY', KEYS[1], 'run', 1)
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updated', now)
 local rk = string.sub(KEYS[1], 1, -10) .. ':r:' .. run
@@ -451,11 +448,10 @@ func (r *RDB) GetRunState(ctx context.Context, id string, run int) (string, erro
 //
 // KEYS[1] run hash, KEYS[2] campaign hash. ARGV[1] size, ARGV[2] list key,
 // ARGV[3] campaign state after completion.
-var setRunSize = redis.NewScript(`
+var setRunSize = redis.NewScript(campaignLua + `
 redis.call('HSET', KEYS[1], 'size', ARGV[1], 'audience', ARGV[2])
 if tonumber(ARGV[1]) == 0 then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now = now()
   local st = redis.call('HGET', KEYS[1], 'state')
   if st == 'running' or st == 'paused' then
     redis.call('HSET', KEYS[1], 'state', 'completed', 'finished', now)
@@ -504,21 +500,15 @@ func (r *RDB) MarkExpanded(ctx context.Context, id string, run int, upto int64) 
 // run state ("" leaves the run), ARGV[3] reason, ARGV[4] number n of
 // allowed campaign states, ARGV[5..4+n] those states.
 // Returns {1, cur} or {0, cur} when refused, {-1, ”} if missing.
-var setStates = redis.NewScript(`
+var setStates = redis.NewScript(campaignLua + `
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur then
   return {-1, ''}
 end
-local n = tonumber(ARGV[4])
-local ok = false
-for i = 5, 4 + n do
-  if ARGV[i] == cur then ok = true end
-end
-if not ok then
+if not allowed(cur, 5, 4 + tonumber(ARGV[4])) then
   return {0, cur}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now()
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updated', now)
 if ARGV[2] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
   local rst = redis.call('HGET', KEYS[2], 'state')
@@ -645,10 +635,9 @@ func ParseOutcome(s string) (Outcome, error) {
 // KEYS[5] campaign hash. ARGV[1] campaign state after completion, ARGV[2]
 // run number, then triples of openid, encoded outcome, status.
 // Returns {recorded, completed(0|1)}.
-var recordOutcomes = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local sec = t[1]
+var recordOutcomes = redis.NewScript(campaignLua + `
+local now = now()
+local sec = math.floor(now / 1000)
 local recorded = 0
 for i = 3, #ARGV, 3 do
   if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1] .. '|' .. now) == 1 then

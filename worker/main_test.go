@@ -76,6 +76,7 @@ type procConfig struct {
 	window      int
 	chunk       int
 	probe       time.Duration
+	rules       []retry.Rule // added to the test policy
 }
 
 // proc is one worker process: its own Redis connections, WeChat client,
@@ -113,7 +114,7 @@ func (b *bundle) process(t *testing.T, pc procConfig) *proc {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = limiter.Close() })
 	policy, err := retry.New(retry.Config{
-		Rules:          []retry.Rule{{Code: -1, Class: retry.ClassRetry, Delay: retry.Exponential(100*time.Millisecond, 2, time.Second), MaxAttempts: 8}},
+		Rules:          append([]retry.Rule{{Code: -1, Class: retry.ClassRetry, Delay: retry.Exponential(100*time.Millisecond, 2, time.Second), MaxAttempts: 8}}, pc.rules...),
 		NotSentDelay:   retry.Fixed(100 * time.Millisecond),
 		TransportDelay: retry.Exponential(100*time.Millisecond, 2, time.Second),
 	})

@@ -4,10 +4,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wxmass/wxmass/campaigns"
 	"github.com/wxmass/wxmass/internal/rdb"
+	"github.com/wxmass/wxmass/retry"
 	"github.com/wxmass/wxmass/wechat"
 	"github.com/wxmass/wxmass/wechat/wechattest"
 )
@@ -216,4 +218,69 @@ func TestTransactionalGoesAheadOfBulk(t *testing.T) {
 	require.Less(t, bulkRec.Settled(), int64(n/2), "the transactional send did not wait behind the bulk campaign")
 	require.NoError(t, b.store.Cancel(t.Context(), bulk.ID))
 	b.waitSettled(t, bulk.ID, bulkRun, time.Minute)
+}
+
+func TestFollowersAndTagAudiences(t *testing.T) {
+	members := openIDs(700)
+	b := setup(t, wechattest.Config{Followers: 2500, PageSize: 1000, Tags: map[int64][]string{17: members}})
+	p := b.process(t, procConfig{})
+	for _, tc := range []struct {
+		spec campaigns.AudienceSpec
+		want []string
+	}{
+		{campaigns.AudienceSpec{Source: campaigns.SourceFollowers}, b.fake.FollowerOpenIDs()},
+		{campaigns.AudienceSpec{Source: campaigns.SourceTag, TagID: 17}, members},
+	} {
+		c := &campaigns.Campaign{
+			Name: "to " + string(tc.spec.Source), Account: wechattest.AppIDDefault, Kind: campaigns.KindTemplate,
+			Template: &campaigns.TemplateSpec{TemplateID: wechattest.TemplateIDDefault, Data: map[string]string{"thing1": "会员日"}},
+			Audience: tc.spec,
+		}
+		require.NoError(t, b.store.Create(t.Context(), c))
+		run, err := p.producer.Start(t.Context(), c.ID)
+		require.NoError(t, err)
+		rec := b.waitSettled(t, c.ID, run, time.Minute)
+		require.EqualValues(t, len(tc.want), rec.Size, tc.spec.Source)
+		require.EqualValues(t, len(tc.want), rec.Counters["sent"], tc.spec.Source)
+		outs := b.outcomes(t, c.ID, run)
+		for _, id := range tc.want {
+			require.Equal(t, rdb.OutcomeSent, outs[id].Status, id)
+		}
+	}
+	require.EqualValues(t, 0, b.fake.Stats().DuplicatesDelivered)
+}
+
+func TestMinuteQuotaSlowsTheFleetDown(t *testing.T) {
+	const n = 1500
+	// WeChat allows 150 calls a second; the account is configured for 400.
+	b := setup(t, wechattest.Config{Limits: map[string]wechattest.Limit{wechat.APITemplateSend: {PerSecond: 150}}})
+	p := b.process(t, procConfig{rate: 400, rules: []retry.Rule{
+		// The default waits for the next minute; a test cannot.
+		{Code: 45011, Class: retry.ClassRetry, Delay: retry.Fixed(200 * time.Millisecond), MaxAttempts: 10},
+	}})
+	c := b.fileCampaign(t, campaigns.KindTemplate, wechattest.TemplateIDDefault, openIDs(n))
+	run, err := p.producer.Start(t.Context(), c.ID)
+	require.NoError(t, err)
+
+	key := wechattest.AppIDDefault + ":" + wechat.APITemplateSend
+	slowed := false
+	ok := assert.Eventually(t, func() bool {
+		st, err := p.limiter.State(t.Context(), key)
+		require.NoError(t, err)
+		slowed = slowed || (st.Factor > 0 && st.Factor < 1)
+		rec, err := b.rdb.GetRun(t.Context(), c.ID, run)
+		require.NoError(t, err)
+		return rec.Settled() >= n
+	}, time.Minute, 20*time.Millisecond)
+	if !ok {
+		rec, _ := b.rdb.GetRun(t.Context(), c.ID, run)
+		t.Fatalf("run did not settle: %+v; fake: %+v", rec, b.fake.Stats().APIs[wechat.APITemplateSend])
+	}
+	require.True(t, slowed, "45011 cut the shared rate")
+	rec, err := b.rdb.GetRun(t.Context(), c.ID, run)
+	require.NoError(t, err)
+	require.EqualValues(t, n, rec.Counters["sent"], "throttling fails nobody: %v", rec.Counters)
+	api := b.fake.Stats().APIs[wechat.APITemplateSend]
+	require.Positive(t, api.Errors[45011])
+	require.EqualValues(t, 0, b.fake.Stats().DuplicatesDelivered)
 }

@@ -298,9 +298,12 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 				Detail: "delivery unknown, not retried: " + d.Meaning})
 		}
 		if d.Code == 45011 {
+			// WeChat's per-minute limit: slow every worker down, and come
+			// back without using up a retry (the run deadline bounds it).
 			if err := w.limiter.Slowdown(ctx, v.acct.BucketKey(v.api)); err != nil {
 				log.Warn("rate slowdown", zap.Error(err))
 			}
+			return &producer.ThrottleError{RetryAfter: d.Delay, Reason: "errcode 45011: " + d.Meaning}
 		}
 		maxRetry, _ := asynq.GetMaxRetry(ctx)
 		if retried >= maxRetry {

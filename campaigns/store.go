@@ -158,10 +158,8 @@ func (s *Store) StartRun(ctx context.Context, c *Campaign) (int, error) {
 	}
 	run, err := s.r.StartRun(ctx, c.ID, string(StateRunning), string(StateRunning), size, list,
 		string(StateDraft), string(StateScheduled), string(StateCompleted))
-	return run, s.stateErr("start", id(c), err)
+	return run, s.stateErr("start", c.ID, err)
 }
-
-func id(c *Campaign) string { return c.ID }
 
 func (s *Store) stateErr(op, id string, err error) error {
 	var se *rdb.StateError

@@ -16,9 +16,11 @@ build:
 demo: build
 	$(REDIS) ./$(BIN) demo
 
-## test: go vet, then the whole test suite with the race detector.
+## test: go vet, then the whole test suite with the race detector. The
+## packages run first; cmd/ (whose tests run worker processes and measure the
+## rate they achieve together) runs after them, alone on the machine.
 test:
-	$(REDIS) sh -c '$(GO) vet ./... && $(GO) test -race -count=1 ./...'
+	$(REDIS) sh -c '$(GO) vet ./... && $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /cmd/) && $(GO) test -race -count=1 ./cmd/...'
 
 vet:
 	$(GO) vet ./...
@@ -26,9 +28,11 @@ vet:
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')
 
-## bench: the benchmarks (no timing assertions live in tests).
-bench:
+## bench: the Go benchmarks, then `wxmass bench` (BENCHMARKS.md) on DB 9.
+## (No timing assertions live in tests.)
+bench: build
 	$(REDIS) $(GO) test -run '^$$' -bench . -benchmem ./...
+	$(REDIS) sh -c './$(BIN) bench --log-level warn --redis-url "$${WXMASS_REDIS_URL%/}/9"'
 
 ## fuzz: each fuzz target for FUZZTIME (default 20s).
 FUZZTIME ?= 20s

@@ -37,7 +37,7 @@ const (
 	// IdleTimeoutDefault is how long a leaser lives without callers.
 	IdleTimeoutDefault = time.Minute
 	// HeadroomDefault is the default of Config.Headroom.
-	HeadroomDefault = 25 * time.Millisecond
+	HeadroomDefault = 50 * time.Millisecond
 )
 
 // Config configures a Limiter. The zero Config is valid: every zero field

@@ -34,7 +34,7 @@ func TestWaitGrants(t *testing.T) {
 
 	state, err := p.lim.State(t.Context(), key)
 	require.NoError(t, err)
-	require.Equal(t, ratelimit.Limit{Rate: 1, Burst: 9}, state.Limit, "the bucket holds the burst less the headroom (ceil(1/s × 25 ms) = 1)")
+	require.Equal(t, ratelimit.Limit{Rate: 1, Burst: 9}, state.Limit, "the bucket holds the burst less the headroom (ceil(1/s × 50 ms) = 1)")
 	require.Equal(t, 1.0, state.Rate)
 	require.Equal(t, 1.0, state.Factor)
 	require.Less(t, state.Tokens, 10.0)

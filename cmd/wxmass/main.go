@@ -79,6 +79,7 @@ func (a *app) command() *cli.Command {
 			a.demoCommand(),
 			a.tokenCommand(),
 			a.workerCommand(),
+			a.benchCommand(),
 		},
 	}
 }

@@ -198,14 +198,12 @@ func Begin(ctx context.Context, mon *redis.Client, counter *Counter) (*Sample, e
 
 // Result is a finished measure.
 type Result struct {
-	Elapsed     time.Duration
-	CPU         time.Duration // this process
-	RoundTrips  int64         // of the counted clients
-	Commands    int64         // run by the server, all clients
-	RedisCPU    time.Duration
-	PeakMemory  int64 // peak used_memory minus the value at Begin, bytes
-	BaseMemory  int64
-	PeakSampled int64
+	Elapsed    time.Duration
+	CPU        time.Duration // this process
+	RoundTrips int64         // of the counted clients
+	Commands   int64         // run by the server, all clients
+	RedisCPU   time.Duration
+	PeakMemory int64 // peak used_memory minus the value at Begin, bytes
 }
 
 // End stops measuring.
@@ -221,7 +219,7 @@ func (s *Sample) End(ctx context.Context) (Result, error) {
 	return Result{
 		Elapsed: elapsed, CPU: cpu, RoundTrips: rt,
 		Commands: info.Commands - s.info.Commands, RedisCPU: info.CPU - s.info.CPU,
-		PeakMemory: max(0, peak-s.info.UsedMemory), BaseMemory: s.info.UsedMemory, PeakSampled: peak,
+		PeakMemory: max(0, peak-s.info.UsedMemory),
 	}, nil
 }
 

@@ -34,6 +34,8 @@ const (
 	DBRateTest = 6
 	DBCmdRate  = 7 // cmd's test of the rate limit across worker processes
 	DBCmdCrash = 8 // cmd's test of killed worker processes
+	DBBench    = 9 // `wxmass bench` by default (make bench)
+	DBCmdBench = 10
 )
 
 // URL returns the Redis URL tests use.

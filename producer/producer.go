@@ -300,23 +300,26 @@ func (p *Producer) HandleExpand(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	switch run.State {
-	case string(campaigns.StateCancelled), string(campaigns.StateFailed):
-		if err := p.settleAll(ctx, c, runNo, run, todo); err != nil {
-			return err
-		}
-	default:
-		if err := p.enqueueSends(ctx, c, runNo, todo); err != nil {
-			return err
-		}
-	}
+	// Reserve this chunk in the window, then queue the next chunk before
+	// this one's sends: a worker can expand it meanwhile, rather than find
+	// the queues empty and wait for its next poll. The next chunk sees this
+	// one as expanded, so the window holds. If this task fails from here on,
+	// its retry skips the window check (the chunk is already reserved) and
+	// queues only the recipients still without an outcome.
 	if err := p.rdb.MarkExpanded(ctx, id, runNo, end); err != nil {
 		return err
 	}
 	if end < run.Size {
-		return p.enqueueExpand(ctx, id, runNo, e.Chunk+1)
+		if err := p.enqueueExpand(ctx, id, runNo, e.Chunk+1); err != nil {
+			return err
+		}
 	}
-	return nil
+	switch run.State {
+	case string(campaigns.StateCancelled), string(campaigns.StateFailed):
+		return p.settleAll(ctx, c, runNo, run, todo)
+	default:
+		return p.enqueueSends(ctx, c, runNo, todo)
+	}
 }
 
 func (p *Producer) enqueueSends(ctx context.Context, c *campaigns.Campaign, run int, openids []string) error {

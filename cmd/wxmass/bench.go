@@ -788,14 +788,24 @@ func (e *benchEnv) expandOnce(ctx context.Context, n, window int) (bench.Result,
 	if err != nil {
 		return bench.Result{}, 0, err
 	}
-	if _, err := waitRun(ctx, mon, c.ID, run, func(r rdb.RunRecord) bool { return r.Size > 0 && r.Expanded >= want }); err != nil {
+	// A chunk is marked expanded before its sends are queued (the next
+	// chunk is queued first), so the queue itself says when all are in.
+	pending := "asynq:{" + task.QueueBulk + "}:pending"
+	done := func(r rdb.RunRecord) bool {
+		if r.Size <= 0 || r.Expanded < want {
+			return false
+		}
+		n, err := e.mon.LLen(ctx, pending).Result()
+		return err == nil && n >= want
+	}
+	if _, err := waitRun(ctx, mon, c.ID, run, done); err != nil {
 		return bench.Result{}, 0, err
 	}
 	res, err := s.End(ctx)
 	if err != nil {
 		return bench.Result{}, 0, err
 	}
-	queued, err := e.mon.LLen(ctx, "asynq:{"+task.QueueBulk+"}:pending").Result()
+	queued, err := e.mon.LLen(ctx, pending).Result()
 	if err != nil {
 		return bench.Result{}, 0, err
 	}

@@ -44,6 +44,21 @@ local function allowed(cur, i, j)
 end
 `
 
+// stateReply turns the {n, state} reply of a state-checked script into an
+// error: ErrCampaignNotFound for -1, a *StateError naming the current
+// state for 0, nil otherwise.
+func stateReply(res []any) error {
+	n, _ := res[0].(int64)
+	switch n {
+	case -1:
+		return ErrCampaignNotFound
+	case 0:
+		cur, _ := res[1].(string)
+		return &StateError{State: cur}
+	}
+	return nil
+}
+
 // CampaignRecord is a stored campaign.
 type CampaignRecord struct {
 	Doc     []byte
@@ -138,14 +153,7 @@ func (r *RDB) UpdateCampaign(ctx context.Context, id string, doc []byte, state s
 	if err != nil {
 		return fmt.Errorf("update campaign: %w", err)
 	}
-	switch res[0].(int64) {
-	case -1:
-		return ErrCampaignNotFound
-	case 0:
-		cur, _ := res[1].(string)
-		return &StateError{State: cur}
-	}
-	return nil
+	return stateReply(res)
 }
 
 // ListCampaigns returns campaign ids by creation time, newest first, from
@@ -240,7 +248,7 @@ func (r *RDB) appendAudience(ctx context.Context, id, list, vars string, entries
 //
 // KEYS[1] campaign, KEYS[2] list, KEYS[3] vars, KEYS[4] staged list,
 // KEYS[5] staged vars. ARGV[1] doc, ARGV[2..] allowed states.
-// Returns {1, state}, or {0, state} when refused, {-1, ”} if missing.
+// Returns {1, state}, or {0, state} when refused, {-1, ""} if missing.
 var commitAudience = redis.NewScript(campaignLua + `
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur then
@@ -272,14 +280,7 @@ func (r *RDB) CommitAudience(ctx context.Context, id string, doc []byte, states 
 	if err != nil {
 		return fmt.Errorf("commit audience: %w", err)
 	}
-	switch n, _ := res[0].(int64); n {
-	case -1:
-		return ErrCampaignNotFound
-	case 0:
-		cur, _ := res[1].(string)
-		return &StateError{State: cur}
-	}
-	return nil
+	return stateReply(res)
 }
 
 // DropStagedAudience deletes an upload that will not be committed.
@@ -348,7 +349,7 @@ func (r *RDB) ResetRunAudience(ctx context.Context, id string, run int) error {
 // KEYS[1] campaign hash. ARGV[1] new campaign state, ARGV[2] run state,
 // ARGV[3] run size (-1: not known yet), ARGV[4] audience list key
 // ("" if not known yet), ARGV[5..] allowed states.
-// Returns {run, state} or {0, state} when refused, {-1, ”} if missing.
+// Returns {run, state} or {0, state} when refused, {-1, ""} if missing.
 var startRun = redis.NewScript(campaignLua + `
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur then
@@ -378,14 +379,10 @@ func (r *RDB) StartRun(ctx context.Context, id, campaignState, runState string, 
 	if err != nil {
 		return 0, fmt.Errorf("start run: %w", err)
 	}
-	n, _ := res[0].(int64)
-	switch {
-	case n == -1:
-		return 0, ErrCampaignNotFound
-	case n == 0:
-		cur, _ := res[1].(string)
-		return 0, &StateError{State: cur}
+	if err := stateReply(res); err != nil {
+		return 0, err
 	}
+	n, _ := res[0].(int64)
 	return int(n), nil
 }
 
@@ -499,7 +496,7 @@ func (r *RDB) MarkExpanded(ctx context.Context, id string, run int, upto int64) 
 // KEYS[1] campaign hash, KEYS[2] run hash. ARGV[1] campaign state, ARGV[2]
 // run state ("" leaves the run), ARGV[3] reason, ARGV[4] number n of
 // allowed campaign states, ARGV[5..4+n] those states.
-// Returns {1, cur} or {0, cur} when refused, {-1, ”} if missing.
+// Returns {1, cur} or {0, cur} when refused, {-1, ""} if missing.
 var setStates = redis.NewScript(campaignLua + `
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur then
@@ -533,13 +530,8 @@ func (r *RDB) SetStates(ctx context.Context, id string, run int, campaignState, 
 	if err != nil {
 		return fmt.Errorf("set states: %w", err)
 	}
-	n, _ := res[0].(int64)
-	switch n {
-	case -1:
-		return ErrCampaignNotFound
-	case 0:
-		cur, _ := res[1].(string)
-		return &StateError{State: cur}
+	if err := stateReply(res); err != nil {
+		return err
 	}
 	r.Announce(ctx, id)
 	return nil

@@ -24,6 +24,19 @@ const (
 	KindSubscribe Kind = "subscribe"
 )
 
+// API is the WeChat API that sends messages of kind k: one of the
+// wechat.API* names, also the name of its rate-limit bucket and quota.
+func (k Kind) API() string {
+	switch k {
+	case KindCustom:
+		return wechat.APICustomSend
+	case KindSubscribe:
+		return wechat.APIBizSend
+	default:
+		return wechat.APITemplateSend
+	}
+}
+
 // Campaign is one message sent to one audience, run now, at a time or on a
 // schedule. It is stored as JSON and is the body of the HTTP API.
 //

@@ -184,7 +184,7 @@ func (w *Worker) loadView(ctx context.Context, id string, run int) (*runView, er
 		return nil, err
 	}
 	return &runView{
-		c: c, msg: msg, acct: acct, api: apiOf(c.Kind),
+		c: c, msg: msg, acct: acct, api: c.Kind.API(),
 		hasVars: len(msg.Variables()) > 0,
 		started: rec.Started,
 	}, nil
@@ -211,17 +211,6 @@ func (w *Worker) forget(id string) {
 		}
 		return true
 	})
-}
-
-func apiOf(k campaigns.Kind) string {
-	switch k {
-	case campaigns.KindCustom:
-		return wechat.APICustomSend
-	case campaigns.KindSubscribe:
-		return wechat.APIBizSend
-	default:
-		return wechat.APITemplateSend
-	}
 }
 
 // ClientMsgID is the client_msg_id of a template send: the same for every
@@ -475,7 +464,8 @@ func (w *Worker) Run(ctx context.Context) error {
 // reports as available again (a daily reset, or an operator's clear_quota).
 func (w *Worker) probeQuotas(ctx context.Context) {
 	for _, a := range w.accounts.All() {
-		for _, api := range []string{wechat.APITemplateSend, wechat.APICustomSend, wechat.APIBizSend} {
+		for _, k := range []campaigns.Kind{campaigns.KindTemplate, campaigns.KindCustom, campaigns.KindSubscribe} {
+			api := k.API()
 			key := a.BucketKey(api)
 			st, err := w.limiter.State(ctx, key)
 			if err != nil || st.PausedUntil.IsZero() {

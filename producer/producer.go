@@ -161,7 +161,7 @@ func SendTaskType(k campaigns.Kind) string {
 
 // EnqueueSend queues the send task of one recipient on queue.
 func (p *Producer) EnqueueSend(ctx context.Context, typ, queue, id string, run int, openid string) error {
-	t := asynq.NewTask(typ, task.Encode(task.Send{Run: task.Run{Campaign: id, Run: run}, OpenID: openid}))
+	t := asynq.NewTask(typ, task.EncodeSend(task.Send{Run: task.Run{Campaign: id, Run: run}, OpenID: openid}))
 	_, err := p.client.EnqueueContext(ctx, t, asynq.TaskID(task.SendID(id, run, openid)), asynq.Queue(queue),
 		asynq.MaxRetry(p.cfg.SendMaxRetry), asynq.Timeout(p.cfg.SendTimeout))
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {

@@ -38,6 +38,9 @@ const (
 	IdleTimeoutDefault = time.Minute
 	// HeadroomDefault is the default of Config.Headroom.
 	HeadroomDefault = 50 * time.Millisecond
+	// PrefetchDefault is the default of Config.Prefetch (at most half the
+	// Headroom).
+	PrefetchDefault = 20 * time.Millisecond
 )
 
 // Config configures a Limiter. The zero Config is valid: every zero field
@@ -58,6 +61,18 @@ type Config struct {
 	// WeChat never sees more than Rate + Burst in a second. Negative means
 	// none.
 	Headroom time.Duration
+	// Prefetch is how far ahead of demand a process takes tokens while its
+	// bucket has plenty (PrefetchDefault, or half the Headroom if that is
+	// less). The leaser then asks Redis, on top of the callers waiting, for
+	// about as many tokens as this process's callers took over the last
+	// Prefetch, and callers that find one of those take it at once, without
+	// waiting for a Redis call. A token taken ahead is used within Prefetch
+	// of its grant or dropped; the Headroom absorbs that delay, so Prefetch
+	// may not exceed it. Nothing is taken ahead while Redis grants fewer
+	// tokens than asked for (the bucket is at its limit). Negative means
+	// none: every caller waits for a Redis call, as it does when Headroom
+	// is negative and Prefetch unset.
+	Prefetch time.Duration
 	// MaxPause is the longest a leaser sleeps between two Redis calls while
 	// callers are waiting and the bucket is short (MaxPauseDefault). It
 	// bounds a saturated process's calls to about 1/MaxPause a second, and
@@ -116,6 +131,12 @@ func (c Config) WithDefaults() Config {
 	if c.Headroom == 0 {
 		c.Headroom = HeadroomDefault
 	}
+	if c.Prefetch == 0 {
+		c.Prefetch = min(PrefetchDefault, c.Headroom/2)
+		if c.Headroom < 0 {
+			c.Prefetch = -1
+		}
+	}
 	def(&c.BatchWindow, BatchWindowDefault)
 	def(&c.MaxWait, MaxWaitDefault)
 	def(&c.PauseRecheck, PauseRecheckDefault)
@@ -157,6 +178,9 @@ func (c Config) validate() error {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s %s is negative", d.name, d.v))
 		}
+	}
+	if c.Prefetch > 0 && c.Prefetch > c.Headroom {
+		errs = append(errs, fmt.Errorf("prefetch %s exceeds the headroom %s, which must absorb it", c.Prefetch, max(c.Headroom, 0)))
 	}
 	if !(c.SlowdownCut > 0 && c.SlowdownCut < 1) {
 		errs = append(errs, fmt.Errorf("slowdown cut %v is not in (0, 1)", c.SlowdownCut))

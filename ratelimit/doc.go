@@ -11,8 +11,12 @@
 // runs one leaser goroutine per bucket in use. Callers of [Limiter.Wait]
 // queue up by [Priority], then in arrival order; the leaser asks Redis for
 // as many tokens as there are callers waiting (at most Config.MaxBatch) and
-// hands what it gets to them at once, so that no token is ever held back in
-// a process to be spent in a bunch later. When Redis grants too few, the
+// hands what it gets to them at once. While the bucket has plenty, it also
+// asks for about as many as the process's callers took over the last
+// Config.Prefetch (20 ms), which later callers take without waiting for a
+// Redis call; such a token is used within Prefetch of its grant or dropped,
+// and the bucket's headroom absorbs that delay, so that no stock of tokens
+// is ever spent in a bunch later. When Redis grants too few, the
 // leaser sleeps until enough are due for the callers still waiting, or for
 // Config.MaxPause at most (less the round trip, so that its next call
 // reaches the server in time), then asks again; while the bucket keeps up,

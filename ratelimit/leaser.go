@@ -47,6 +47,77 @@ type bucket struct {
 	share     float64
 	saturated bool
 	lastReply time.Time
+
+	// Tokens taken ahead of callers (Config.Prefetch), oldest first, each
+	// lot usable until its time (local clock); spare counts them all.
+	// served counts the tokens handed out since the last Redis call
+	// (lastCall), the demand the next call prefetches for; refill is set
+	// when a caller took spares below half of what the last call aimed
+	// for (target).
+	lots     []lot
+	spare    int
+	served   int
+	lastCall time.Time
+	target   int
+	refill   bool
+}
+
+// lot is a batch of tokens taken ahead, usable until until.
+type lot struct {
+	n     int
+	until time.Time
+}
+
+// takeSpare hands one token taken ahead to a caller that arrived while no
+// one was waiting, and reports whether there was one, whether the leaser
+// should take more (half of the last prefetch is gone), and how many
+// expired tokens it dropped. b.mu is held.
+func (b *bucket) takeSpare(now time.Time) (ok, wake bool, dropped int) {
+	dropped = b.dropExpired(now)
+	if b.spare == 0 {
+		return false, false, dropped
+	}
+	b.lots[0].n--
+	if b.lots[0].n == 0 {
+		b.lots = b.lots[1:]
+	}
+	b.spare--
+	b.served++
+	if !b.refill && b.spare*2 <= b.target {
+		b.refill = true
+		return true, true, dropped
+	}
+	return true, false, dropped
+}
+
+// addSpare keeps n tokens granted at the earliest at start for later
+// callers, until start+ttl. b.mu is held.
+func (b *bucket) addSpare(n int, start time.Time, ttl time.Duration) {
+	if n <= 0 {
+		return
+	}
+	b.lots = append(b.lots, lot{n: n, until: start.Add(ttl)})
+	b.spare += n
+}
+
+// dropExpired drops the lots whose time has passed and returns how many
+// tokens it dropped. b.mu is held.
+func (b *bucket) dropExpired(now time.Time) int {
+	dropped := 0
+	for len(b.lots) > 0 && !now.Before(b.lots[0].until) {
+		dropped += b.lots[0].n
+		b.spare -= b.lots[0].n
+		b.lots = b.lots[1:]
+	}
+	return dropped
+}
+
+// dropSpare drops every token taken ahead and returns how many. b.mu is
+// held.
+func (b *bucket) dropSpare() int {
+	n := b.spare
+	b.lots, b.spare, b.target, b.refill = nil, 0, 0, false
+	return n
 }
 
 // waiter is one caller of Wait, linked into its priority's queue while
@@ -102,6 +173,9 @@ func (b *bucket) remove(w *waiter) {
 // held.
 func (b *bucket) answer(w *waiter, err error) {
 	b.remove(w)
+	if err == nil {
+		b.served++
+	}
 	w.ch <- err
 }
 
@@ -213,14 +287,18 @@ func (l *Limiter) run(ctx context.Context, b *bucket) {
 		if ctx.Err() != nil {
 			b.dead = true
 			b.failAll(ErrClosed)
+			l.dropped.Add(int64(b.dropSpare()))
 			b.mu.Unlock()
 			l.log.Debug("leaser stopped", zap.String("key", b.key))
 			return
 		}
 		now := l.cfg.NowFunc()
 		b.expire(now)
+		if n := b.dropExpired(now); n > 0 {
+			l.dropped.Add(int64(n))
+		}
 
-		if b.n == 0 {
+		if b.n == 0 && !b.refill {
 			b.mu.Unlock()
 			timer.Reset(l.cfg.IdleTimeout)
 			select {
@@ -238,12 +316,16 @@ func (l *Limiter) run(ctx context.Context, b *bucket) {
 
 		if now.Before(b.pauseCheck) {
 			b.failAll(&PausedError{Key: b.key, Until: b.pausedUntil})
+			l.dropped.Add(int64(b.dropSpare()))
 			b.mu.Unlock()
 			continue
 		}
 
 		if now.Before(next) {
-			d := min(next.Sub(now), b.earliestDeadline().Sub(now))
+			d := next.Sub(now)
+			if b.n > 0 {
+				d = min(d, b.earliestDeadline().Sub(now))
+			}
 			b.mu.Unlock()
 			timer.Reset(d)
 			select {
@@ -255,10 +337,18 @@ func (l *Limiter) run(ctx context.Context, b *bucket) {
 
 		want := min(b.n, l.cfg.MaxBatch)
 		lim := b.lim
+		ask := want + l.prefetch(b, now, lim)
+		b.refill = false
+		if ask == 0 {
+			b.mu.Unlock()
+			continue
+		}
+		b.served = 0
+		b.lastCall = now
 		b.mu.Unlock()
 
 		start := now
-		g, err := l.rdb.TakeRateTokens(ctx, b.key, lim.Rate, l.capacity(lim), want)
+		g, err := l.rdb.TakeRateTokens(ctx, b.key, lim.Rate, l.capacity(lim), ask)
 		l.calls.Add(1)
 		now = l.cfg.NowFunc()
 
@@ -276,12 +366,17 @@ func (l *Limiter) run(ctx context.Context, b *bucket) {
 			b.pauseCheck = now.Add(min(g.PausedFor, l.cfg.PauseRecheck))
 			b.saturated = false
 		default:
-			if given := b.deliver(g.Granted); given < g.Granted {
-				// Everyone counted in want gave up during the call.
-				l.dropped.Add(int64(g.Granted - given))
+			if left := g.Granted - b.deliver(g.Granted); left > 0 {
+				// Prefetched, or for callers who gave up during the
+				// call.
+				if l.cfg.Prefetch > 0 {
+					b.addSpare(left, start, l.cfg.Prefetch)
+				} else {
+					l.dropped.Add(int64(left))
+				}
 			}
 			switch {
-			case g.Granted < want:
+			case g.Granted < ask:
 				// Short: call again when the missing tokens (as many as
 				// the bucket can hold) are due, or after MaxPause, but not
 				// before one is. Those are times at the server, where the
@@ -292,7 +387,7 @@ func (l *Limiter) run(ctx context.Context, b *bucket) {
 				rtt := now.Sub(start)
 				next = now.Add(max(min(g.AllIn, l.cfg.MaxPause), g.NextIn) - rtt)
 				b.rejectHopeless(now)
-			case want == l.cfg.MaxBatch:
+			case ask >= l.cfg.MaxBatch:
 				// Plenty, and maybe more callers than one batch.
 				b.rate, b.share, b.saturated = g.Rate, g.Rate, false
 				next = now
@@ -307,6 +402,24 @@ func (l *Limiter) run(ctx context.Context, b *bucket) {
 	}
 }
 
+// prefetch is how many tokens the next call of b should take ahead of
+// callers: about as many as this process's callers took over the last
+// Prefetch, less those still spare, while the bucket has plenty (at most
+// half of what it holds, and within MaxBatch). b.mu is held.
+func (l *Limiter) prefetch(b *bucket, now time.Time, lim Limit) int {
+	if l.cfg.Prefetch <= 0 || b.saturated || b.lastCall.IsZero() {
+		b.target = 0
+		return 0
+	}
+	since := now.Sub(b.lastCall)
+	if since <= 0 {
+		return 0
+	}
+	demand := float64(b.served) * float64(l.cfg.Prefetch) / float64(since)
+	b.target = min(int(math.Ceil(demand)), l.capacity(lim)/2, l.cfg.MaxBatch)
+	return max(0, min(b.target-b.spare, l.cfg.MaxBatch-min(b.n, l.cfg.MaxBatch)))
+}
+
 // retire removes an idle bucket so that its leaser can exit, unless a
 // caller arrived meanwhile.
 func (l *Limiter) retire(b *bucket) bool {
@@ -318,6 +431,7 @@ func (l *Limiter) retire(b *bucket) bool {
 		return false
 	}
 	b.dead = true
+	l.dropped.Add(int64(b.dropSpare()))
 	if l.buckets[b.key] == b {
 		delete(l.buckets, b.key)
 	}

@@ -26,9 +26,10 @@ type Limiter struct {
 	closed  bool
 	wg      sync.WaitGroup
 
-	calls   atomic.Int64
-	granted atomic.Int64
-	dropped atomic.Int64
+	calls      atomic.Int64
+	granted    atomic.Int64
+	prefetched atomic.Int64
+	dropped    atomic.Int64
 }
 
 // New returns a Limiter whose buckets live in r. It returns an error for an
@@ -77,6 +78,12 @@ func (l *Limiter) Wait(ctx context.Context, key string, lim Limit, p Priority) e
 	if err != nil {
 		return err
 	}
+	if b == nil {
+		// A token taken ahead.
+		l.granted.Add(1)
+		l.prefetched.Add(1)
+		return nil
+	}
 	select {
 	case err := <-w.ch:
 		if err == nil {
@@ -96,7 +103,8 @@ var waiters = sync.Pool{New: func() any { return &waiter{ch: make(chan error, 1)
 
 // enqueue queues w on key's bucket, starting its leaser if need be. It
 // answers at once, without queueing, while the bucket is known to be
-// paused.
+// paused, and with a nil bucket and no error when it gave the caller a
+// token taken ahead.
 func (l *Limiter) enqueue(key string, lim Limit, w *waiter) (*bucket, error) {
 	for {
 		b, err := l.bucket(key)
@@ -117,6 +125,22 @@ func (l *Limiter) enqueue(key string, lim Limit, w *waiter) (*bucket, error) {
 			return nil, &PausedError{Key: key, Until: until}
 		}
 		b.lim = lim
+		if b.n == 0 {
+			ok, wake, dropped := b.takeSpare(now)
+			if dropped > 0 {
+				l.dropped.Add(int64(dropped))
+			}
+			if ok {
+				b.mu.Unlock()
+				if wake {
+					select {
+					case b.wake <- struct{}{}:
+					default:
+					}
+				}
+				return nil, nil
+			}
+		}
 		w.deadline = now.Add(l.cfg.MaxWait)
 		b.push(w)
 		b.mu.Unlock()
@@ -139,8 +163,11 @@ func (l *Limiter) abandon(b *bucket, w *waiter) {
 		return
 	}
 	// Answered under b.mu, so the answer is in the channel already.
-	if err := <-w.ch; err == nil && b.deliver(1) == 0 {
-		l.dropped.Add(1)
+	if err := <-w.ch; err == nil {
+		b.served--
+		if b.deliver(1) == 0 {
+			l.dropped.Add(1)
+		}
 	}
 }
 
@@ -193,11 +220,17 @@ type Stats struct {
 	Calls int64
 	// Granted is the number of tokens handed to callers of Wait.
 	Granted int64
+	// Prefetched is how many of those callers took a token taken ahead
+	// (Config.Prefetch), without waiting for a Redis call.
+	Prefetched int64
 	// Dropped is the number of tokens Redis granted that no caller took:
-	// their callers gave up as the tokens arrived and nobody else was
-	// waiting. A token is never kept for later, so that a process cannot
-	// spend a stock of them in a burst.
+	// tokens taken ahead (Config.Prefetch) that no caller came for in
+	// time, and tokens whose callers gave up as they arrived. A token is
+	// never kept beyond Prefetch, so that a process cannot spend a stock
+	// of them in a burst.
 	Dropped int64
+	// Spare is the number of tokens taken ahead and still usable, now.
+	Spare int
 	// Waiting is the number of callers waiting now, all buckets and
 	// priorities.
 	Waiting int
@@ -211,13 +244,22 @@ type Stats struct {
 // Stats returns the Limiter's counters. It is safe to call at any time;
 // each bucket's queues are counted at one instant, under its lock.
 func (l *Limiter) Stats() Stats {
-	st := Stats{
-		Calls:   l.calls.Load(),
-		Granted: l.granted.Load(),
-		Dropped: l.dropped.Load(),
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	now := l.cfg.NowFunc()
+	if !l.closed {
+		for _, b := range l.buckets {
+			b.mu.Lock()
+			l.dropped.Add(int64(b.dropExpired(now)))
+			b.mu.Unlock()
+		}
+	}
+	st := Stats{
+		Calls:      l.calls.Load(),
+		Granted:    l.granted.Load(),
+		Prefetched: l.prefetched.Load(),
+		Dropped:    l.dropped.Load(),
+	}
 	if l.closed {
 		return st
 	}
@@ -225,6 +267,7 @@ func (l *Limiter) Stats() Stats {
 	for _, b := range l.buckets {
 		b.mu.Lock()
 		st.Waiting += b.n
+		st.Spare += b.spare
 		st.WaitingHigh += b.queues[PriorityHigh].n
 		b.mu.Unlock()
 	}

@@ -314,6 +314,8 @@ func TestNewConfig(t *testing.T) {
 		{"max wait", ratelimit.Config{MaxWait: -time.Second}, "max wait -1s is negative"},
 		{"cut", ratelimit.Config{SlowdownCut: 1}, "slowdown cut 1 is not in (0, 1)"},
 		{"floor", ratelimit.Config{SlowdownFloor: 1.5}, "slowdown floor 1.5 is not in (0, 1]"},
+		{"prefetch", ratelimit.Config{Headroom: 10 * time.Millisecond, Prefetch: 20 * time.Millisecond}, "prefetch 20ms exceeds the headroom 10ms"},
+		{"prefetch, no headroom", ratelimit.Config{Headroom: -1, Prefetch: time.Millisecond}, "prefetch 1ms exceeds the headroom 0s"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -329,6 +331,48 @@ func TestNewConfig(t *testing.T) {
 	require.Equal(t, ratelimit.MaxWaitDefault, cfg.MaxWait)
 	require.Equal(t, ratelimit.SlowdownCutDefault, cfg.SlowdownCut)
 	require.Equal(t, ratelimit.SlowdownRecoveryDefault, cfg.SlowdownRecovery)
+	require.Equal(t, ratelimit.PrefetchDefault, cfg.Prefetch)
+	require.Equal(t, 5*time.Millisecond, ratelimit.Config{Headroom: 10 * time.Millisecond}.WithDefaults().Prefetch, "at most half the headroom")
+	require.Negative(t, ratelimit.Config{Headroom: -1}.WithDefaults().Prefetch, "no headroom, no prefetch")
 	require.NotNil(t, cfg.NowFunc)
 	require.NotNil(t, cfg.Logger)
+}
+
+// TestWaitPrefetch: while the bucket has plenty, a busy process takes
+// tokens ahead and most callers get one without waiting for a Redis call;
+// tokens nobody came for expire after Prefetch; and every token Redis
+// granted is either handed to a caller or counted as dropped, never kept.
+func TestWaitPrefetch(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.process(t, ratelimit.Config{})
+	lim := ratelimit.Limit{Rate: 50000, Burst: 5000}
+	const callers, each = 20, 200
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Go(func() {
+			for range each {
+				if err := p.lim.Wait(t.Context(), key, lim, ratelimit.PriorityLow); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	st := p.lim.Stats()
+	t.Logf("%d tokens, %d of them taken ahead, %d Redis calls, %d spare, %d dropped", st.Granted, st.Prefetched, st.Calls, st.Spare, st.Dropped)
+	require.EqualValues(t, callers*each, st.Granted)
+	require.Greater(t, st.Prefetched, st.Granted/2, "most callers took a token taken ahead")
+	require.Less(t, st.Calls, st.Granted/10, "Redis calls")
+
+	// Tokens left over expire within Prefetch.
+	waitFor(t, "spare tokens expire", func() bool { return p.lim.Stats().Spare == 0 })
+	require.NoError(t, p.lim.Close())
+	st = p.lim.Stats()
+	granted := 0
+	for _, g := range p.hook.grants {
+		granted += g.n
+	}
+	require.EqualValues(t, granted, st.Granted+st.Dropped, "every token Redis granted was handed out or dropped")
 }

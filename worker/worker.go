@@ -234,8 +234,6 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	log := w.log.With(zap.String("campaign_id", id), zap.Int("run", run), monitoring.OpenID(openid))
-
 	if done, err := w.settleIfStopped(ctx, v, st, id, run, openid); done || err != nil {
 		return err
 	}
@@ -290,7 +288,7 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 			// WeChat's per-minute limit: slow every worker down, and come
 			// back without using up a retry (the run deadline bounds it).
 			if err := w.limiter.Slowdown(ctx, v.acct.BucketKey(v.api)); err != nil {
-				log.Warn("rate slowdown", zap.Error(err))
+				w.sendLog(id, run, openid).Warn("rate slowdown", zap.Error(err))
 			}
 			return &producer.ThrottleError{RetryAfter: d.Delay, Reason: "errcode 45011: " + d.Meaning}
 		}
@@ -298,21 +296,25 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 		if retried >= maxRetry {
 			return w.record(ctx, v, id, run, openid, failedOutcome(d, "retries exhausted: "))
 		}
-		log.Debug("send will be retried", zap.Int("errcode", d.Code), zap.Duration("delay", d.Delay), zap.Error(sendErr))
+		w.sendLog(id, run, openid).Debug("send will be retried", zap.Int("errcode", d.Code), zap.Duration("delay", d.Delay), zap.Error(sendErr))
 		return &retryError{after: d.Delay, err: sendErr}
 	case retry.ActionFail:
 		return w.record(ctx, v, id, run, openid, failedOutcome(d, ""))
 	case retry.ActionStopCampaign:
-		log.Error("campaign stopped by a fatal errcode", zap.Int("errcode", d.Code), zap.String("meaning", d.Meaning), zap.Error(sendErr))
+		w.sendLog(id, run, openid).Error("campaign stopped by a fatal errcode", zap.Int("errcode", d.Code), zap.String("meaning", d.Meaning), zap.Error(sendErr))
 		reason := fmt.Sprintf("errcode %d: %s", d.Code, d.Meaning)
-		if err := w.store.Fail(ctx, id, run, reason); err != nil && !errors.Is(err, rdb.ErrState) {
+		// Stop this process's other sends at once, before the round trip
+		// that stops the other processes'.
+		v.state.Store(&stateEntry{state: string(campaigns.StateFailed), reason: reason, until: w.cfg.NowFunc().Add(w.cfg.StateTTL)})
+		if err := w.store.Fail(ctx, id, run, reason); errors.Is(err, rdb.ErrState) {
+			w.forget(id) // stopped already, maybe otherwise: read it again
+		} else if err != nil {
 			return err
 		}
-		w.forget(id)
 		return w.record(ctx, v, id, run, openid, failedOutcome(d, ""))
 	case retry.ActionPause:
 		key := v.acct.BucketKey(v.api)
-		log.Warn("daily quota reached: pausing the account's use of the api", zap.String("app_id", v.acct.AppID),
+		w.sendLog(id, run, openid).Warn("daily quota reached: pausing the account's use of the api", zap.String("app_id", v.acct.AppID),
 			zap.String("api", v.api), zap.Time("until", d.Until))
 		if err := w.limiter.Pause(ctx, key, d.Until); err != nil {
 			return err
@@ -320,6 +322,12 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 		return &ratelimit.PausedError{Until: d.Until}
 	}
 	return fmt.Errorf("send: unhandled action %v", d.Action)
+}
+
+// sendLog is the logger of one send; built only when something is logged,
+// since building it costs more than the rest of a send's bookkeeping.
+func (w *Worker) sendLog(id string, run int, openid string) *zap.Logger {
+	return w.log.With(zap.String("campaign_id", id), zap.Int("run", run), monitoring.OpenID(openid))
 }
 
 func failedOutcome(d retry.Decision, prefix string) rdb.Outcome {
@@ -380,7 +388,7 @@ func (w *Worker) send(ctx context.Context, v *runView, id string, run int, openi
 
 // record stores the recipient's final outcome with the run's counters.
 func (w *Worker) record(ctx context.Context, v *runView, id string, run int, openid string, o rdb.Outcome) error {
-	_, completed, err := w.rdb.RecordOutcomes(ctx, id, run, campaigns.DoneState(v.c), rdb.Settle{OpenID: openid, Outcome: o})
+	completed, err := w.rdb.RecordOutcome(ctx, id, run, campaigns.DoneState(v.c), rdb.Settle{OpenID: openid, Outcome: o})
 	if err != nil {
 		return err
 	}

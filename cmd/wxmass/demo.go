@@ -116,7 +116,7 @@ func (a *app) runDemo(ctx context.Context, cmd *cli.Command) error {
 			return err
 		}
 		rts = append(rts, rt)
-		srv := worker.NewServer(rt.asynqOpt, rt.worker, worker.ServerConfig{Concurrency: int(cmd.Int(flagConcurrency))})
+		srv := worker.NewServer(rt.asynqOpt, rt.worker, serverConfig(cmd))
 		if err := srv.Start(ctx); err != nil {
 			return err
 		}

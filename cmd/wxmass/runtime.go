@@ -26,6 +26,8 @@ const (
 	flagRate               = "rate"
 	flagBurst              = "burst"
 	flagConcurrency        = "concurrency"
+	flagFetchers           = "fetchers"
+	flagPriorityConc       = "priority-concurrency"
 	flagChunkSize          = "chunk-size"
 	flagWindow             = "window"
 	flagRunDeadline        = "run-deadline"
@@ -37,7 +39,9 @@ func pipelineFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.FloatFlag{Name: flagRate, Value: 100, Usage: "the account's send rate per API in messages per second, shared by every worker (read the real one with quota/get rate_limit)", Sources: sources(flagRate)},
 		&cli.IntFlag{Name: flagBurst, Value: 0, Usage: "how many sends above the rate one second may hold (0: a tenth of the rate, at least 1)", Sources: sources(flagBurst)},
-		&cli.IntFlag{Name: flagConcurrency, Value: worker.ConcurrencyDefault, Usage: "tasks one worker process handles at once (at WeChat latency L, at most concurrency/L sends per second)", Sources: sources(flagConcurrency)},
+		&cli.IntFlag{Name: flagConcurrency, Value: worker.ConcurrencyDefault, Usage: "bulk sends one worker process handles at once (at WeChat latency L, at most concurrency/L sends per second)", Sources: sources(flagConcurrency)},
+		&cli.IntFlag{Name: flagFetchers, Value: 0, Usage: "asynq servers sharing --concurrency, each fetching tasks in its own loop (0: one per 25 of concurrency, at most 8)", Sources: sources(flagFetchers)},
+		&cli.IntFlag{Name: flagPriorityConc, Value: 0, Usage: "transactional sends and launch/expand tasks handled at once, in slots of their own (0: a fifth of --concurrency, at least 4)", Sources: sources(flagPriorityConc)},
 		&cli.IntFlag{Name: flagChunkSize, Value: producer.ChunkSizeDefault, Usage: "recipients per expand task", Sources: sources(flagChunkSize)},
 		&cli.IntFlag{Name: flagWindow, Value: producer.WindowDefault, Usage: "most sends of one run queued and not yet settled, which bounds Redis memory per campaign", Sources: sources(flagWindow)},
 		&cli.DurationFlag{Name: flagRunDeadline, Value: worker.RunDeadlineDefault, Usage: "how long after a run starts its sends may still be made; later ones fail as expired", Sources: sources(flagRunDeadline)},
@@ -163,10 +167,7 @@ func (a *app) workerCommand() *cli.Command {
 				return err
 			}
 			defer rt.close()
-			srv := worker.NewServer(rt.asynqOpt, rt.worker, worker.ServerConfig{
-				Concurrency:     int(cmd.Int(flagConcurrency)),
-				ShutdownTimeout: cmd.Duration(flagShutdownTimeout),
-			})
+			srv := worker.NewServer(rt.asynqOpt, rt.worker, serverConfig(cmd))
 			if err := srv.Start(ctx); err != nil {
 				return err
 			}
@@ -180,5 +181,15 @@ func (a *app) workerCommand() *cli.Command {
 			}
 			return nil
 		},
+	}
+}
+
+// serverConfig is the worker server's configuration from the flags.
+func serverConfig(cmd *cli.Command) worker.ServerConfig {
+	return worker.ServerConfig{
+		Concurrency:         int(cmd.Int(flagConcurrency)),
+		Fetchers:            int(cmd.Int(flagFetchers)),
+		PriorityConcurrency: int(cmd.Int(flagPriorityConc)),
+		ShutdownTimeout:     cmd.Duration(flagShutdownTimeout),
 	}
 }

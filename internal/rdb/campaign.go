@@ -625,26 +625,39 @@ func ParseOutcome(s string) (Outcome, error) {
 //
 // KEYS[1] outcomes, KEYS[2] counters, KEYS[3] timeline, KEYS[4] run hash,
 // KEYS[5] campaign hash. ARGV[1] campaign state after completion, ARGV[2]
-// run number, then triples of openid, encoded outcome, status.
-// Returns {recorded, completed(0|1)}.
+// run number, then for each recipient: openid, encoded outcome, status,
+// errcode ("" for none), class ("" for none). Counter increments are summed
+// before they are written, so a batch of many outcomes costs one HINCRBY
+// per distinct counter. Returns {recorded, completed(0|1)}.
 var recordOutcomes = redis.NewScript(campaignLua + `
 local now = now()
 local sec = math.floor(now / 1000)
 local recorded = 0
-for i = 3, #ARGV, 3 do
+local counts, order = {}, {}
+local function bump(k)
+  local c = counts[k]
+  if c == nil then
+    order[#order + 1] = k
+    c = 0
+  end
+  counts[k] = c + 1
+end
+for i = 3, #ARGV, 5 do
   if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1] .. '|' .. now) == 1 then
     recorded = recorded + 1
-    local st = ARGV[i + 2]
-    redis.call('HINCRBY', KEYS[2], st, 1)
-    local f = {}
-    for p in string.gmatch(ARGV[i + 1], '([^|]*)|') do f[#f + 1] = p end
-    if f[2] ~= nil and f[2] ~= '' then redis.call('HINCRBY', KEYS[2], 'code:' .. f[2], 1) end
-    if f[3] ~= nil and f[3] ~= '' then redis.call('HINCRBY', KEYS[2], 'class:' .. f[3], 1) end
-    redis.call('HINCRBY', KEYS[3], st .. ':' .. sec, 1)
+    bump(ARGV[i + 2])
+    if ARGV[i + 3] ~= '' then bump('code:' .. ARGV[i + 3]) end
+    if ARGV[i + 4] ~= '' then bump('class:' .. ARGV[i + 4]) end
   end
 end
 if recorded == 0 then
   return {0, 0}
+end
+for _, k in ipairs(order) do
+  redis.call('HINCRBY', KEYS[2], k, counts[k])
+  if string.find(k, ':', 1, true) == nil then
+    redis.call('HINCRBY', KEYS[3], k .. ':' .. sec, counts[k])
+  end
 end
 local total = redis.call('HINCRBY', KEYS[2], 'total', recorded)
 local size = tonumber(redis.call('HGET', KEYS[4], 'size') or '-1')
@@ -680,59 +693,73 @@ func (r *RDB) RecordOutcomes(ctx context.Context, id string, run int, doneState 
 	if len(settles) == 0 {
 		return 0, false, nil
 	}
-	args := make([]any, 0, 2+3*len(settles))
+	var res *redis.Cmd
+	err := r.withScripts(ctx, func(pipe redis.Pipeliner) {
+		res = r.queueRecord(ctx, pipe, id, run, doneState, settles)
+	}, recordOutcomes)
+	if err != nil {
+		return 0, false, fmt.Errorf("record outcomes: %w", err)
+	}
+	v, err := res.Int64Slice()
+	if err != nil {
+		return 0, false, fmt.Errorf("record outcomes: %w", err)
+	}
+	return int(v[0]), v[1] == 1, nil
+}
+
+// queueRecord adds the record script of one run's settles, and their msgid
+// index entries, to pipe.
+func (r *RDB) queueRecord(ctx context.Context, pipe redis.Pipeliner, id string, run int, doneState string, settles []Settle) *redis.Cmd {
+	args := make([]any, 0, 2+5*len(settles))
 	args = append(args, doneState, run)
 	for _, s := range settles {
-		args = append(args, s.OpenID, s.Outcome.encode(), s.Outcome.Status)
+		code := ""
+		if s.Outcome.Code != 0 {
+			code = strconv.Itoa(s.Outcome.Code)
+		}
+		args = append(args, s.OpenID, s.Outcome.encode(), s.Outcome.Status, code, s.Outcome.Class)
 	}
 	keys := []string{r.keys.Outcomes(id, run), r.keys.Counters(id, run), r.keys.Timeline(id, run), r.keys.Run(id, run), r.keys.Campaign(id)}
+	res := recordOutcomes.EvalSha(ctx, pipe, keys, args...)
+	for _, s := range settles {
+		if s.Outcome.MsgID != 0 {
+			pipe.HSet(ctx, r.keys.MsgIDIndex(s.Outcome.MsgID), strconv.FormatInt(s.Outcome.MsgID, 10), id+"|"+strconv.Itoa(run)+"|"+s.OpenID)
+		}
+	}
+	return res
+}
+
+// withScripts runs the commands fill queues in one pipeline. If the server
+// does not know a script (first use, or its script cache was flushed), it
+// loads scripts and runs the pipeline once more: the commands queued must
+// be safe to repeat.
+func (r *RDB) withScripts(ctx context.Context, fill func(redis.Pipeliner), scripts ...*redis.Script) error {
 	for try := 0; ; try++ {
 		pipe := r.c.Pipeline()
-		res := recordOutcomes.EvalSha(ctx, pipe, keys, args...)
-		for _, s := range settles {
-			if s.Outcome.MsgID != 0 {
-				pipe.HSet(ctx, r.keys.MsgIDIndex(s.Outcome.MsgID), strconv.FormatInt(s.Outcome.MsgID, 10), id+"|"+strconv.Itoa(run)+"|"+s.OpenID)
-			}
-		}
-		_, err := pipe.Exec(ctx)
-		if err != nil && try == 0 && isNoScript(res.Err()) {
-			// First use on this server, or its script cache was flushed.
-			if err := recordOutcomes.Load(ctx, r.c).Err(); err != nil {
-				return 0, false, fmt.Errorf("record outcomes: load script: %w", err)
+		fill(pipe)
+		cmds, err := pipe.Exec(ctx)
+		if err != nil && try == 0 && anyNoScript(cmds) {
+			for _, s := range scripts {
+				if err := s.Load(ctx, r.c).Err(); err != nil {
+					return fmt.Errorf("load script: %w", err)
+				}
 			}
 			continue
 		}
-		if err != nil {
-			return 0, false, fmt.Errorf("record outcomes: %w", err)
-		}
-		v, err := res.Int64Slice()
-		if err != nil {
-			return 0, false, fmt.Errorf("record outcomes: %w", err)
-		}
-		return int(v[0]), v[1] == 1, nil
+		return err
 	}
+}
+
+func anyNoScript(cmds []redis.Cmder) bool {
+	for _, c := range cmds {
+		if isNoScript(c.Err()) {
+			return true
+		}
+	}
+	return false
 }
 
 func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") }
-
-// SendState tells a send task, in one round trip, whether its recipient
-// already has an outcome in the run, and the recipient's variables ("" when
-// none) from varsKey (AudienceVars, or "" to skip).
-func (r *RDB) SendState(ctx context.Context, id string, run int, openid string, withVars bool) (done bool, vars string, err error) {
-	pipe := r.c.Pipeline()
-	ex := pipe.HExists(ctx, r.keys.Outcomes(id, run), openid)
-	var v *redis.StringCmd
-	if withVars {
-		v = pipe.HGet(ctx, r.keys.AudienceVars(id), openid)
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return false, "", fmt.Errorf("send state: %w", err)
-	}
-	if v != nil {
-		vars = v.Val()
-	}
-	return ex.Val(), vars, nil
-}
 
 // HasOutcomes returns, for each openid, whether it already has an outcome
 // in the run.

@@ -8,12 +8,16 @@ import (
 type RDB struct {
 	c    redis.UniversalClient
 	keys Keys
+
+	sendOps group[sendOp] // SendState and RecordOutcome
 }
 
 // New returns an RDB using c, with keys under prefix ("" means
 // PrefixDefault).
 func New(c redis.UniversalClient, prefix string) *RDB {
-	return &RDB{c: c, keys: Keys{Prefix: prefix}}
+	r := &RDB{c: c, keys: Keys{Prefix: prefix}}
+	r.sendOps.flush = r.flushSendOps
+	return r
 }
 
 // Keys returns the key builder in use.

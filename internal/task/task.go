@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Task types, colon hierarchies for prefix routing.
@@ -104,13 +105,39 @@ func DecodeExpand(b []byte) (Expand, error) {
 	return e, nil
 }
 
-// DecodeSend decodes a send payload.
+// EncodeSend writes a send payload as "campaign run openid": send tasks
+// are the most numerous, so their payload is decoded without JSON. Campaign
+// ids and openids never contain a space.
+func EncodeSend(s Send) []byte {
+	b := make([]byte, 0, len(s.Campaign)+len(s.OpenID)+8)
+	b = append(b, s.Campaign...)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(s.Run.Run), 10)
+	b = append(b, ' ')
+	return append(b, s.OpenID...)
+}
+
+// DecodeSend decodes a send payload, as EncodeSend writes it or as JSON
+// (the form of earlier versions, still found in queues after an upgrade).
 func DecodeSend(b []byte) (Send, error) {
 	var s Send
-	if err := json.Unmarshal(b, &s); err != nil {
-		return Send{}, fmt.Errorf("task: decode send: %w", err)
+	if len(b) > 0 && b[0] == '{' {
+		if err := json.Unmarshal(b, &s); err != nil {
+			return Send{}, fmt.Errorf("task: decode send: %w", err)
+		}
+	} else {
+		c, rest, ok1 := strings.Cut(string(b), " ")
+		r, o, ok2 := strings.Cut(rest, " ")
+		if !ok1 || !ok2 {
+			return Send{}, fmt.Errorf("task: decode send: want \"campaign run openid\", got %d bytes", len(b))
+		}
+		run, err := strconv.Atoi(r)
+		if err != nil {
+			return Send{}, fmt.Errorf("task: decode send: run %q is not a number", r)
+		}
+		s = Send{Run: Run{Campaign: c, Run: run}, OpenID: o}
 	}
-	if s.Campaign == "" || s.Run.Run <= 0 || s.OpenID == "" {
+	if s.Campaign == "" || s.Run.Run <= 0 || s.OpenID == "" || strings.ContainsRune(s.Campaign, ' ') || strings.ContainsRune(s.OpenID, ' ') {
 		return Send{}, fmt.Errorf("task: decode send: campaign %q run %d openid empty=%t", s.Campaign, s.Run.Run, s.OpenID == "")
 	}
 	return s, nil

@@ -16,7 +16,12 @@ func TestIDs(t *testing.T) {
 func TestRoundTrip(t *testing.T) {
 	t.Parallel()
 	s := Send{Run: Run{Campaign: "c1", Run: 3}, OpenID: "o1"}
-	got, err := DecodeSend(Encode(s))
+	got, err := DecodeSend(EncodeSend(s))
+	require.NoError(t, err)
+	require.Equal(t, s, got)
+	require.Equal(t, "c1 3 o1", string(EncodeSend(s)))
+	// Payloads queued by earlier versions are JSON.
+	got, err = DecodeSend(Encode(s))
 	require.NoError(t, err)
 	require.Equal(t, s, got)
 	e := Expand{Run: Run{Campaign: "c1", Run: 3}, Chunk: 4}
@@ -30,7 +35,8 @@ func TestRoundTrip(t *testing.T) {
 
 func TestDecodeRejects(t *testing.T) {
 	t.Parallel()
-	for _, b := range []string{``, `{}`, `{"c":"x"}`, `{"c":"x","r":0,"o":"o"}`, `{"c":"","r":1,"o":"o"}`, `[`} {
+	for _, b := range []string{``, `{}`, `{"c":"x"}`, `{"c":"x","r":0,"o":"o"}`, `{"c":"","r":1,"o":"o"}`, `[`,
+		`c1 1`, `c1 x o1`, `c1 0 o1`, ` 1 o1`, `c1 1 `, `c1 1 o 1`, `c1  1 o1`, `{"c":"c 1","r":1,"o":"o"}`} {
 		_, err := DecodeSend([]byte(b))
 		require.Error(t, err, b)
 	}
@@ -43,11 +49,17 @@ func TestDecodeRejects(t *testing.T) {
 // FuzzDecodeSend: task payloads come from Redis, which anything may write.
 func FuzzDecodeSend(f *testing.F) {
 	f.Add([]byte(`{"c":"c1","r":1,"o":"o1"}`))
+	f.Add([]byte(`c1 1 o1`))
 	f.Add([]byte(`{"c":"c1","r":1,"k":2}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := DecodeSend(b)
 		if err == nil && (s.Campaign == "" || s.Run.Run <= 0 || s.OpenID == "") {
 			t.Fatalf("accepted %+v", s)
+		}
+		if err == nil && b[0] != '{' {
+			if again, err := DecodeSend(EncodeSend(s)); err != nil || again != s {
+				t.Fatalf("%q decoded to %+v, which does not round-trip: %+v, %v", b, s, again, err)
+			}
 		}
 		e, err := DecodeExpand(b)
 		if err == nil && (e.Campaign == "" || e.Run.Run <= 0 || e.Chunk < 0) {

@@ -41,12 +41,13 @@ func setup(t *testing.T, cfg producer.Config) *bundle {
 	clear()
 	t.Cleanup(func() { clear(); _ = ins.Close() })
 	r := rdb.New(c, redistest.Prefix(t, c))
-	client := asynq.NewClient(opt)
+	client, err := producer.NewClient(c)
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = client.Close() })
 	reg, err := account.NewRegistry(&account.Account{AppID: "wx00000000000fake1", Default: ratelimit.Limit{Rate: 1, Burst: 1}})
 	require.NoError(t, err)
 	store := campaigns.NewStore(r)
-	return &bundle{rdb: r, store: store, ins: ins, prod: producer.New(client, store, r, reg, nil, cfg)}
+	return &bundle{rdb: r, store: store, ins: ins, prod: producer.New(client.Client, store, r, reg, nil, cfg)}
 }
 
 func (b *bundle) campaign(t *testing.T, n int) *campaigns.Campaign {

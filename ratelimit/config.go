@@ -55,7 +55,7 @@ type Config struct {
 	MaxBatch int
 	// Headroom is how much of the rate, in time, is kept out of each
 	// bucket's burst (HeadroomDefault): a bucket holds at most
-	// Burst - ceil(Rate × Headroom) tokens, at least one. Tokens are
+	// Burst - ceil(Rate × (Headroom + Prefetch)) tokens, at least one. Tokens are
 	// counted when Redis grants them, but WeChat counts calls when they
 	// arrive; the headroom absorbs the jitter between the two, so that
 	// WeChat never sees more than Rate + Burst in a second. Negative means
@@ -67,11 +67,12 @@ type Config struct {
 	// about as many tokens as this process's callers took over the last
 	// Prefetch, and callers that find one of those take it at once, without
 	// waiting for a Redis call. A token taken ahead is used within Prefetch
-	// of its grant or dropped; the Headroom absorbs that delay, so Prefetch
-	// may not exceed it. Nothing is taken ahead while Redis grants fewer
-	// tokens than asked for (the bucket is at its limit). Negative means
-	// none: every caller waits for a Redis call, as it does when Headroom
-	// is negative and Prefetch unset.
+	// of its grant or dropped, and, like the Headroom, Prefetch's worth of
+	// the rate is kept out of the bucket: a bucket holds at most Burst -
+	// ceil(Rate × (Headroom + Prefetch)) tokens. Nothing is taken ahead
+	// while Redis grants fewer tokens than asked for (the bucket is at its
+	// limit). Negative means none: every caller waits for a Redis call, as
+	// it does when Headroom is negative and Prefetch unset.
 	Prefetch time.Duration
 	// MaxPause is the longest a leaser sleeps between two Redis calls while
 	// callers are waiting and the bucket is short (MaxPauseDefault). It
@@ -178,9 +179,6 @@ func (c Config) validate() error {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s %s is negative", d.name, d.v))
 		}
-	}
-	if c.Prefetch > 0 && c.Prefetch > c.Headroom {
-		errs = append(errs, fmt.Errorf("prefetch %s exceeds the headroom %s, which must absorb it", c.Prefetch, max(c.Headroom, 0)))
 	}
 	if !(c.SlowdownCut > 0 && c.SlowdownCut < 1) {
 		errs = append(errs, fmt.Errorf("slowdown cut %v is not in (0, 1)", c.SlowdownCut))

@@ -438,11 +438,16 @@ func (l *Limiter) retire(b *bucket) bool {
 	return true
 }
 
-// capacity is the bucket size the script uses: the burst less the headroom
-// for jitter between a grant and WeChat's count of the call.
+// capacity is the bucket size the script uses: the burst less what the
+// rate brings in the headroom (for jitter between a grant and WeChat's
+// count of the call) and in Prefetch (how long a token taken ahead may
+// wait for its caller). A token used d after its grant moves into a later
+// second; keeping rate × d out of the bucket keeps every second at WeChat
+// within rate + burst.
 func (l *Limiter) capacity(lim Limit) int {
-	if l.cfg.Headroom <= 0 {
+	hold := max(l.cfg.Headroom, 0) + max(l.cfg.Prefetch, 0)
+	if hold == 0 {
 		return lim.Burst
 	}
-	return max(1, lim.Burst-int(math.Ceil(lim.Rate*l.cfg.Headroom.Seconds())))
+	return max(1, lim.Burst-int(math.Ceil(lim.Rate*hold.Seconds())))
 }

@@ -119,10 +119,11 @@ func (b *bundle) process(t *testing.T, pc procConfig) *proc {
 		TransportDelay: retry.Exponential(100*time.Millisecond, 2, time.Second),
 	})
 	require.NoError(t, err)
-	client := asynq.NewClient(b.opt)
+	client, err := producer.NewClient(rc)
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = client.Close() })
 	log := zap.NewNop()
-	prod := producer.New(client, campaigns.NewStore(r), r, accounts, wc, producer.Config{Window: pc.window, ChunkSize: pc.chunk, Logger: log})
+	prod := producer.New(client.Client, campaigns.NewStore(r), r, accounts, wc, producer.Config{Window: pc.window, ChunkSize: pc.chunk, Logger: log})
 	w := worker.New(r, campaigns.NewStore(r), accounts, wc, limiter, policy, prod, worker.Config{
 		QuotaProbeInterval: pc.probe, Logger: log, PauseRecheck: 500 * time.Millisecond,
 	})
@@ -133,7 +134,7 @@ func (b *bundle) process(t *testing.T, pc procConfig) *proc {
 		defer cancel()
 		require.NoError(t, srv.Stop(ctx))
 	})
-	return &proc{srv: srv, producer: prod, limiter: limiter, client: client}
+	return &proc{srv: srv, producer: prod, limiter: limiter, client: client.Client}
 }
 
 // openIDs returns n distinct valid openids.

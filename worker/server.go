@@ -64,15 +64,15 @@ func priorityQueues() map[string]int {
 	return map[string]int{task.QueueTransactional: 2, task.QueueControl: 1}
 }
 
-// Server runs a Worker in two asynq servers, one for the bulk queue and one
-// for the transactional and control queues, plus the worker's own
-// background loop. Start it once; Stop is idempotent and safe if never
-// started.
+// Server runs a Worker in asynq servers of its own, Fetchers of them for
+// the bulk queue and one for the transactional and control queues, plus
+// the worker's own background loop. Start it once; Stop is idempotent and
+// safe if never started.
 //
-// Two servers rather than one with weighted queues: asynq fetches tasks in
-// one loop per server, one queue per script call, in weighted random order,
-// so one server would try the (mostly empty) transactional and control
-// queues before the bulk queue about 1.6 times per bulk send, and the fetch
+// Why not one server with weighted queues: asynq fetches tasks in one loop
+// per server, one queue per script call, in weighted random order, so one
+// server would try the (mostly empty) transactional and control queues
+// before the bulk queue about 1.6 times per bulk send, and its single fetch
 // loop would be the ceiling of the process's send rate (BENCHMARKS.md).
 type Server struct {
 	bulk     []*asynq.Server

@@ -537,7 +537,7 @@ func (e *benchEnv) runPool(ctx context.Context, lat time.Duration) (bench.Result
 type benchProc struct {
 	redis    *redis.Client
 	rdb      *rdb.RDB
-	client   *asynq.Client
+	client   *producer.Client
 	tokens   *wechat.TokenCache
 	limiter  *ratelimit.Limiter
 	store    *campaigns.Store
@@ -552,8 +552,11 @@ func (e *benchEnv) newProc(ctx context.Context, prefix string, wc *wechat.Client
 	rc.AddHook(counter)
 	p := &benchProc{redis: rc, rdb: rdb.New(rc, prefix)}
 	opt := bench.CountingConnOpt{Opt: e.asynqOpt, Counter: counter}
-	p.client = asynq.NewClient(opt)
 	var err error
+	if p.client, err = producer.NewClient(rc); err != nil {
+		p.close(ctx)
+		return nil, err
+	}
 	p.tokens, err = wechat.NewTokenCache(p.rdb, wechat.TokenCacheConfig{
 		AppID: wechattest.AppIDDefault,
 		Fetch: func(ctx context.Context) (wechat.AccessToken, error) {
@@ -585,7 +588,7 @@ func (e *benchEnv) newProc(ctx context.Context, prefix string, wc *wechat.Client
 	}
 	p.store = campaigns.NewStore(p.rdb)
 	pcfg.Logger = e.log.Named("producer")
-	p.producer = producer.New(p.client, p.store, p.rdb, accounts, wc, pcfg)
+	p.producer = producer.New(p.client.Client, p.store, p.rdb, accounts, wc, pcfg)
 	w := worker.New(p.rdb, p.store, accounts, wc, p.limiter, policy, p.producer, worker.Config{Logger: e.log.Named("worker")})
 	if scfg.Concurrency > 0 {
 		p.srv = worker.NewServer(opt, w, scfg)

@@ -55,7 +55,7 @@ type runtime struct {
 	redis    *redis.Client
 	rdb      *rdb.RDB
 	asynqOpt asynq.RedisConnOpt
-	client   *asynq.Client
+	client   *producer.Client
 	wechat   *wechat.Client
 	limiter  *ratelimit.Limiter
 	policy   *retry.Policy
@@ -91,7 +91,10 @@ func (a *app) newRuntime(ctx context.Context, cmd *cli.Command, acct account0, w
 		return nil, usagef("--%s: %w", flagRedisURL, redactURLError(err, cmd.String(flagRedisURL)))
 	}
 	rt.asynqOpt = opt
-	rt.client = asynq.NewClient(opt)
+	if rt.client, err = producer.NewClient(rc); err != nil {
+		rt.close()
+		return nil, err
+	}
 	tokens, err := wechat.NewTokenCache(r, wechat.TokenCacheConfig{AppID: acct.AppID, Fetch: acct.Fetch, Logger: a.log.Named("token")})
 	if err != nil {
 		rt.close()
@@ -112,7 +115,7 @@ func (a *app) newRuntime(ctx context.Context, cmd *cli.Command, acct account0, w
 		return nil, err
 	}
 	rt.store = campaigns.NewStore(r)
-	rt.producer = producer.New(rt.client, rt.store, r, rt.accounts, wc, producer.Config{
+	rt.producer = producer.New(rt.client.Client, rt.store, r, rt.accounts, wc, producer.Config{
 		ChunkSize: int(cmd.Int(flagChunkSize)),
 		Window:    int(cmd.Int(flagWindow)),
 		Logger:    a.log.Named("producer"),

@@ -81,10 +81,14 @@ func TestSendOpsShareRoundTrips(t *testing.T) {
 			if c {
 				completed.Add(1)
 			}
-			// Recorded again (a redelivered task): no second outcome.
+			// Recorded again (a redelivered task): no second outcome. (It
+			// may share the round trip that completes the run, and be the
+			// caller told so.)
 			c, err = r.RecordOutcome(ctx, "c1", run, "completed", rdb.Settle{OpenID: openid, Outcome: rdb.Outcome{Status: rdb.OutcomeFailed, Class: "exhausted"}})
 			require.NoError(t, err)
-			require.False(t, c)
+			if c {
+				completed.Add(1)
+			}
 			done, _, err = r.SendState(ctx, "c1", run, openid, false)
 			require.NoError(t, err)
 			require.True(t, done)

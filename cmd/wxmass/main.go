@@ -79,6 +79,8 @@ func (a *app) command() *cli.Command {
 			a.demoCommand(),
 			a.tokenCommand(),
 			a.workerCommand(),
+			a.serveCommand(),
+			a.allCommand(),
 			a.benchCommand(),
 		},
 	}

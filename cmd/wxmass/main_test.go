@@ -148,6 +148,9 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"bad fake config", nil, []string{"fakewechat", "--fake-config", "testdata/demo/audience.csv"}, "--fake-config testdata/demo/audience.csv"},
 		{"bad redis url", []string{"WXMASS_REDIS_URL=http://x"}, []string{"token", "check"}, "--redis-url"},
 		{"bad quota zone", nil, []string{"demo", "--quota-timezone", "Mars/Base"}, "--quota-timezone"},
+		{"no api key", nil, []string{"serve"}, "no API key: set WXMASS_API_KEYS or --api-keys-file"},
+		{"short api key", []string{"WXMASS_API_KEYS=short"}, []string{"serve"}, "WXMASS_API_KEYS: key 1: api: an API key must be at least 16 characters"},
+		{"bad keys file", nil, []string{"serve", "--api-keys-file", "/nonexistent/keys"}, "--api-keys-file"},
 	}
 	for _, tt := range tests {
 		e := append(append([]string{}, env...), tt.env...)
@@ -204,9 +207,10 @@ func TestReadmeDocumentsEveryFlag(t *testing.T) {
 	}
 	walk((&app{}).command())
 	require.Contains(t, string(readme), envAppSecret)
+	require.Contains(t, string(readme), envAPIKeys)
 	// Every WXMASS_ variable the README names exists.
 	for _, m := range regexp.MustCompile(`WXMASS_[A-Z_]+`).FindAllString(string(readme), -1) {
-		known := m == envAppSecret || m == "WXMASS_PRIVATE_REDIS"
+		known := m == envAppSecret || m == envAPIKeys || m == "WXMASS_PRIVATE_REDIS"
 		for _, name := range allFlagNames((&app{}).command()) {
 			if envName(name) == m {
 				known = true

@@ -36,6 +36,7 @@ const (
 	DBCmdCrash = 8 // cmd's test of killed worker processes
 	DBBench    = 9 // `wxmass bench` by default (make bench)
 	DBCmdBench = 10
+	DBCmdServe = 11 // cmd's test of `wxmass all` through the API
 )
 
 // URL returns the Redis URL tests use.

@@ -1,0 +1,491 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wxmass/wxmass/campaigns"
+	"github.com/wxmass/wxmass/internal/rdb"
+	"github.com/wxmass/wxmass/producer"
+)
+
+// Defaults of Config.
+const (
+	MaxBodyBytesDefault   = 1 << 20   // 1 MiB
+	MaxUploadBytesDefault = 512 << 20 // 512 MiB
+	IdempotencyTTLDefault = 24 * time.Hour
+	ListLimitDefault      = 50
+	ListLimitMax          = 200
+)
+
+// Config configures a Server. Store, Producer, RDB and Keys are required;
+// zero values of the others take the defaults named after them.
+type Config struct {
+	Store    *campaigns.Store
+	Producer *producer.Producer
+	RDB      *rdb.RDB
+	// Keys are the accepted API keys.
+	Keys *KeySet
+	// MaxBodyBytes bounds a JSON request body (MaxBodyBytesDefault).
+	MaxBodyBytes int64
+	// MaxUploadBytes bounds an uploaded audience file
+	// (MaxUploadBytesDefault).
+	MaxUploadBytes int64
+	// IdempotencyTTL is how long an Idempotency-Key is remembered
+	// (IdempotencyTTLDefault).
+	IdempotencyTTL time.Duration
+	Logger         *zap.Logger
+}
+
+// Server is the HTTP API. It is an http.Handler, safe for concurrent use.
+type Server struct {
+	cfg Config
+	mux *http.ServeMux
+	log *zap.Logger
+}
+
+// New returns the API server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Producer == nil || cfg.RDB == nil || cfg.Keys == nil {
+		return nil, errors.New("api: Store, Producer, RDB and Keys are required")
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = MaxBodyBytesDefault
+	}
+	if cfg.MaxUploadBytes <= 0 {
+		cfg.MaxUploadBytes = MaxUploadBytesDefault
+	}
+	if cfg.IdempotencyTTL <= 0 {
+		cfg.IdempotencyTTL = IdempotencyTTLDefault
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	allow := map[string][]string{}
+	route := func(method, path string, h handler) {
+		s.handle(method+" "+path, h)
+		allow[path] = append(allow[path], method)
+	}
+	route("POST", "/v1/campaigns", s.createCampaign)
+	route("GET", "/v1/campaigns", s.listCampaigns)
+	route("GET", "/v1/campaigns/{id}", s.getCampaign)
+	route("PUT", "/v1/campaigns/{id}/audience", s.uploadAudience)
+	route("POST", "/v1/campaigns/{id}/start", s.startCampaign)
+	route("POST", "/v1/campaigns/{id}/pause", s.control((*campaigns.Store).Pause))
+	route("POST", "/v1/campaigns/{id}/resume", s.control((*campaigns.Store).Resume))
+	route("POST", "/v1/campaigns/{id}/cancel", s.control((*campaigns.Store).Cancel))
+	route("GET", "/v1/campaigns/{id}/runs/{run}", s.getRun)
+	route("POST", "/v1/messages", s.sendTransactional)
+	// Other methods on those paths, and other paths, get the API's error
+	// shape rather than the mux's plain text.
+	for path, methods := range allow {
+		s.handle(path, func(w http.ResponseWriter, r *http.Request) *Error {
+			w.Header().Set("Allow", strings.Join(methods, ", "))
+			return apiError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "", "%s %s: use %s", r.Method, path, strings.Join(methods, " or "))
+		})
+	}
+	s.handle("/v1/", func(w http.ResponseWriter, r *http.Request) *Error {
+		return apiError(http.StatusNotFound, CodeNotFound, "", "no endpoint %s %s", r.Method, r.URL.Path)
+	})
+}
+
+// handler is an endpoint: it writes its answer, or returns the error to
+// answer with.
+type handler func(w http.ResponseWriter, r *http.Request) *Error
+
+// handle registers h behind the API-key check.
+func (s *Server) handle(pattern string, h handler) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if !s.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="wxmass"`)
+			writeError(w, apiError(http.StatusUnauthorized, CodeUnauthorized, "Authorization", "send a valid API key as Authorization: Bearer <key>"))
+			return
+		}
+		if e := h(w, r); e != nil {
+			if e.status >= 500 {
+				s.log.Error("api request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.String("error", e.Message))
+			}
+			writeError(w, e)
+		}
+	})
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	auth := r.Header.Get("Authorization")
+	key, ok := strings.CutPrefix(auth, "Bearer ")
+	return ok && s.cfg.Keys.Valid(strings.TrimSpace(key))
+}
+
+// ServeHTTP implements http.Handler. A panic in a handler is answered with
+// a 500 and logged without the request body.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("api panic", zap.String("path", r.URL.Path), zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
+			writeError(w, apiError(http.StatusInternalServerError, CodeInternal, "", "internal error"))
+		}
+	}()
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.cfg.RDB.Client().Ping(ctx).Err(); err != nil {
+		writeError(w, apiError(http.StatusServiceUnavailable, CodeUnavailable, "", "redis does not answer"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// storeError maps the store's errors to the API's.
+func storeError(err error) *Error {
+	var se *campaigns.StateError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, rdb.ErrCampaignNotFound), errors.Is(err, campaigns.ErrNotFound):
+		return apiError(http.StatusNotFound, CodeNotFound, "id", "no such campaign")
+	case errors.Is(err, rdb.ErrRunNotFound):
+		return apiError(http.StatusNotFound, CodeNotFound, "run", "no such run")
+	case errors.As(err, &se):
+		e := apiError(http.StatusConflict, CodeInvalidState, "state", "%s", strings.TrimPrefix(se.Error(), "campaigns: "))
+		e.State = string(se.State)
+		return e
+	}
+	if ve := validationError(err); ve != nil {
+		return ve
+	}
+	return apiError(http.StatusInternalServerError, CodeInternal, "", "%s", err.Error())
+}
+
+// campaignView is a campaign as the API shows it.
+type campaignView struct {
+	*campaigns.Campaign
+	// LatestRun is the number of the campaign's latest run, 0 before the
+	// first.
+	LatestRun int `json:"latest_run"`
+}
+
+func (s *Server) createCampaign(w http.ResponseWriter, r *http.Request) *Error {
+	var c campaigns.Campaign
+	if e := decodeJSON(w, r, s.cfg.MaxBodyBytes, &c); e != nil {
+		return e
+	}
+	if e := readOnly(&c); e != nil {
+		return e
+	}
+	return s.idempotent(w, r, "create", &c, func() (any, int, *Error) {
+		if err := s.cfg.Store.Create(r.Context(), &c); err != nil {
+			return nil, 0, storeError(err)
+		}
+		return campaignView{Campaign: &c}, http.StatusCreated, nil
+	})
+}
+
+// readOnly refuses fields the store sets.
+func readOnly(c *campaigns.Campaign) *Error {
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"id", c.ID != ""},
+		{"state", c.State != ""},
+		{"created_at", !c.CreatedAt.IsZero()},
+		{"updated_at", !c.UpdatedAt.IsZero()},
+	} {
+		if f.set {
+			return apiError(http.StatusBadRequest, CodeInvalidField, f.name, "%s is set by wxmass, not by the request", f.name)
+		}
+	}
+	return nil
+}
+
+// idempotent runs do once per Idempotency-Key: a retry with the same key
+// and the same request gets the first answer again, without doing the work
+// twice; the same key with another request is refused. Without the header
+// it just runs do.
+func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, scope string, req any, do func() (any, int, *Error)) *Error {
+	key := r.Header.Get("Idempotency-Key")
+	if key == "" {
+		v, status, e := do()
+		if e != nil {
+			return e
+		}
+		writeJSON(w, status, v)
+		return nil
+	}
+	if len(key) > 255 {
+		return apiError(http.StatusBadRequest, CodeInvalidField, "Idempotency-Key", "at most 255 characters, got %d", len(key))
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return apiError(http.StatusInternalServerError, CodeInternal, "", "fingerprint: %s", err.Error())
+	}
+	sum := sha256.Sum256(body)
+	fp := hex.EncodeToString(sum[:])
+	ctx := r.Context()
+	claim, err := s.cfg.RDB.ClaimIdempotency(ctx, scope, key, fp, s.cfg.IdempotencyTTL)
+	if err != nil {
+		return storeError(err)
+	}
+	switch {
+	case claim.Fingerprint != fp:
+		return apiError(http.StatusUnprocessableEntity, CodeIdempotencyReuse, "Idempotency-Key", "this key was used with another request")
+	case claim.State == rdb.IdempotencyPending:
+		return apiError(http.StatusConflict, CodeIdempotencyBusy, "Idempotency-Key", "a request with this key is in progress; retry later")
+	case claim.State == rdb.IdempotencyDone:
+		status, rest, _ := strings.Cut(claim.Result, " ")
+		code, _ := strconv.Atoi(status)
+		w.Header().Set("Idempotent-Replayed", "true")
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(code)
+		_, _ = w.Write([]byte(rest))
+		return nil
+	}
+	v, status, e := do()
+	if e != nil {
+		// Nothing was done: a retry may try again.
+		if err := s.cfg.RDB.ReleaseIdempotency(context.WithoutCancel(ctx), scope, key); err != nil {
+			s.log.Warn("release idempotency key", zap.Error(err))
+		}
+		return e
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return apiError(http.StatusInternalServerError, CodeInternal, "", "encode: %s", err.Error())
+	}
+	if err := s.cfg.RDB.FinishIdempotency(context.WithoutCancel(ctx), scope, key, fp, strconv.Itoa(status)+" "+string(out), s.cfg.IdempotencyTTL); err != nil {
+		s.log.Warn("finish idempotency key", zap.Error(err))
+	}
+	writeJSON(w, status, v)
+	return nil
+}
+
+func (s *Server) getCampaign(w http.ResponseWriter, r *http.Request) *Error {
+	c, run, err := s.cfg.Store.Latest(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return storeError(err)
+	}
+	writeJSON(w, http.StatusOK, campaignView{Campaign: c, LatestRun: run})
+	return nil
+}
+
+// listAnswer is a page of campaigns.
+type listAnswer struct {
+	Campaigns []campaignView `json:"campaigns"`
+	// Total is the number of campaigns, whatever their state.
+	Total int64 `json:"total"`
+	// NextOffset is the offset of the next page, absent on the last.
+	NextOffset *int64 `json:"next_offset,omitempty"`
+}
+
+func (s *Server) listCampaigns(w http.ResponseWriter, r *http.Request) *Error {
+	q := r.URL.Query()
+	limit, e := intParam(q.Get("limit"), "limit", ListLimitDefault, 1, ListLimitMax)
+	if e != nil {
+		return e
+	}
+	offset, e := intParam(q.Get("offset"), "offset", 0, 0, 1<<40)
+	if e != nil {
+		return e
+	}
+	state := campaigns.State(q.Get("state"))
+	if state != "" && !state.Valid() {
+		return apiError(http.StatusBadRequest, CodeInvalidField, "state", "unknown state %q", state)
+	}
+	ctx := r.Context()
+	out := listAnswer{Campaigns: []campaignView{}}
+	pos := int64(offset)
+	for len(out.Campaigns) < limit {
+		ids, total, err := s.cfg.RDB.ListCampaigns(ctx, pos, int64(limit))
+		if err != nil {
+			return storeError(err)
+		}
+		out.Total = total
+		if len(ids) == 0 {
+			break
+		}
+		for _, id := range ids {
+			pos++
+			c, run, err := s.cfg.Store.Latest(ctx, id)
+			if errors.Is(err, rdb.ErrCampaignNotFound) {
+				continue
+			}
+			if err != nil {
+				return storeError(err)
+			}
+			if state == "" || c.State == state {
+				out.Campaigns = append(out.Campaigns, campaignView{Campaign: c, LatestRun: run})
+				if len(out.Campaigns) == limit {
+					break
+				}
+			}
+		}
+	}
+	if pos < out.Total {
+		out.NextOffset = &pos
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func intParam(v, name string, def, lo, hi int) (int, *Error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, apiError(http.StatusBadRequest, CodeInvalidField, name, "%s must be a whole number from %d to %d, got %q", name, lo, hi, v)
+	}
+	return n, nil
+}
+
+func (s *Server) uploadAudience(w http.ResponseWriter, r *http.Request) *Error {
+	var f campaigns.Format
+	switch ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); strings.TrimSpace(ct) {
+	case "text/csv":
+		f = campaigns.FormatCSV
+	case "application/x-ndjson", "application/jsonl", "application/x-jsonlines":
+		f = campaigns.FormatJSONL
+	default:
+		return apiError(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "Content-Type",
+			"send text/csv or application/x-ndjson, not %q", ct)
+	}
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes)
+	res, err := s.cfg.Store.UploadAudience(r.Context(), r.PathValue("id"), body, f)
+	var big *http.MaxBytesError
+	var fe *campaigns.FileError
+	switch {
+	case errors.As(err, &big):
+		return apiError(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "", "the file is larger than %d bytes; nothing was stored", s.cfg.MaxUploadBytes)
+	case errors.As(err, &fe):
+		e := apiError(http.StatusUnprocessableEntity, CodeInvalidAudience, "", "%s; nothing was stored", strings.TrimPrefix(fe.Error(), "campaigns: "))
+		if fe.Line > 0 {
+			e.Field = "line " + strconv.Itoa(fe.Line)
+		}
+		writeJSON(w, e.status, map[string]any{"error": e, "report": res.Report})
+		return nil
+	case err != nil && strings.Contains(err.Error(), "only a file audience takes an upload"):
+		return apiError(http.StatusConflict, CodeInvalidState, "audience.source", "%s", strings.TrimPrefix(err.Error(), "campaigns: "))
+	case err != nil:
+		return storeError(err)
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// runStarted is the answer to a start or a transactional send.
+type runStarted struct {
+	Campaign string `json:"campaign"`
+	Run      int    `json:"run"`
+}
+
+func (s *Server) startCampaign(w http.ResponseWriter, r *http.Request) *Error {
+	id := r.PathValue("id")
+	run, err := s.cfg.Producer.Start(r.Context(), id)
+	if err != nil {
+		return storeError(err)
+	}
+	writeJSON(w, http.StatusAccepted, runStarted{Campaign: id, Run: run})
+	return nil
+}
+
+// control is a pause, resume or cancel.
+func (s *Server) control(op func(*campaigns.Store, context.Context, string) error) handler {
+	return func(w http.ResponseWriter, r *http.Request) *Error {
+		id := r.PathValue("id")
+		if err := op(s.cfg.Store, r.Context(), id); err != nil {
+			return storeError(err)
+		}
+		c, run, err := s.cfg.Store.Latest(r.Context(), id)
+		if err != nil {
+			return storeError(err)
+		}
+		writeJSON(w, http.StatusOK, campaignView{Campaign: c, LatestRun: run})
+		return nil
+	}
+}
+
+// runView is a run's live status.
+type runView struct {
+	Campaign string     `json:"campaign"`
+	Run      int        `json:"run"`
+	State    string     `json:"state"`
+	Reason   string     `json:"reason,omitempty"`
+	Size     int64      `json:"size"`
+	Expanded int64      `json:"expanded"`
+	Settled  int64      `json:"settled"`
+	Started  time.Time  `json:"started"`
+	Finished *time.Time `json:"finished,omitempty"`
+	// Counters are the run's counters: per outcome, "code:N", "class:X"
+	// and "total".
+	Counters map[string]int64 `json:"counters"`
+}
+
+func (s *Server) getRun(w http.ResponseWriter, r *http.Request) *Error {
+	id := r.PathValue("id")
+	run, err := strconv.Atoi(r.PathValue("run"))
+	if err != nil || run <= 0 {
+		return apiError(http.StatusBadRequest, CodeInvalidField, "run", "run must be a positive whole number, got %q", r.PathValue("run"))
+	}
+	if _, err := s.cfg.Store.Get(r.Context(), id); err != nil {
+		return storeError(err)
+	}
+	rec, err := s.cfg.Store.Run(r.Context(), id, run)
+	if err != nil {
+		return storeError(err)
+	}
+	v := runView{Campaign: id, Run: run, State: rec.State, Reason: rec.Reason, Size: rec.Size, Expanded: rec.Expanded,
+		Settled: rec.Settled(), Started: rec.Started, Counters: rec.Counters}
+	if !rec.Finished.IsZero() {
+		v.Finished = &rec.Finished
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (s *Server) sendTransactional(w http.ResponseWriter, r *http.Request) *Error {
+	var c campaigns.Campaign
+	if e := decodeJSON(w, r, s.cfg.MaxBodyBytes, &c); e != nil {
+		return e
+	}
+	if e := readOnly(&c); e != nil {
+		return e
+	}
+	if c.Audience.Source != campaigns.SourceInline || len(c.Audience.OpenIDs) != 1 {
+		return apiError(http.StatusBadRequest, CodeInvalidField, "audience", "a transactional send has an inline audience of exactly one openid")
+	}
+	return s.idempotent(w, r, "message", &c, func() (any, int, *Error) {
+		run, err := s.cfg.Producer.SendTransactional(r.Context(), &c)
+		if err != nil {
+			return nil, 0, storeError(err)
+		}
+		return runStarted{Campaign: c.ID, Run: run}, http.StatusAccepted, nil
+	})
+}

@@ -1,0 +1,372 @@
+package api_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/hibiken/asynq"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wxmass/wxmass/api"
+	"github.com/wxmass/wxmass/campaigns"
+	"github.com/wxmass/wxmass/internal/account"
+	"github.com/wxmass/wxmass/internal/rdb"
+	"github.com/wxmass/wxmass/internal/redistest"
+	"github.com/wxmass/wxmass/internal/task"
+	"github.com/wxmass/wxmass/producer"
+	"github.com/wxmass/wxmass/ratelimit"
+)
+
+const (
+	appID   = "wx00000000000api01"
+	testKey = "test-key-0123456789abcdef"
+)
+
+type testBundle struct {
+	url   string
+	rdb   *rdb.RDB
+	store *campaigns.Store
+}
+
+func setup(t *testing.T, mutate ...func(*api.Config)) *testBundle {
+	t.Helper()
+	c := redistest.Client(t, redistest.DBAPI)
+	r := rdb.New(c, redistest.Prefix(t, c))
+	opt := redistest.Options(t, redistest.DBAPI)
+	ins := asynq.NewInspector(asynq.RedisClientOpt{Addr: opt.Addr, DB: opt.DB, Password: opt.Password})
+	t.Cleanup(func() {
+		for _, q := range []string{task.QueueBulk, task.QueueControl, task.QueueTransactional} {
+			_ = ins.DeleteQueue(q, true)
+		}
+		_ = ins.Close()
+	})
+	client, err := producer.NewClient(c)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = client.Close() })
+	reg, err := account.NewRegistry(&account.Account{AppID: appID, Default: ratelimit.Limit{Rate: 10, Burst: 1}})
+	require.NoError(t, err)
+	store := campaigns.NewStore(r)
+	keys := &api.KeySet{}
+	require.NoError(t, keys.Add(testKey))
+	cfg := api.Config{Store: store, Producer: producer.New(client.Client, store, r, reg, nil, producer.Config{}), RDB: r, Keys: keys}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	srv, err := api.New(cfg)
+	require.NoError(t, err)
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	return &testBundle{url: hs.URL, rdb: r, store: store}
+}
+
+// answer is a decoded response.
+type answer struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func (a answer) errCode() string {
+	e, _ := a.body["error"].(map[string]any)
+	s, _ := e["code"].(string)
+	return s
+}
+
+func (a answer) errField() string {
+	e, _ := a.body["error"].(map[string]any)
+	s, _ := e["field"].(string)
+	return s
+}
+
+func (b *testBundle) do(t *testing.T, method, path, contentType, body string, header ...string) answer {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, b.url+path, strings.NewReader(body))
+	require.NoError(t, err)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	for i := 0; i+1 < len(header); i += 2 {
+		if header[i+1] == "" {
+			req.Header.Del(header[i])
+			continue
+		}
+		req.Header.Set(header[i], header[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	a := answer{status: res.StatusCode, header: res.Header, raw: string(raw)}
+	require.True(t, strings.HasPrefix(res.Header.Get("Content-Type"), "application/json"), "%s %s: content type %q: %s", method, path, res.Header.Get("Content-Type"), raw)
+	require.NoError(t, json.Unmarshal(raw, &a.body), "%s %s: %s", method, path, raw)
+	if res.StatusCode >= 400 {
+		require.NotEmpty(t, a.errCode(), "every error has the documented shape: %s", raw)
+	}
+	return a
+}
+
+func (b *testBundle) json(t *testing.T, method, path, body string, header ...string) answer {
+	t.Helper()
+	return b.do(t, method, path, "application/json", body, header...)
+}
+
+const templateCampaign = `{"name":"会员日","account":"` + appID + `","kind":"template",
+ "template":{"template_id":"TPL1","data":{"thing1":"{{.name}}的会员日"}},
+ "audience":{"source":"file","variables":["name"]}}`
+
+const inlineCampaign = `{"name":"inline","account":"` + appID + `","kind":"template",
+ "template":{"template_id":"TPL1","data":{"thing1":"会员日"}},
+ "audience":{"source":"inline","openids":["oTX0000000000000000000000001","oTX0000000000000000000000002"]}}`
+
+func (b *testBundle) total(t *testing.T) int64 {
+	t.Helper()
+	_, n, err := b.rdb.ListCampaigns(t.Context(), 0, 1)
+	require.NoError(t, err)
+	return n
+}
+
+func TestAuth(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, auth := range []string{"", "Bearer ", "Bearer wrong-key-0123456789abcdef", "Basic " + testKey, testKey} {
+		a := b.json(t, "GET", "/v1/campaigns", "", "Authorization", auth)
+		require.Equal(t, http.StatusUnauthorized, a.status, "Authorization %q", auth)
+		require.Equal(t, api.CodeUnauthorized, a.errCode())
+		require.NotContains(t, a.raw, testKey)
+	}
+	a := b.json(t, "POST", "/v1/campaigns", inlineCampaign, "Authorization", "Bearer nope")
+	require.Equal(t, http.StatusUnauthorized, a.status)
+	require.Zero(t, b.total(t), "a refused request stores nothing")
+
+	require.Equal(t, http.StatusOK, b.json(t, "GET", "/v1/campaigns", "").status)
+	// Health checks need no key.
+	for _, p := range []string{"/healthz", "/readyz"} {
+		res, err := http.Get(b.url + p)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, res.StatusCode, p)
+		res.Body.Close()
+	}
+}
+
+func TestKeySet(t *testing.T) {
+	t.Parallel()
+	var ks api.KeySet
+	require.False(t, ks.Valid(""), "an empty set accepts nothing")
+	require.Error(t, ks.Add("short"))
+	err := ks.ReadKeys(strings.NewReader("# keys\n\nkey-one-0123456789abcdef\nsha256:" +
+		"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\nsha256:nothex\n"))
+	require.ErrorContains(t, err, "line 5")
+	require.NotContains(t, err.Error(), "key-one")
+	require.True(t, ks.Valid("key-one-0123456789abcdef"))
+	require.True(t, ks.Valid("test"), "the key of the sha256 line")
+	require.False(t, ks.Valid("key-one-0123456789abcdeF"))
+	require.Equal(t, 2, ks.Len())
+}
+
+func TestCreateRejectsBadInput(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *api.Config) { c.MaxBodyBytes = 4096 })
+	for _, tt := range []struct {
+		name, body, ct string
+		status         int
+		code, field    string
+	}{
+		{"malformed", `{"name":`, "", 400, api.CodeMalformedJSON, ""},
+		{"not json", `name=x`, "", 400, api.CodeMalformedJSON, ""},
+		{"empty", ``, "", 400, api.CodeMalformedJSON, ""},
+		{"two values", inlineCampaign + `{}`, "", 400, api.CodeMalformedJSON, ""},
+		{"wrong type", `{"name":7}`, "", 400, api.CodeInvalidField, "name"},
+		{"wrong nested type", `{"name":"x","template":{"data":[1]}}`, "", 400, api.CodeInvalidField, "template.data"},
+		{"unknown field", `{"name":"x","colour":"red"}`, "", 400, api.CodeUnknownField, "colour"},
+		{"read-only id", `{"id":"cabc","name":"x"}`, "", 400, api.CodeInvalidField, "id"},
+		{"read-only state", `{"state":"running","name":"x"}`, "", 400, api.CodeInvalidField, "state"},
+		{"oversize", `{"name":"` + strings.Repeat("x", 5000) + `"}`, "", 413, api.CodeBodyTooLarge, ""},
+		{"content type", inlineCampaign, "text/plain", 415, api.CodeUnsupportedMedia, "Content-Type"},
+		{"invalid campaign", `{"name":"x","account":"` + appID + `","kind":"template","template":{"template_id":"T","data":{"thing1":"一二三四五六七八九十一二三四五六七八九十一"}},"audience":{"source":"file"}}`,
+			"", 422, api.CodeInvalidCampaign, "template.data.thing1"},
+		{"missing name", `{"account":"` + appID + `","kind":"template","template":{"template_id":"T","data":{"thing1":"x"}},"audience":{"source":"file"}}`,
+			"", 422, api.CodeInvalidCampaign, "name"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ct := tt.ct
+			if ct == "" {
+				ct = "application/json"
+			}
+			a := b.do(t, "POST", "/v1/campaigns", ct, tt.body)
+			require.Equal(t, tt.status, a.status, a.raw)
+			require.Equal(t, tt.code, a.errCode(), a.raw)
+			require.Equal(t, tt.field, a.errField(), a.raw)
+		})
+	}
+	require.Zero(t, b.total(t), "nothing stored by a rejected request")
+	a := b.json(t, "POST", "/v1/campaigns", `{"name":"x","account":"`+appID+`","kind":"template","template":{"template_id":"T","data":{"thing1":"一二三四五六七八九十一二三四五六七八九十一"}},"audience":{"source":"file"}}`)
+	errs := a.body["error"].(map[string]any)["errors"].([]any)
+	require.NotEmpty(t, errs, "every validation problem is listed")
+}
+
+func TestCampaignLifecycle(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	a := b.json(t, "POST", "/v1/campaigns", inlineCampaign)
+	require.Equal(t, http.StatusCreated, a.status, a.raw)
+	id := a.body["id"].(string)
+	require.Equal(t, "draft", a.body["state"])
+
+	a = b.json(t, "GET", "/v1/campaigns/"+id, "")
+	require.Equal(t, http.StatusOK, a.status)
+	require.Equal(t, "inline", a.body["name"])
+	require.EqualValues(t, 0, a.body["latest_run"])
+
+	require.Equal(t, http.StatusNotFound, b.json(t, "GET", "/v1/campaigns/cnothere00000", "").status)
+	a = b.json(t, "POST", "/v1/campaigns/"+id+"/pause", "")
+	require.Equal(t, http.StatusConflict, a.status, "a draft cannot be paused: %s", a.raw)
+	require.Equal(t, api.CodeInvalidState, a.errCode())
+	require.Equal(t, "draft", a.body["error"].(map[string]any)["state"])
+
+	a = b.json(t, "POST", "/v1/campaigns/"+id+"/start", "")
+	require.Equal(t, http.StatusAccepted, a.status, a.raw)
+	require.EqualValues(t, 1, a.body["run"])
+	a = b.json(t, "GET", "/v1/campaigns/"+id+"/runs/1", "")
+	require.Equal(t, http.StatusOK, a.status, a.raw)
+	require.Equal(t, "running", a.body["state"])
+	require.EqualValues(t, 2, a.body["size"])
+	require.Equal(t, http.StatusNotFound, b.json(t, "GET", "/v1/campaigns/"+id+"/runs/9", "").status)
+	require.Equal(t, http.StatusBadRequest, b.json(t, "GET", "/v1/campaigns/"+id+"/runs/x", "").status)
+
+	for _, step := range []struct{ op, state string }{{"pause", "paused"}, {"resume", "running"}, {"cancel", "cancelled"}} {
+		a = b.json(t, "POST", "/v1/campaigns/"+id+"/"+step.op, "")
+		require.Equal(t, http.StatusOK, a.status, "%s: %s", step.op, a.raw)
+		require.Equal(t, step.state, a.body["state"], step.op)
+	}
+	a = b.json(t, "POST", "/v1/campaigns/"+id+"/resume", "")
+	require.Equal(t, http.StatusConflict, a.status)
+
+	a = b.json(t, "DELETE", "/v1/campaigns/"+id+"/start", "")
+	require.Equal(t, http.StatusMethodNotAllowed, a.status)
+	require.Equal(t, "POST", a.header.Get("Allow"))
+	require.Equal(t, http.StatusNotFound, b.json(t, "GET", "/v1/nothing", "").status)
+}
+
+func TestIdempotentCreate(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	first := b.json(t, "POST", "/v1/campaigns", inlineCampaign, "Idempotency-Key", "k-1")
+	require.Equal(t, http.StatusCreated, first.status)
+	again := b.json(t, "POST", "/v1/campaigns", inlineCampaign, "Idempotency-Key", "k-1")
+	require.Equal(t, http.StatusCreated, again.status)
+	require.Equal(t, first.body["id"], again.body["id"], "a retried create returns the first campaign")
+	require.Equal(t, "true", again.header.Get("Idempotent-Replayed"))
+	require.EqualValues(t, 1, b.total(t))
+
+	other := b.json(t, "POST", "/v1/campaigns", templateCampaign, "Idempotency-Key", "k-1")
+	require.Equal(t, http.StatusUnprocessableEntity, other.status)
+	require.Equal(t, api.CodeIdempotencyReuse, other.errCode())
+
+	// A failed create frees its key.
+	bad := b.json(t, "POST", "/v1/campaigns", `{"name":"x"}`, "Idempotency-Key", "k-2")
+	require.Equal(t, http.StatusUnprocessableEntity, bad.status)
+	require.Equal(t, http.StatusCreated, b.json(t, "POST", "/v1/campaigns", inlineCampaign, "Idempotency-Key", "k-2").status)
+	require.EqualValues(t, 2, b.total(t))
+}
+
+func TestListCampaigns(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var ids []string
+	for range 5 {
+		a := b.json(t, "POST", "/v1/campaigns", inlineCampaign)
+		ids = append(ids, a.body["id"].(string))
+	}
+	require.Equal(t, http.StatusAccepted, b.json(t, "POST", "/v1/campaigns/"+ids[1]+"/start", "").status)
+
+	a := b.json(t, "GET", "/v1/campaigns?limit=2", "")
+	require.Equal(t, http.StatusOK, a.status)
+	require.Len(t, a.body["campaigns"], 2)
+	require.EqualValues(t, 5, a.body["total"])
+	require.EqualValues(t, 2, a.body["next_offset"])
+	a = b.json(t, "GET", "/v1/campaigns?offset=4&limit=2", "")
+	require.Len(t, a.body["campaigns"], 1)
+	require.Nil(t, a.body["next_offset"])
+
+	a = b.json(t, "GET", "/v1/campaigns?state=running", "")
+	require.Len(t, a.body["campaigns"], 1)
+	require.Equal(t, ids[1], a.body["campaigns"].([]any)[0].(map[string]any)["id"])
+
+	for _, q := range []string{"limit=0", "limit=201", "limit=x", "offset=-1", "state=nope"} {
+		a := b.json(t, "GET", "/v1/campaigns?"+q, "")
+		require.Equal(t, http.StatusBadRequest, a.status, q)
+		require.Equal(t, api.CodeInvalidField, a.errCode(), q)
+	}
+}
+
+func TestUploadAudience(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *api.Config) { c.MaxUploadBytes = 2000 })
+	a := b.json(t, "POST", "/v1/campaigns", templateCampaign)
+	require.Equal(t, http.StatusCreated, a.status, a.raw)
+	id := a.body["id"].(string)
+	path := "/v1/campaigns/" + id + "/audience"
+
+	csv := "\ufeffopenid,name\r\noTX0000000000000000000000001,Ann\r\n\r\nbad openid,Bob\r\noTX0000000000000000000000001,Ann\r\noTX0000000000000000000000002,\r\n"
+	a = b.do(t, "PUT", path, "text/csv", csv)
+	require.Equal(t, http.StatusOK, a.status, a.raw)
+	require.EqualValues(t, 1, a.body["stored"])
+	rep := a.body["report"].(map[string]any)
+	require.EqualValues(t, 1, rep["duplicates"])
+	require.EqualValues(t, 1, rep["invalid_openids"])
+	require.EqualValues(t, 1, rep["invalid"])
+	lines := fmt.Sprint(rep["errors"])
+	require.Contains(t, lines, "line:4", "errors name their line")
+
+	// A file error stores nothing: the audience above stays.
+	a = b.do(t, "PUT", path, "text/csv", "name,email\nAnn,a@x\n")
+	require.Equal(t, http.StatusUnprocessableEntity, a.status, a.raw)
+	require.Equal(t, api.CodeInvalidAudience, a.errCode())
+	a = b.do(t, "PUT", path, "text/csv", "openid,name\n"+strings.Repeat("oTX0000000000000000000000009,Ann\n", 100))
+	require.Equal(t, http.StatusRequestEntityTooLarge, a.status, a.raw)
+	a = b.do(t, "PUT", path, "application/pdf", "x")
+	require.Equal(t, http.StatusUnsupportedMediaType, a.status)
+	n, err := b.rdb.AudienceLen(t.Context(), id)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n, "rejected uploads left the stored audience alone")
+
+	jsonl := `{"openid":"oTX0000000000000000000000003","name":"Cy"}` + "\n" + `{"openid":"oTX0000000000000000000000004","name":"Di"}` + "\n"
+	a = b.do(t, "PUT", path, "application/x-ndjson", jsonl)
+	require.Equal(t, http.StatusOK, a.status, a.raw)
+	require.EqualValues(t, 2, a.body["stored"])
+
+	inline := b.json(t, "POST", "/v1/campaigns", inlineCampaign)
+	a = b.do(t, "PUT", "/v1/campaigns/"+inline.body["id"].(string)+"/audience", "text/csv", "openid\noTX0000000000000000000000003\n")
+	require.Equal(t, http.StatusConflict, a.status, a.raw)
+}
+
+func TestTransactionalSend(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	msg := `{"name":"order 1001","account":"` + appID + `","kind":"template",
+	 "template":{"template_id":"TPL1","data":{"thing1":"订单1001已发货"}},
+	 "audience":{"source":"inline","openids":["oTX0000000000000000000000001"]}}`
+	a := b.json(t, "POST", "/v1/messages", msg, "Idempotency-Key", "order-1001")
+	require.Equal(t, http.StatusAccepted, a.status, a.raw)
+	again := b.json(t, "POST", "/v1/messages", msg, "Idempotency-Key", "order-1001")
+	require.Equal(t, a.body, again.body, "a retried transactional send is not sent twice")
+	require.EqualValues(t, 1, b.total(t))
+
+	two := strings.Replace(msg, `"oTX0000000000000000000000001"]`, `"oTX0000000000000000000000001","oTX0000000000000000000000002"]`, 1)
+	a = b.json(t, "POST", "/v1/messages", two)
+	require.Equal(t, http.StatusBadRequest, a.status)
+	require.Equal(t, "audience", a.errField())
+	var buf bytes.Buffer
+	buf.WriteString("{")
+	a = b.json(t, "POST", "/v1/messages", buf.String())
+	require.Equal(t, api.CodeMalformedJSON, a.errCode())
+}

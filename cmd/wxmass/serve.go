@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v3"
+	"go.uber.org/zap"
+
+	"github.com/wxmass/wxmass/api"
+	"github.com/wxmass/wxmass/worker"
+)
+
+// Flags of the HTTP API.
+const (
+	flagListen      = "listen"
+	flagAPIKeysFile = "api-keys-file"
+	envAPIKeys      = "WXMASS_API_KEYS"
+)
+
+func serveFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: flagListen, Value: ":8080", Usage: "address the HTTP API listens on", Sources: sources(flagListen)},
+		&cli.StringFlag{Name: flagAPIKeysFile, Usage: "file of API keys, one per line (a key, or sha256:<hex digest of a key>); or set " + envAPIKeys + " to comma-separated keys", Sources: sources(flagAPIKeysFile)},
+	}
+}
+
+// loadAPIKeys reads the API keys from WXMASS_API_KEYS or --api-keys-file.
+// Keys are secrets: never flags, never logged.
+func loadAPIKeys(cmd *cli.Command) (*api.KeySet, error) {
+	ks := &api.KeySet{}
+	if env := os.Getenv(envAPIKeys); env != "" {
+		for i, k := range strings.Split(env, ",") {
+			if err := ks.Add(k); err != nil {
+				return nil, usagef("%s: key %d: %w", envAPIKeys, i+1, err)
+			}
+		}
+	}
+	if path := cmd.String(flagAPIKeysFile); path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, usagef("--%s: %w", flagAPIKeysFile, err)
+		}
+		defer f.Close()
+		if err := ks.ReadKeys(f); err != nil {
+			return nil, usagef("--%s: %w", flagAPIKeysFile, err)
+		}
+	}
+	if ks.Len() == 0 {
+		return nil, usagef("no API key: set %s or --%s (every endpoint but /healthz and /readyz needs one)", envAPIKeys, flagAPIKeysFile)
+	}
+	return ks, nil
+}
+
+func (a *app) serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run the HTTP API (campaigns, runs, transactional sends, health checks)",
+		Flags: append(pipelineFlags(), serveFlags()...),
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			return a.runServe(ctx, cmd, false)
+		},
+	}
+}
+
+func (a *app) allCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "all",
+		Usage: "run serve and worker in one process (the single-machine default)",
+		Flags: append(pipelineFlags(), serveFlags()...),
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			return a.runServe(ctx, cmd, true)
+		},
+	}
+}
+
+// runServe runs the HTTP API, and the worker too when withWorker, until
+// ctx ends; then it stops taking requests and tasks and waits for those in
+// flight.
+func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) error {
+	keys, err := loadAPIKeys(cmd)
+	if err != nil {
+		return err
+	}
+	acct, err := loadAccount(cmd)
+	if err != nil {
+		return err
+	}
+	wc, err := newWechatClient(cmd)
+	if err != nil {
+		return err
+	}
+	defer wc.CloseIdleConnections()
+	fetch, err := tokenFetcher(cmd, wc, acct)
+	if err != nil {
+		return err
+	}
+	rt, err := a.newRuntime(ctx, cmd, account0{AppID: acct.AppID, Fetch: fetch}, wc)
+	if err != nil {
+		return err
+	}
+	defer rt.close()
+	handler, err := api.New(api.Config{Store: rt.store, Producer: rt.producer, RDB: rt.rdb, Keys: keys, Logger: a.log.Named("api")})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cmd.String(flagListen))
+	if err != nil {
+		return usagef("--%s: %w", flagListen, err)
+	}
+	hs := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          zap.NewStdLog(a.log.Named("http")),
+	}
+	var srv *worker.Server
+	if withWorker {
+		srv = worker.NewServer(rt.asynqOpt, rt.worker, serverConfig(cmd))
+		if err := srv.Start(ctx); err != nil {
+			_ = ln.Close()
+			return err
+		}
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	a.log.Info("api listening", zap.String("addr", ln.Addr().String()), zap.Bool("worker", withWorker))
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		return fmt.Errorf("http: %w", err)
+	}
+	a.log.Info("stopping")
+	sctx, cancel := context.WithTimeout(context.Background(), cmd.Duration(flagShutdownTimeout)+5*time.Second)
+	defer cancel()
+	var errs []error
+	if err := hs.Shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("stop http: %w", err))
+	}
+	if srv != nil {
+		if err := srv.Stop(sctx); err != nil && !errors.Is(err, context.Canceled) {
+			errs = append(errs, fmt.Errorf("stop worker: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}

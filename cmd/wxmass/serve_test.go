@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wxmass/wxmass/internal/redistest"
+	"github.com/wxmass/wxmass/internal/secret"
+	"github.com/wxmass/wxmass/wechat"
+	"github.com/wxmass/wxmass/wechat/wechattest"
+)
+
+// TestAllThroughTheAPI runs `wxmass all` against the fake WeChat and sends
+// a campaign through its HTTP API only: create, start, watch the run to the
+// end. No secret appears in the process's output or in any answer.
+func TestAllThroughTheAPI(t *testing.T) {
+	t.Parallel()
+	const apiKey = "serve-test-key-0123456789"
+	fake := wechattest.Start(t, wechattest.Config{})
+	c := redistest.Client(t, redistest.DBCmdServe)
+	prefix := redistest.Prefix(t, c)
+	opt := redistest.Options(t, redistest.DBCmdServe)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+
+	cmd := exec.Command(binary, "all", "--listen", addr, "--log-format", "json")
+	cmd.Dir = "../.."
+	cmd.Env = []string{
+		fmt.Sprintf("WXMASS_REDIS_URL=redis://%s/%d", opt.Addr, opt.DB),
+		"WXMASS_REDIS_PREFIX=" + prefix,
+		"WXMASS_WECHAT_BASE_URL=" + fake.URL(),
+		"WXMASS_APPID=" + wechattest.AppIDDefault,
+		"WXMASS_APPSECRET=" + wechattest.SecretDefault,
+		"WXMASS_API_KEYS=" + apiKey,
+		"WXMASS_RATE=500",
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	var answers strings.Builder
+	call := func(method, path, body string) (int, map[string]any) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), method, "http://"+addr+path, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		raw, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		answers.Write(raw)
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(raw, &m), "%s", raw)
+		return res.StatusCode, m
+	}
+	require.Eventually(t, func() bool {
+		res, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	}, 30*time.Second, 20*time.Millisecond, "wxmass all does not answer: %s", &out)
+
+	openids := make([]string, 300)
+	for i := range openids {
+		openids[i] = fmt.Sprintf(`"oSRV%024d"`, i)
+	}
+	status, created := call("POST", "/v1/campaigns", `{"name":"api","account":"`+wechattest.AppIDDefault+`","kind":"template",
+		"template":{"template_id":"`+wechattest.TemplateIDDefault+`","data":{"thing1":"会员日"}},
+		"audience":{"source":"inline","openids":[`+strings.Join(openids, ",")+`]}}`)
+	require.Equal(t, http.StatusCreated, status, "%v", created)
+	id := created["id"].(string)
+	status, started := call("POST", "/v1/campaigns/"+id+"/start", "")
+	require.Equal(t, http.StatusAccepted, status, "%v", started)
+
+	var run map[string]any
+	require.Eventually(t, func() bool {
+		_, run = call("GET", "/v1/campaigns/"+id+"/runs/1", "")
+		return run["state"] == "completed"
+	}, time.Minute, 50*time.Millisecond, "the run does not complete: %v\n%s", run, &out)
+	require.EqualValues(t, 300, run["settled"])
+	require.EqualValues(t, 300, run["counters"].(map[string]any)["sent"])
+	require.EqualValues(t, 300, fake.Stats().APIs["message/template/send"].Accepted)
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait(), "a signal stops it cleanly: %s", &out)
+	all := out.String() + answers.String()
+	require.Contains(t, out.String(), "api listening")
+	for _, s := range []string{apiKey, wechattest.SecretDefault} {
+		require.NotContains(t, all, s, "a secret in the output or an answer")
+	}
+	// stable_token in normal mode answers the token in force: the one the
+	// process used.
+	tok, err := wechat.New(wechat.WithBaseURLs(fake.URL())).StableToken(t.Context(), wechattest.AppIDDefault, secret.New(wechattest.SecretDefault), false)
+	require.NoError(t, err)
+	require.NotContains(t, all, tok.Token, "the access token in the output or an answer")
+}

@@ -1,0 +1,14 @@
+package rdb
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+)
+
+// Idempotency is the key of an Idempotency-Key header's value in scope (a
+// string such as "create" naming the operation). The client's value is
+// hashed, so any bytes are safe in it.
+func (k Keys) Idempotency(scope, key string) string {
+	h := sha256.Sum256([]byte(key))
+	return k.prefix() + ":idem:" + scope + ":" + hex.EncodeToString(h[:16])
+}

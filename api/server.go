@@ -17,6 +17,7 @@ import (
 	"github.com/wxmass/wxmass/campaigns"
 	"github.com/wxmass/wxmass/internal/rdb"
 	"github.com/wxmass/wxmass/producer"
+	"github.com/wxmass/wxmass/retry"
 )
 
 // Defaults of Config.
@@ -36,6 +37,9 @@ type Config struct {
 	RDB      *rdb.RDB
 	// Keys are the accepted API keys.
 	Keys *KeySet
+	// Policy gives errcodes their class and meaning in reports; nil leaves
+	// them out.
+	Policy *retry.Policy
 	// MaxBodyBytes bounds a JSON request body (MaxBodyBytesDefault).
 	MaxBodyBytes int64
 	// MaxUploadBytes bounds an uploaded audience file
@@ -93,6 +97,8 @@ func (s *Server) routes() {
 	route("POST", "/v1/campaigns/{id}/resume", s.control((*campaigns.Store).Resume))
 	route("POST", "/v1/campaigns/{id}/cancel", s.control((*campaigns.Store).Cancel))
 	route("GET", "/v1/campaigns/{id}/runs/{run}", s.getRun)
+	route("GET", "/v1/campaigns/{id}/runs/{run}/report", s.getReport)
+	route("GET", "/v1/campaigns/{id}/runs/{run}/outcomes.csv", s.exportOutcomes)
 	route("POST", "/v1/messages", s.sendTransactional)
 	// Other methods on those paths, and other paths, get the API's error
 	// shape rather than the mux's plain text.

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"github.com/wxmass/wxmass/internal/task"
 	"github.com/wxmass/wxmass/producer"
 	"github.com/wxmass/wxmass/ratelimit"
+	"github.com/wxmass/wxmass/retry"
 )
 
 const (
@@ -369,4 +371,91 @@ func TestTransactionalSend(t *testing.T) {
 	buf.WriteString("{")
 	a = b.json(t, "POST", "/v1/messages", buf.String())
 	require.Equal(t, api.CodeMalformedJSON, a.errCode())
+}
+
+func TestReportAndExport(t *testing.T) {
+	t.Parallel()
+	policy, err := retry.New(retry.Config{})
+	require.NoError(t, err)
+	b := setup(t, func(c *api.Config) { c.Policy = policy })
+	openids := make([]string, 10)
+	quoted := make([]string, 10)
+	for i := range openids {
+		openids[i] = fmt.Sprintf("oRPT%024d", i)
+		quoted[i] = `"` + openids[i] + `"`
+	}
+	a := b.json(t, "POST", "/v1/campaigns", strings.Replace(inlineCampaign,
+		`["oTX0000000000000000000000001","oTX0000000000000000000000002"]`, "["+strings.Join(quoted, ",")+"]", 1))
+	require.Equal(t, http.StatusCreated, a.status, a.raw)
+	id := a.body["id"].(string)
+	require.Equal(t, http.StatusAccepted, b.json(t, "POST", "/v1/campaigns/"+id+"/start", "").status)
+
+	// The outcomes a worker would record: 7 sent, 2 unfollowed, 1 cancelled.
+	var settles []rdb.Settle
+	for i, o := range openids {
+		out := rdb.Outcome{Status: rdb.OutcomeSent, MsgID: int64(1<<40) + int64(i)}
+		switch {
+		case i >= 7 && i < 9:
+			out = rdb.Outcome{Status: rdb.OutcomeFailed, Code: 43004, Class: "recipient", Detail: "user unfollowed, a,b"}
+		case i == 9:
+			out = rdb.Outcome{Status: rdb.OutcomeCancelled, Detail: "campaign cancelled"}
+		}
+		settles = append(settles, rdb.Settle{OpenID: o, Outcome: out})
+	}
+	_, completed, err := b.rdb.RecordOutcomes(t.Context(), id, 1, "completed", settles...)
+	require.NoError(t, err)
+	require.True(t, completed)
+
+	a = b.json(t, "GET", "/v1/campaigns/"+id+"/runs/1/report", "")
+	require.Equal(t, http.StatusOK, a.status, a.raw)
+	require.Equal(t, "completed", a.body["state"])
+	out := a.body["outcomes"].(map[string]any)
+	require.EqualValues(t, 7, out["sent"])
+	require.EqualValues(t, 2, out["failed"])
+	require.EqualValues(t, 1, out["cancelled"])
+	require.EqualValues(t, 7, a.body["accepted"])
+	codes := a.body["errcodes"].([]any)
+	require.Len(t, codes, 1)
+	require.Equal(t, map[string]any{"code": float64(43004), "count": float64(2), "class": "recipient", "meaning": codes[0].(map[string]any)["meaning"]}, codes[0])
+	require.NotEmpty(t, codes[0].(map[string]any)["meaning"], "errcodes carry their meaning")
+	require.NotEmpty(t, a.body["timeline"])
+	require.EqualValues(t, 10, a.body["rate_peak"])
+
+	res := b.raw(t, "/v1/campaigns/"+id+"/runs/1/outcomes.csv?status=failed")
+	require.Equal(t, http.StatusOK, res.status)
+	rows, err := csv.NewReader(strings.NewReader(res.body)).ReadAll()
+	require.NoError(t, err)
+	require.Len(t, rows, 3, "a header and the two failures: %s", res.body)
+	require.Equal(t, []string{"openid", "status", "errcode", "class", "msgid", "detail", "at"}, rows[0])
+	require.Equal(t, "43004", rows[1][2])
+	require.Equal(t, "user unfollowed, a,b", rows[1][5], "commas survive the CSV")
+	all := b.raw(t, "/v1/campaigns/"+id+"/runs/1/outcomes.csv")
+	rows, err = csv.NewReader(strings.NewReader(all.body)).ReadAll()
+	require.NoError(t, err)
+	require.Len(t, rows, 11)
+	require.Len(t, strings.Split(strings.TrimSpace(b.raw(t, "/v1/campaigns/"+id+"/runs/1/outcomes.csv?errcode=43004").body), "\n"), 3)
+
+	for _, q := range []string{"status=lost", "errcode=x", "errcode=0"} {
+		a := b.json(t, "GET", "/v1/campaigns/"+id+"/runs/1/outcomes.csv?"+q, "")
+		require.Equal(t, http.StatusBadRequest, a.status, q)
+	}
+	require.Equal(t, http.StatusNotFound, b.json(t, "GET", "/v1/campaigns/"+id+"/runs/2/report", "").status)
+}
+
+type rawAnswer struct {
+	status int
+	body   string
+}
+
+func (b *testBundle) raw(t *testing.T, path string) rawAnswer {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), "GET", b.url+path, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return rawAnswer{status: res.StatusCode, body: string(body)}
 }

@@ -51,6 +51,10 @@ func main() {
 		if errors.As(err, &ue) {
 			os.Exit(exitUsage)
 		}
+		var re runEndedError
+		if errors.As(err, &re) {
+			os.Exit(exitRunEnded)
+		}
 		os.Exit(exitFailure)
 	}
 	os.Exit(exitOK)
@@ -81,6 +85,7 @@ func (a *app) command() *cli.Command {
 			a.workerCommand(),
 			a.serveCommand(),
 			a.allCommand(),
+			a.campaignCommand(),
 			a.benchCommand(),
 		},
 	}

@@ -106,7 +106,7 @@ func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) e
 		return err
 	}
 	defer rt.close()
-	handler, err := api.New(api.Config{Store: rt.store, Producer: rt.producer, RDB: rt.rdb, Keys: keys, Logger: a.log.Named("api")})
+	handler, err := api.New(api.Config{Store: rt.store, Producer: rt.producer, RDB: rt.rdb, Keys: keys, Policy: rt.policy, Logger: a.log.Named("api")})
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -90,14 +92,52 @@ func TestAllThroughTheAPI(t *testing.T) {
 	status, started := call("POST", "/v1/campaigns/"+id+"/start", "")
 	require.Equal(t, http.StatusAccepted, status, "%v", started)
 
-	var run map[string]any
+	var rs map[string]any
 	require.Eventually(t, func() bool {
-		_, run = call("GET", "/v1/campaigns/"+id+"/runs/1", "")
-		return run["state"] == "completed"
-	}, time.Minute, 50*time.Millisecond, "the run does not complete: %v\n%s", run, &out)
-	require.EqualValues(t, 300, run["settled"])
-	require.EqualValues(t, 300, run["counters"].(map[string]any)["sent"])
+		_, rs = call("GET", "/v1/campaigns/"+id+"/runs/1", "")
+		return rs["state"] == "completed"
+	}, time.Minute, 50*time.Millisecond, "the run does not complete: %v\n%s", rs, &out)
+	require.EqualValues(t, 300, rs["settled"])
+	require.EqualValues(t, 300, rs["counters"].(map[string]any)["sent"])
 	require.EqualValues(t, 300, fake.Stats().APIs["message/template/send"].Accepted)
+
+	// The CLI, a client of the same API.
+	cliEnv := []string{"WXMASS_API_URL=http://" + addr, "WXMASS_API_KEY=" + apiKey}
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "campaign.json")
+	require.NoError(t, os.WriteFile(spec, []byte(`{"name":"cli","account":"`+wechattest.AppIDDefault+`","kind":"template",
+		"template":{"template_id":"`+wechattest.TemplateIDDefault+`","data":{"thing1":"{{.name}}的会员日"}},
+		"audience":{"source":"file","variables":["name"]}}`), 0o600))
+	csv := "openid,name\n"
+	for i := range 50 {
+		csv += fmt.Sprintf("oCLI%024d,客户%d\n", i, i)
+	}
+	csv += "not-an-openid,x\n"
+	audience := filepath.Join(dir, "audience.csv")
+	require.NoError(t, os.WriteFile(audience, []byte(csv), 0o600))
+
+	stdout, stderr, code := run(t, cliEnv, "campaign", "create", spec)
+	require.Equal(t, 0, code, stderr)
+	cid := strings.TrimSpace(stdout)
+	stdout, stderr, code = run(t, cliEnv, "campaign", "upload", cid, audience)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "stored 50 recipients")
+	require.Contains(t, stdout, "line 52: openid:")
+	_, stderr, code = run(t, cliEnv, "campaign", "start", cid)
+	require.Equal(t, 0, code, stderr)
+	stdout, stderr, code = run(t, cliEnv, "campaign", "watch", "--every", "100ms", cid)
+	require.Equal(t, 0, code, "watch exits 0 when the run completes: %s", stderr)
+	require.Contains(t, stdout, "100.0%")
+	stdout, stderr, code = run(t, cliEnv, "campaign", "report", cid)
+	require.Equal(t, 0, code, stderr)
+	require.Regexp(t, `sent +50 +100\.0%`, stdout)
+	_, stderr, code = run(t, cliEnv, "campaign", "pause", "cnothere00000")
+	require.Equal(t, 2, code, "a refused request exits 2")
+	require.Contains(t, stderr, "no such campaign")
+	_, stderr, code = run(t, append(cliEnv, "WXMASS_API_KEY=wrong-key-0123456789"), "campaign", "status", cid)
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, "valid API key")
+	answers.WriteString(stdout + stderr)
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, cmd.Wait(), "a signal stops it cleanly: %s", &out)

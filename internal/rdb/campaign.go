@@ -1,9 +1,11 @@
 package rdb
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -836,4 +838,37 @@ func (r *RDB) LookupMsgID(ctx context.Context, msgid int64) (id string, run int,
 		return "", 0, "", false, fmt.Errorf("lookup msgid: bad entry %q", s)
 	}
 	return parts[0], run, parts[2], true, nil
+}
+
+// TimelinePoint is how many recipients of a run settled with Status in the
+// second starting at Sec (Unix seconds, by the Redis clock).
+type TimelinePoint struct {
+	Sec    int64
+	Status string
+	N      int64
+}
+
+// GetTimeline returns a run's per-second outcome counts, oldest first.
+func (r *RDB) GetTimeline(ctx context.Context, id string, run int) ([]TimelinePoint, error) {
+	m, err := r.c.HGetAll(ctx, r.keys.Timeline(id, run)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("get timeline: %w", err)
+	}
+	out := make([]TimelinePoint, 0, len(m))
+	for k, v := range m {
+		st, sec, ok := strings.Cut(k, ":")
+		s, err1 := strconv.ParseInt(sec, 10, 64)
+		n, err2 := strconv.ParseInt(v, 10, 64)
+		if !ok || err1 != nil || err2 != nil {
+			continue // not written by the record script
+		}
+		out = append(out, TimelinePoint{Sec: s, Status: st, N: n})
+	}
+	slices.SortFunc(out, func(a, b TimelinePoint) int {
+		if a.Sec != b.Sec {
+			return cmp.Compare(a.Sec, b.Sec)
+		}
+		return strings.Compare(a.Status, b.Status)
+	})
+	return out, nil
 }

@@ -1,0 +1,213 @@
+package api
+
+import (
+	"encoding/csv"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wxmass/wxmass/internal/rdb"
+)
+
+// Report is a run's report: what happened to every recipient, why, and
+// when.
+type Report struct {
+	Campaign string     `json:"campaign"`
+	Run      int        `json:"run"`
+	State    string     `json:"state"`
+	Reason   string     `json:"reason,omitempty"`
+	Size     int64      `json:"size"`
+	Settled  int64      `json:"settled"`
+	Started  time.Time  `json:"started"`
+	Finished *time.Time `json:"finished,omitempty"`
+	// DurationSeconds is from the start to the last outcome (to now while
+	// the run is live).
+	DurationSeconds float64 `json:"duration_seconds"`
+	// Outcomes counts recipients by final outcome: sent (accepted by
+	// WeChat, no receipt yet), delivered (receipt: success), failed,
+	// skipped, cancelled. They add up to Settled.
+	Outcomes map[string]int64 `json:"outcomes"`
+	// Accepted is how many WeChat accepted (sent plus delivered plus
+	// receipts of failure); Delivered how many receipts said delivered.
+	Accepted  int64 `json:"accepted"`
+	Delivered int64 `json:"delivered"`
+	// Errcodes are the failures by WeChat errcode, most frequent first.
+	Errcodes []ErrcodeCount `json:"errcodes"`
+	// Classes are the failures by class (recipient, message, fatal,
+	// retry, exhausted, expired, ambiguous, receipt...).
+	Classes map[string]int64 `json:"classes"`
+	// Timeline is the outcomes per second, oldest first.
+	Timeline []TimelineSecond `json:"timeline"`
+	// RateAverage is Settled over the duration; RatePeak the most outcomes
+	// in one second.
+	RateAverage float64 `json:"rate_average"`
+	RatePeak    int64   `json:"rate_peak"`
+}
+
+// ErrcodeCount is the failures of one errcode.
+type ErrcodeCount struct {
+	Code    int    `json:"code"`
+	Count   int64  `json:"count"`
+	Class   string `json:"class,omitempty"`
+	Meaning string `json:"meaning,omitempty"`
+}
+
+// TimelineSecond is the outcomes of one second.
+type TimelineSecond struct {
+	T        time.Time        `json:"t"`
+	Outcomes map[string]int64 `json:"outcomes"`
+}
+
+func (s *Server) runParams(r *http.Request) (string, int, *Error) {
+	id := r.PathValue("id")
+	run, err := strconv.Atoi(r.PathValue("run"))
+	if err != nil || run <= 0 {
+		return "", 0, apiError(http.StatusBadRequest, CodeInvalidField, "run", "run must be a positive whole number, got %q", r.PathValue("run"))
+	}
+	if _, err := s.cfg.Store.Get(r.Context(), id); err != nil {
+		return "", 0, storeError(err)
+	}
+	return id, run, nil
+}
+
+func (s *Server) getReport(w http.ResponseWriter, r *http.Request) *Error {
+	id, run, e := s.runParams(r)
+	if e != nil {
+		return e
+	}
+	ctx := r.Context()
+	rec, err := s.cfg.Store.Run(ctx, id, run)
+	if err != nil {
+		return storeError(err)
+	}
+	tl, err := s.cfg.RDB.GetTimeline(ctx, id, run)
+	if err != nil {
+		return storeError(err)
+	}
+	rep := buildReport(id, run, rec, tl, s.meaning, time.Now())
+	writeJSON(w, http.StatusOK, rep)
+	return nil
+}
+
+// meaning returns an errcode's class and meaning from the retry policy.
+func (s *Server) meaning(code int) (string, string) {
+	if s.cfg.Policy == nil {
+		return "", ""
+	}
+	if rule, ok := s.cfg.Policy.Rule(code); ok {
+		return rule.Class.String(), rule.Meaning
+	}
+	return "", ""
+}
+
+func buildReport(id string, run int, rec rdb.RunRecord, tl []rdb.TimelinePoint, meaning func(int) (string, string), now time.Time) Report {
+	rep := Report{Campaign: id, Run: run, State: rec.State, Reason: rec.Reason, Size: rec.Size, Settled: rec.Settled(),
+		Started: rec.Started, Outcomes: map[string]int64{}, Classes: map[string]int64{}, Errcodes: []ErrcodeCount{}, Timeline: []TimelineSecond{}}
+	end := now
+	if !rec.Finished.IsZero() {
+		rep.Finished = &rec.Finished
+		end = rec.Finished
+	}
+	if !rec.Started.IsZero() && end.After(rec.Started) {
+		rep.DurationSeconds = end.Sub(rec.Started).Seconds()
+		rep.RateAverage = float64(rep.Settled) / rep.DurationSeconds
+	}
+	for k, n := range rec.Counters {
+		switch {
+		case strings.HasPrefix(k, "code:"):
+			code, err := strconv.Atoi(k[len("code:"):])
+			if err != nil {
+				continue
+			}
+			ec := ErrcodeCount{Code: code, Count: n}
+			if meaning != nil {
+				ec.Class, ec.Meaning = meaning(code)
+			}
+			rep.Errcodes = append(rep.Errcodes, ec)
+		case strings.HasPrefix(k, "class:"):
+			rep.Classes[k[len("class:"):]] = n
+		case k == "total" || strings.Contains(k, ":"):
+		default:
+			rep.Outcomes[k] = n
+		}
+	}
+	slices.SortFunc(rep.Errcodes, func(a, b ErrcodeCount) int {
+		if a.Count != b.Count {
+			if a.Count > b.Count {
+				return -1
+			}
+			return 1
+		}
+		return a.Code - b.Code
+	})
+	rep.Delivered = rep.Outcomes["delivered"]
+	rep.Accepted = rep.Outcomes["sent"] + rep.Delivered + rep.Classes["receipt"]
+	for _, p := range tl {
+		if len(rep.Timeline) == 0 || rep.Timeline[len(rep.Timeline)-1].T.Unix() != p.Sec {
+			rep.Timeline = append(rep.Timeline, TimelineSecond{T: time.Unix(p.Sec, 0).UTC(), Outcomes: map[string]int64{}})
+		}
+		last := &rep.Timeline[len(rep.Timeline)-1]
+		last.Outcomes[p.Status] += p.N
+	}
+	for _, ts := range rep.Timeline {
+		var n int64
+		for _, c := range ts.Outcomes {
+			n += c
+		}
+		rep.RatePeak = max(rep.RatePeak, n)
+	}
+	return rep
+}
+
+// exportOutcomes streams a run's outcomes as CSV: openid, status, errcode,
+// class, msgid, detail, at; filtered by status and errcode when given.
+func (s *Server) exportOutcomes(w http.ResponseWriter, r *http.Request) *Error {
+	id, run, e := s.runParams(r)
+	if e != nil {
+		return e
+	}
+	q := r.URL.Query()
+	status := q.Get("status")
+	switch status {
+	case "", rdb.OutcomeSent, rdb.OutcomeDelivered, rdb.OutcomeFailed, rdb.OutcomeSkipped, rdb.OutcomeCancelled:
+	default:
+		return apiError(http.StatusBadRequest, CodeInvalidField, "status", "status %q is not sent, delivered, failed, skipped or cancelled", status)
+	}
+	code := 0
+	if v := q.Get("errcode"); v != "" {
+		var err error
+		if code, err = strconv.Atoi(v); err != nil || code == 0 {
+			return apiError(http.StatusBadRequest, CodeInvalidField, "errcode", "errcode must be a non-zero whole number, got %q", v)
+		}
+	}
+	if _, err := s.cfg.Store.Run(r.Context(), id, run); err != nil {
+		return storeError(err)
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+id+"-run"+strconv.Itoa(run)+`-outcomes.csv"`)
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"openid", "status", "errcode", "class", "msgid", "detail", "at"})
+	err := s.cfg.RDB.ScanOutcomes(r.Context(), id, run, func(openid string, o rdb.Outcome) error {
+		if (status != "" && o.Status != status) || (code != 0 && o.Code != code) {
+			return nil
+		}
+		row := []string{openid, o.Status, "", o.Class, "", o.Detail, o.At.UTC().Format(time.RFC3339Nano)}
+		if o.Code != 0 {
+			row[2] = strconv.Itoa(o.Code)
+		}
+		if o.MsgID != 0 {
+			row[4] = strconv.FormatInt(o.MsgID, 10)
+		}
+		return cw.Write(row)
+	})
+	cw.Flush()
+	if err != nil {
+		// The answer has begun: all that can be done is to cut it short,
+		// which the client sees as a truncated body.
+		s.log.Warn("export outcomes cut short")
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}

@@ -48,7 +48,10 @@ type Config struct {
 	// IdempotencyTTL is how long an Idempotency-Key is remembered
 	// (IdempotencyTTLDefault).
 	IdempotencyTTL time.Duration
-	Logger         *zap.Logger
+	// Mount are more handlers served behind the same API key, by path
+	// pattern (such as "/metrics" or "/monitoring/"), for operators' tools.
+	Mount  map[string]http.Handler
+	Logger *zap.Logger
 }
 
 // Server is the HTTP API. It is an http.Handler, safe for concurrent use.
@@ -106,6 +109,12 @@ func (s *Server) routes() {
 		s.handle(path, func(w http.ResponseWriter, r *http.Request) *Error {
 			w.Header().Set("Allow", strings.Join(methods, ", "))
 			return apiError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "", "%s %s: use %s", r.Method, path, strings.Join(methods, " or "))
+		})
+	}
+	for pattern, h := range s.cfg.Mount {
+		s.handle(pattern, func(w http.ResponseWriter, r *http.Request) *Error {
+			h.ServeHTTP(w, r)
+			return nil
 		})
 	}
 	s.handle("/v1/", func(w http.ResponseWriter, r *http.Request) *Error {

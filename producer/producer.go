@@ -24,6 +24,7 @@ import (
 	"github.com/wxmass/wxmass/internal/account"
 	"github.com/wxmass/wxmass/internal/rdb"
 	"github.com/wxmass/wxmass/internal/task"
+	"github.com/wxmass/wxmass/monitoring"
 	"github.com/wxmass/wxmass/wechat"
 )
 
@@ -54,6 +55,9 @@ type Config struct {
 	// tries again.
 	WindowRecheck time.Duration
 	Logger        *zap.Logger
+	// Metrics counts the outcomes the producer records itself (the
+	// recipients of a cancelled or failed run); nil means none.
+	Metrics *monitoring.Metrics
 }
 
 func (c *Config) withDefaults() {
@@ -346,8 +350,13 @@ func (p *Producer) settleAll(ctx context.Context, c *campaigns.Campaign, run int
 		for i, oid := range openids[:n] {
 			settles[i] = rdb.Settle{OpenID: oid, Outcome: o}
 		}
-		if _, _, err := p.rdb.RecordOutcomes(ctx, c.ID, run, campaigns.DoneState(c), settles...); err != nil {
+		recorded, completed, err := p.rdb.RecordOutcomes(ctx, c.ID, run, campaigns.DoneState(c), settles...)
+		if err != nil {
 			return err
+		}
+		p.cfg.Metrics.Outcomes(c.Account, string(c.Kind), o.Status, o.Class, recorded)
+		if completed {
+			p.cfg.Metrics.RunCompleted(c.Account)
 		}
 		openids = openids[n:]
 	}

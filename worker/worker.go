@@ -50,6 +50,9 @@ type Config struct {
 	// quota/get, to resume as soon as the quota is back.
 	QuotaProbeInterval time.Duration
 	Logger             *zap.Logger
+	// Metrics receives outcomes, send durations and rate-limit waits; nil
+	// means none.
+	Metrics *monitoring.Metrics
 	// NowFunc is the clock (time.Now).
 	NowFunc func() time.Time
 }
@@ -259,9 +262,11 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 			return err
 		}
 	}
+	waitStart := time.Now()
 	if err := w.limiter.Wait(ctx, v.acct.BucketKey(v.api), v.acct.Limit(v.api), prio); err != nil {
 		return err
 	}
+	w.cfg.Metrics.RateWait(v.acct.AppID, v.api, time.Since(waitStart))
 	// The state may have changed while this send waited for its token; a
 	// stop announced meanwhile has dropped the cache.
 	if v, st, err = w.view(ctx, id, run); err != nil {
@@ -271,7 +276,9 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 
+	sendStart := time.Now()
 	msgid, sendErr := w.send(ctx, v, id, run, openid, vars)
+	w.cfg.Metrics.SendDuration(v.acct.AppID, string(v.c.Kind), time.Since(sendStart))
 	retried, _ := asynq.GetRetryCount(ctx)
 	d := w.policy.Decide(sendErr, retried, w.cfg.NowFunc())
 	switch d.Action {
@@ -388,11 +395,15 @@ func (w *Worker) send(ctx context.Context, v *runView, id string, run int, openi
 
 // record stores the recipient's final outcome with the run's counters.
 func (w *Worker) record(ctx context.Context, v *runView, id string, run int, openid string, o rdb.Outcome) error {
-	completed, err := w.rdb.RecordOutcome(ctx, id, run, campaigns.DoneState(v.c), rdb.Settle{OpenID: openid, Outcome: o})
+	recorded, completed, err := w.rdb.RecordOutcome(ctx, id, run, campaigns.DoneState(v.c), rdb.Settle{OpenID: openid, Outcome: o})
 	if err != nil {
 		return err
 	}
+	if recorded {
+		w.cfg.Metrics.Outcome(v.acct.AppID, string(v.c.Kind), o.Status, o.Class)
+	}
 	if completed {
+		w.cfg.Metrics.RunCompleted(v.acct.AppID)
 		w.log.Info("run completed", zap.String("campaign_id", id), zap.Int("run", run))
 		w.forget(id)
 	}
@@ -425,8 +436,10 @@ func (w *Worker) HandleError(ctx context.Context, t *asynq.Task, err error) {
 		if gerr != nil {
 			return
 		}
-		if _, _, rerr := w.rdb.RecordOutcomes(rctx, p.Campaign, p.Run.Run, campaigns.DoneState(c), rdb.Settle{OpenID: p.OpenID, Outcome: o}); rerr != nil {
+		if n, _, rerr := w.rdb.RecordOutcomes(rctx, p.Campaign, p.Run.Run, campaigns.DoneState(c), rdb.Settle{OpenID: p.OpenID, Outcome: o}); rerr != nil {
 			w.log.Error("record exhausted send", zap.Error(rerr))
+		} else if n > 0 {
+			w.cfg.Metrics.Outcome(c.Account, string(c.Kind), o.Status, o.Class)
 		}
 	}
 }

@@ -4,9 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"github.com/urfave/cli/v3"
 	"go.uber.org/zap"
@@ -14,6 +19,7 @@ import (
 	"github.com/wxmass/wxmass/campaigns"
 	"github.com/wxmass/wxmass/internal/account"
 	"github.com/wxmass/wxmass/internal/rdb"
+	"github.com/wxmass/wxmass/monitoring"
 	"github.com/wxmass/wxmass/producer"
 	"github.com/wxmass/wxmass/ratelimit"
 	"github.com/wxmass/wxmass/retry"
@@ -33,6 +39,7 @@ const (
 	flagRunDeadline        = "run-deadline"
 	flagQuotaProbeInterval = "quota-probe-interval"
 	flagShutdownTimeout    = "shutdown-timeout"
+	flagMetricsListen      = "metrics-listen"
 )
 
 func pipelineFlags() []cli.Flag {
@@ -63,6 +70,9 @@ type runtime struct {
 	accounts *account.Registry
 	producer *producer.Producer
 	worker   *worker.Worker
+	// registry holds the process's metrics (metrics records into it).
+	registry *prometheus.Registry
+	metrics  *monitoring.Metrics
 }
 
 // newRuntime wires the pipeline from the flags. acct and wc are the account
@@ -84,7 +94,18 @@ func (a *app) newRuntime(ctx context.Context, cmd *cli.Command, acct account0, w
 	if err != nil {
 		return nil, err
 	}
-	rt := &runtime{redis: rc, rdb: r, wechat: wc, policy: policy}
+	rt := &runtime{redis: rc, rdb: r, wechat: wc, policy: policy, registry: prometheus.NewRegistry()}
+	rt.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if rt.metrics, err = monitoring.NewMetrics(rt.registry); err != nil {
+		rt.close()
+		return nil, err
+	}
+	fetch := acct.Fetch
+	acct.Fetch = func(ctx context.Context) (wechat.AccessToken, error) {
+		t, err := fetch(ctx)
+		rt.metrics.TokenRefresh(acct.AppID, err)
+		return t, err
+	}
 	opt, err := asynq.ParseRedisURI(cmd.String(flagRedisURL))
 	if err != nil {
 		rt.close()
@@ -119,11 +140,13 @@ func (a *app) newRuntime(ctx context.Context, cmd *cli.Command, acct account0, w
 		ChunkSize: int(cmd.Int(flagChunkSize)),
 		Window:    int(cmd.Int(flagWindow)),
 		Logger:    a.log.Named("producer"),
+		Metrics:   rt.metrics,
 	})
 	rt.worker = worker.New(r, rt.store, rt.accounts, wc, rt.limiter, policy, rt.producer, worker.Config{
 		RunDeadline:        cmd.Duration(flagRunDeadline),
 		QuotaProbeInterval: cmd.Duration(flagQuotaProbeInterval),
 		Logger:             a.log.Named("worker"),
+		Metrics:            rt.metrics,
 	})
 	return rt, nil
 }
@@ -150,7 +173,8 @@ func (a *app) workerCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "worker",
 		Usage: "send: run the asynq worker that expands campaign runs and sends to each recipient",
-		Flags: pipelineFlags(),
+		Flags: append(pipelineFlags(), &cli.StringFlag{Name: flagMetricsListen,
+			Usage: "address to serve this worker's Prometheus metrics on, at /metrics, without auth: bind it to an internal address (empty: none)", Sources: sources(flagMetricsListen)}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			acct, err := loadAccount(cmd)
 			if err != nil {
@@ -174,6 +198,14 @@ func (a *app) workerCommand() *cli.Command {
 			if err := srv.Start(ctx); err != nil {
 				return err
 			}
+			if addr := cmd.String(flagMetricsListen); addr != "" {
+				stop, err := serveMetrics(addr, rt)
+				if err != nil {
+					_ = srv.Stop(ctx)
+					return err
+				}
+				defer stop()
+			}
 			a.log.Info("worker started", zap.String("app_id", acct.AppID), zap.Int("concurrency", cmd.Int(flagConcurrency)))
 			<-ctx.Done()
 			a.log.Info("worker stopping")
@@ -195,4 +227,21 @@ func serverConfig(cmd *cli.Command) worker.ServerConfig {
 		PriorityConcurrency: int(cmd.Int(flagPriorityConc)),
 		ShutdownTimeout:     cmd.Duration(flagShutdownTimeout),
 	}
+}
+
+// serveMetrics serves the runtime's metrics at addr/metrics until stop.
+func serveMetrics(addr string, rt *runtime) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, usagef("--%s: %w", flagMetricsListen, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(rt.registry, promhttp.HandlerOpts{}))
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(ctx)
+	}, nil
 }

@@ -10,10 +10,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v3"
 	"go.uber.org/zap"
 
 	"github.com/wxmass/wxmass/api"
+	"github.com/wxmass/wxmass/internal/task"
+	"github.com/wxmass/wxmass/monitoring"
 	"github.com/wxmass/wxmass/worker"
 )
 
@@ -106,7 +110,15 @@ func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) e
 		return err
 	}
 	defer rt.close()
-	handler, err := api.New(api.Config{Store: rt.store, Producer: rt.producer, RDB: rt.rdb, Keys: keys, Policy: rt.policy, Logger: a.log.Named("api")})
+	ins := asynq.NewInspector(rt.asynqOpt)
+	defer ins.Close()
+	rt.registry.MustRegister(monitoring.NewQueueCollector(ins, task.QueueTransactional, task.QueueControl, task.QueueBulk))
+	handler, err := api.New(api.Config{Store: rt.store, Producer: rt.producer, RDB: rt.rdb, Keys: keys, Policy: rt.policy,
+		Logger: a.log.Named("api"),
+		Mount: map[string]http.Handler{
+			"GET /metrics": promhttp.HandlerFor(rt.registry, promhttp.HandlerOpts{}),
+		},
+	})
 	if err != nil {
 		return err
 	}

@@ -139,6 +139,28 @@ func TestAllThroughTheAPI(t *testing.T) {
 	require.Contains(t, stderr, "valid API key")
 	answers.WriteString(stdout + stderr)
 
+	// /metrics counts what the reports count, behind the API key.
+	res, err := http.Get("http://" + addr + "/metrics")
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, res.StatusCode)
+	req, err := http.NewRequestWithContext(t.Context(), "GET", "http://"+addr+"/metrics", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	res, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	metrics, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.Contains(t, string(metrics), `wxmass_sends_total{account="`+wechattest.AppIDDefault+`",class="",kind="template",outcome="sent"} 350`,
+		"300 + 50 sent, as the two runs' reports say")
+	require.Contains(t, string(metrics), `wxmass_runs_completed_total{account="`+wechattest.AppIDDefault+`"} 2`)
+	require.Contains(t, string(metrics), `wxmass_token_refreshes_total{account="`+wechattest.AppIDDefault+`",result="ok"} 1`)
+	require.Contains(t, string(metrics), `wxmass_queue_tasks{queue="wxmass_bulk",state="pending"} 0`)
+	require.Contains(t, string(metrics), `wxmass_send_duration_seconds_count{account="`+wechattest.AppIDDefault+`",kind="template"} 350`)
+	answers.Write(metrics)
+
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, cmd.Wait(), "a signal stops it cleanly: %s", &out)
 	all := out.String() + answers.String()

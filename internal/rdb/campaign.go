@@ -630,7 +630,8 @@ func ParseOutcome(s string) (Outcome, error) {
 // run number, then for each recipient: openid, encoded outcome, status,
 // errcode ("" for none), class ("" for none). Counter increments are summed
 // before they are written, so a batch of many outcomes costs one HINCRBY
-// per distinct counter. Returns {recorded, completed(0|1)}.
+// per distinct counter. Returns {recorded, completed(0|1), flags}, flags a
+// string of '1' (recorded) or '0' (had an outcome already) per recipient.
 var recordOutcomes = redis.NewScript(campaignLua + `
 local now = now()
 local sec = math.floor(now / 1000)
@@ -644,16 +645,21 @@ local function bump(k)
   end
   counts[k] = c + 1
 end
+local flags = {}
 for i = 3, #ARGV, 5 do
   if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1] .. '|' .. now) == 1 then
     recorded = recorded + 1
+    flags[#flags + 1] = '1'
     bump(ARGV[i + 2])
     if ARGV[i + 3] ~= '' then bump('code:' .. ARGV[i + 3]) end
     if ARGV[i + 4] ~= '' then bump('class:' .. ARGV[i + 4]) end
+  else
+    flags[#flags + 1] = '0'
   end
 end
+flags = table.concat(flags)
 if recorded == 0 then
-  return {0, 0}
+  return {0, 0, flags}
 end
 for _, k in ipairs(order) do
   redis.call('HINCRBY', KEYS[2], k, counts[k])
@@ -675,9 +681,9 @@ if size >= 0 and total >= size then
       redis.call('HSET', KEYS[5], 'state', ARGV[1], 'updated', now)
     end
   end
-  return {recorded, 1}
+  return {recorded, 1, flags}
 end
-return {recorded, 0}
+return {recorded, 0, flags}
 `)
 
 // Settle is one recipient's outcome to record.
@@ -702,11 +708,26 @@ func (r *RDB) RecordOutcomes(ctx context.Context, id string, run int, doneState 
 	if err != nil {
 		return 0, false, fmt.Errorf("record outcomes: %w", err)
 	}
-	v, err := res.Int64Slice()
+	recorded, completed, _, err := recordReply(res)
 	if err != nil {
 		return 0, false, fmt.Errorf("record outcomes: %w", err)
 	}
-	return int(v[0]), v[1] == 1, nil
+	return recorded, completed, nil
+}
+
+// recordReply decodes the record script's answer.
+func recordReply(res *redis.Cmd) (recorded int, completed bool, flags string, err error) {
+	v, err := res.Slice()
+	if err != nil {
+		return 0, false, "", err
+	}
+	if len(v) != 3 {
+		return 0, false, "", fmt.Errorf("record script answered %d values", len(v))
+	}
+	n, _ := v[0].(int64)
+	c, _ := v[1].(int64)
+	f, _ := v[2].(string)
+	return int(n), c == 1, f, nil
 }
 
 // queueRecord adds the record script of one run's settles, and their msgid

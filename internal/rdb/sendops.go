@@ -27,6 +27,7 @@ type sendOp struct {
 	// RecordOutcome
 	doneState string
 	outcome   Outcome
+	recorded  bool
 	completed bool
 
 	err  error
@@ -52,14 +53,16 @@ func (r *RDB) SendState(ctx context.Context, id string, run int, openid string, 
 // script per run, one HMGET per run or audience, pipelined), so that many
 // concurrent sends do not pay a round trip each. It returns once the outcome
 // is stored, or with ctx's error (the outcome may then still be stored).
-// completed is true for one caller of the call that completed the run.
-func (r *RDB) RecordOutcome(ctx context.Context, id string, run int, doneState string, s Settle) (completed bool, err error) {
+// recorded is false when the recipient had an outcome already (which is
+// kept); completed is true for one caller of the call that completed the
+// run.
+func (r *RDB) RecordOutcome(ctx context.Context, id string, run int, doneState string, s Settle) (recorded, completed bool, err error) {
 	op := &sendOp{id: id, run: run, openid: s.OpenID, record: true, doneState: doneState, outcome: s.Outcome, done: make(chan struct{})}
 	r.sendOps.add(op)
 	if err := wait(ctx, op.done); err != nil {
-		return false, fmt.Errorf("record outcome: %w", err)
+		return false, false, fmt.Errorf("record outcome: %w", err)
 	}
-	return op.completed, op.err
+	return op.recorded, op.completed, op.err
 }
 
 // flushSendOps carries out a group of send ops in one pipeline.
@@ -137,7 +140,7 @@ func (r *RDB) flushSendOps(ctx context.Context, batch []*sendOp) {
 		}
 	}
 	for _, ro := range runs {
-		v, rerr := ro.res.Int64Slice()
+		_, completed, flags, rerr := recordReply(ro.res)
 		for i, op := range ro.ops {
 			switch {
 			case rerr != nil:
@@ -146,7 +149,8 @@ func (r *RDB) flushSendOps(ctx context.Context, batch []*sendOp) {
 				// The script ran; a msgid index entry or a read did not.
 				op.err = fmt.Errorf("record outcome: %w", err)
 			default:
-				op.completed = i == 0 && v[1] == 1
+				op.recorded = i < len(flags) && flags[i] == '1'
+				op.completed = i == 0 && completed
 			}
 		}
 	}

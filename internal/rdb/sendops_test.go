@@ -76,16 +76,18 @@ func TestSendOpsShareRoundTrips(t *testing.T) {
 			if i%5 == 0 {
 				o = rdb.Outcome{Status: rdb.OutcomeFailed, Code: 43004, Class: "recipient"}
 			}
-			c, err := r.RecordOutcome(ctx, "c1", run, "completed", rdb.Settle{OpenID: openid, Outcome: o})
+			rec, c, err := r.RecordOutcome(ctx, "c1", run, "completed", rdb.Settle{OpenID: openid, Outcome: o})
 			require.NoError(t, err)
+			require.True(t, rec, "the first outcome is recorded")
 			if c {
 				completed.Add(1)
 			}
 			// Recorded again (a redelivered task): no second outcome. (It
 			// may share the round trip that completes the run, and be the
 			// caller told so.)
-			c, err = r.RecordOutcome(ctx, "c1", run, "completed", rdb.Settle{OpenID: openid, Outcome: rdb.Outcome{Status: rdb.OutcomeFailed, Class: "exhausted"}})
+			rec, c, err = r.RecordOutcome(ctx, "c1", run, "completed", rdb.Settle{OpenID: openid, Outcome: rdb.Outcome{Status: rdb.OutcomeFailed, Class: "exhausted"}})
 			require.NoError(t, err)
+			require.False(t, rec, "a second outcome is not")
 			if c {
 				completed.Add(1)
 			}
@@ -134,7 +136,7 @@ func TestSendOpsFailTogether(t *testing.T) {
 				require.Error(t, err)
 				return
 			}
-			_, err := r.RecordOutcome(t.Context(), "c1", 1, "completed", rdb.Settle{OpenID: fmt.Sprint("o", i), Outcome: rdb.Outcome{Status: rdb.OutcomeSent}})
+			_, _, err := r.RecordOutcome(t.Context(), "c1", 1, "completed", rdb.Settle{OpenID: fmt.Sprint("o", i), Outcome: rdb.Outcome{Status: rdb.OutcomeSent}})
 			require.Error(t, err)
 		})
 	}

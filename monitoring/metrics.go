@@ -1,0 +1,139 @@
+package monitoring
+
+import (
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are wxmass's Prometheus metrics. Labels name accounts, message
+// kinds, APIs, outcomes, classes and queues, never a user, a campaign or a
+// task, so their number stays small. A nil *Metrics records nothing, so
+// code can take one optionally. Safe for concurrent use.
+type Metrics struct {
+	outcomes  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	rateWait  *prometheus.HistogramVec
+	refreshes *prometheus.CounterVec
+	runsEnded *prometheus.CounterVec
+}
+
+// NewMetrics registers wxmass's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxmass_sends_total",
+			Help: "Recipients settled, by account (appid), message kind, outcome (sent, failed, skipped, cancelled) and errcode class.",
+		}, []string{"account", "kind", "outcome", "class"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "wxmass_send_duration_seconds",
+			Help:    "Duration of WeChat send API calls, by account and message kind.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .2, .35, .5, 1, 2.5, 5, 10},
+		}, []string{"account", "kind"}),
+		rateWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "wxmass_rate_wait_seconds",
+			Help:    "Time a send waited for a token of the shared rate limit, by account and API.",
+			Buckets: []float64{.0001, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"account", "api"}),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxmass_token_refreshes_total",
+			Help: "access_token fetches by this process, by account and result (ok, error).",
+		}, []string{"account", "result"}),
+		runsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxmass_runs_completed_total",
+			Help: "Campaign runs this process saw complete (every recipient settled), by account.",
+		}, []string{"account"}),
+	}
+	for _, c := range []prometheus.Collector{m.outcomes, m.latency, m.rateWait, m.refreshes, m.runsEnded} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Outcome counts a settled recipient.
+func (m *Metrics) Outcome(account, kind, outcome, class string) {
+	if m == nil {
+		return
+	}
+	m.outcomes.WithLabelValues(account, kind, outcome, class).Inc()
+}
+
+// Outcomes counts n settled recipients with the same outcome.
+func (m *Metrics) Outcomes(account, kind, outcome, class string, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.outcomes.WithLabelValues(account, kind, outcome, class).Add(float64(n))
+}
+
+// SendDuration records the duration of one WeChat send call.
+func (m *Metrics) SendDuration(account, kind string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.latency.WithLabelValues(account, kind).Observe(d.Seconds())
+}
+
+// RateWait records how long a send waited for a rate token.
+func (m *Metrics) RateWait(account, api string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.rateWait.WithLabelValues(account, api).Observe(d.Seconds())
+}
+
+// TokenRefresh counts an access_token fetch.
+func (m *Metrics) TokenRefresh(account string, err error) {
+	if m == nil {
+		return
+	}
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.refreshes.WithLabelValues(account, result).Inc()
+}
+
+// RunCompleted counts a run this process saw complete.
+func (m *Metrics) RunCompleted(account string) {
+	if m == nil {
+		return
+	}
+	m.runsEnded.WithLabelValues(account).Inc()
+}
+
+// QueueCollector reports the size of asynq queues at each scrape, by
+// queue and task state, read with an asynq Inspector.
+type QueueCollector struct {
+	ins    *asynq.Inspector
+	queues []string
+	size   *prometheus.Desc
+}
+
+// NewQueueCollector returns a collector of queues' sizes.
+func NewQueueCollector(ins *asynq.Inspector, queues ...string) *QueueCollector {
+	return &QueueCollector{ins: ins, queues: queues, size: prometheus.NewDesc(
+		"wxmass_queue_tasks", "Tasks in an asynq queue, by queue and state (pending, active, scheduled, retry, archived).",
+		[]string{"queue", "state"}, nil)}
+}
+
+// Describe implements prometheus.Collector.
+func (c *QueueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.size }
+
+// Collect implements prometheus.Collector. A queue that does not exist yet
+// reports zeros.
+func (c *QueueCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, q := range c.queues {
+		var info asynq.QueueInfo
+		if qi, err := c.ins.GetQueueInfo(q); err == nil {
+			info = *qi
+		}
+		for state, n := range map[string]int{"pending": info.Pending, "active": info.Active, "scheduled": info.Scheduled,
+			"retry": info.Retry, "archived": info.Archived} {
+			ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(n), q, state)
+		}
+	}
+}

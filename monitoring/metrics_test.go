@@ -1,0 +1,50 @@
+package monitoring_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wxmass/wxmass/monitoring"
+)
+
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m, err := monitoring.NewMetrics(reg)
+	require.NoError(t, err)
+	m.Outcome("wx1", "template", "sent", "")
+	m.Outcomes("wx1", "template", "cancelled", "", 3)
+	m.Outcomes("wx1", "template", "cancelled", "", 0)
+	m.SendDuration("wx1", "template", 80*time.Millisecond)
+	m.RateWait("wx1", "message/template/send", time.Millisecond)
+	m.TokenRefresh("wx1", nil)
+	m.TokenRefresh("wx1", errors.New("40164"))
+	m.RunCompleted("wx1")
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP wxmass_sends_total Recipients settled, by account (appid), message kind, outcome (sent, failed, skipped, cancelled) and errcode class.
+# TYPE wxmass_sends_total counter
+wxmass_sends_total{account="wx1",class="",kind="template",outcome="cancelled"} 3
+wxmass_sends_total{account="wx1",class="",kind="template",outcome="sent"} 1
+# HELP wxmass_token_refreshes_total access_token fetches by this process, by account and result (ok, error).
+# TYPE wxmass_token_refreshes_total counter
+wxmass_token_refreshes_total{account="wx1",result="error"} 1
+wxmass_token_refreshes_total{account="wx1",result="ok"} 1
+`), "wxmass_sends_total", "wxmass_token_refreshes_total"))
+	require.Equal(t, 1, testutil.CollectAndCount(reg, "wxmass_send_duration_seconds"))
+
+	// A second registration of the same metrics is an error, not a panic.
+	_, err = monitoring.NewMetrics(reg)
+	require.Error(t, err)
+
+	// A nil *Metrics records nothing and does not panic.
+	var none *monitoring.Metrics
+	none.Outcome("wx1", "template", "sent", "")
+	none.SendDuration("wx1", "template", time.Second)
+	none.TokenRefresh("wx1", nil)
+}

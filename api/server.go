@@ -130,7 +130,10 @@ type handler func(w http.ResponseWriter, r *http.Request) *Error
 func (s *Server) handle(pattern string, h handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if !s.authorized(r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="wxmass"`)
+			// Browsers (the asynqmon UI) answer a Basic challenge with a
+			// login prompt; scripts send the Bearer key.
+			w.Header().Add("WWW-Authenticate", `Basic realm="wxmass", charset="UTF-8"`)
+			w.Header().Add("WWW-Authenticate", `Bearer realm="wxmass"`)
 			writeError(w, apiError(http.StatusUnauthorized, CodeUnauthorized, "Authorization", "send a valid API key as Authorization: Bearer <key>"))
 			return
 		}
@@ -143,9 +146,14 @@ func (s *Server) handle(pattern string, h handler) {
 	})
 }
 
+// authorized checks the request's API key: "Authorization: Bearer <key>",
+// or, for browsers, Basic auth with the key as the password (any user
+// name).
 func (s *Server) authorized(r *http.Request) bool {
-	auth := r.Header.Get("Authorization")
-	key, ok := strings.CutPrefix(auth, "Bearer ")
+	if _, key, ok := r.BasicAuth(); ok {
+		return s.cfg.Keys.Valid(key)
+	}
+	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	return ok && s.cfg.Keys.Valid(strings.TrimSpace(key))
 }
 

@@ -150,6 +150,20 @@ func TestAuth(t *testing.T) {
 	require.Zero(t, b.total(t), "a refused request stores nothing")
 
 	require.Equal(t, http.StatusOK, b.json(t, "GET", "/v1/campaigns", "").status)
+	// Browsers send the key as a Basic password.
+	req, err := http.NewRequestWithContext(t.Context(), "GET", b.url+"/v1/campaigns", nil)
+	require.NoError(t, err)
+	req.SetBasicAuth("operator", testKey)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	req.SetBasicAuth("operator", "wrong-key-0123456789abcdef")
+	res, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, res.StatusCode)
+	require.Contains(t, res.Header.Values("WWW-Authenticate"), `Basic realm="wxmass", charset="UTF-8"`)
 	// Health checks need no key.
 	for _, p := range []string{"/healthz", "/readyz"} {
 		res, err := http.Get(b.url + p)

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/wxmass/wxmass/internal/task"
 	"github.com/wxmass/wxmass/monitoring"
 )
 
@@ -47,4 +48,14 @@ wxmass_token_refreshes_total{account="wx1",result="ok"} 1
 	none.Outcome("wx1", "template", "sent", "")
 	none.SendDuration("wx1", "template", time.Second)
 	none.TokenRefresh("wx1", nil)
+}
+
+func TestFormatPayloadMasksOpenIDs(t *testing.T) {
+	t.Parallel()
+	const openid = "oW1234567890abcdefghijklmnop"
+	got := monitoring.FormatPayload(task.TypeSendTemplate, task.EncodeSend(task.Send{Run: task.Run{Campaign: "c1", Run: 2}, OpenID: openid}))
+	require.Equal(t, "campaign c1 run 2 openid "+monitoring.MaskOpenID(openid), got)
+	require.NotContains(t, got, openid)
+	require.Equal(t, "(undecodable send payload)", monitoring.FormatPayload(task.TypeSendCustom, []byte("x")))
+	require.Equal(t, `{"c":"c1","r":2}`, monitoring.FormatPayload(task.TypeLaunch, []byte(`{"c":"c1","r":2}`)))
 }

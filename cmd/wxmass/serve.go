@@ -25,12 +25,14 @@ import (
 const (
 	flagListen      = "listen"
 	flagAPIKeysFile = "api-keys-file"
+	flagMonWritable = "monitoring-writable"
 	envAPIKeys      = "WXMASS_API_KEYS"
 )
 
 func serveFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: flagListen, Value: ":8080", Usage: "address the HTTP API listens on", Sources: sources(flagListen)},
+		&cli.BoolFlag{Name: flagMonWritable, Usage: "let /monitoring (asynqmon) delete, run and archive tasks; read-only by default", Sources: sources(flagMonWritable)},
 		&cli.StringFlag{Name: flagAPIKeysFile, Usage: "file of API keys, one per line (a key, or sha256:<hex digest of a key>); or set " + envAPIKeys + " to comma-separated keys", Sources: sources(flagAPIKeysFile)},
 	}
 }
@@ -113,10 +115,14 @@ func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) e
 	ins := asynq.NewInspector(rt.asynqOpt)
 	defer ins.Close()
 	rt.registry.MustRegister(monitoring.NewQueueCollector(ins, task.QueueTransactional, task.QueueControl, task.QueueBulk))
+	mon, closeMon := monitoring.NewMonitor(rt.asynqOpt, cmd.Bool(flagMonWritable))
+	defer func() { _ = closeMon() }()
 	handler, err := api.New(api.Config{Store: rt.store, Producer: rt.producer, RDB: rt.rdb, Keys: keys, Policy: rt.policy,
 		Logger: a.log.Named("api"),
 		Mount: map[string]http.Handler{
-			"GET /metrics": promhttp.HandlerFor(rt.registry, promhttp.HandlerOpts{}),
+			"GET /metrics":                  promhttp.HandlerFor(rt.registry, promhttp.HandlerOpts{}),
+			monitoring.MonitorPath + "/":    mon,
+			"GET " + monitoring.MonitorPath: http.RedirectHandler(monitoring.MonitorPath+"/", http.StatusMovedPermanently),
 		},
 	})
 	if err != nil {

@@ -41,4 +41,3 @@ func FormatPayload(taskType string, payload []byte) string {
 	}
 	return string(payload)
 }
-

@@ -27,6 +27,7 @@ const (
 	CodeIdempotencyReuse = "idempotency_key_reused"
 	CodeIdempotencyBusy  = "idempotency_key_in_use"
 	CodeUnavailable      = "unavailable"
+	CodeWeChat           = "wechat_error"
 	CodeInternal         = "internal"
 )
 

@@ -15,9 +15,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxmass/wxmass/campaigns"
+	"github.com/wxmass/wxmass/internal/account"
 	"github.com/wxmass/wxmass/internal/rdb"
 	"github.com/wxmass/wxmass/producer"
 	"github.com/wxmass/wxmass/retry"
+	"github.com/wxmass/wxmass/wechat"
 )
 
 // Defaults of Config.
@@ -40,6 +42,10 @@ type Config struct {
 	// Policy gives errcodes their class and meaning in reports; nil leaves
 	// them out.
 	Policy *retry.Policy
+	// Accounts and WeChat answer the quota endpoint; without them it
+	// answers 501.
+	Accounts *account.Registry
+	WeChat   *wechat.Client
 	// MaxBodyBytes bounds a JSON request body (MaxBodyBytesDefault).
 	MaxBodyBytes int64
 	// MaxUploadBytes bounds an uploaded audience file
@@ -103,6 +109,7 @@ func (s *Server) routes() {
 	route("GET", "/v1/campaigns/{id}/runs/{run}/report", s.getReport)
 	route("GET", "/v1/campaigns/{id}/runs/{run}/outcomes.csv", s.exportOutcomes)
 	route("POST", "/v1/messages", s.sendTransactional)
+	route("GET", "/v1/accounts/{appid}/quota", s.getQuota)
 	// Other methods on those paths, and other paths, get the API's error
 	// shape rather than the mux's plain text.
 	for path, methods := range allow {

@@ -7,6 +7,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/wxmass/wxmass/internal/logfield"
 )
 
 // Log formats.
@@ -52,15 +54,8 @@ func NewLogger(cfg LoggerConfig) (*zap.Logger, error) {
 	return zap.New(core, zap.AddCaller(), zap.AddStacktrace(zapcore.ErrorLevel)), nil
 }
 
-// MaskOpenID shortens an openid for logs: the first four and last four
-// characters stay, so that an operator can match a line against a report
-// without the log holding the user's identifier.
-func MaskOpenID(openid string) string {
-	if len(openid) <= 8 {
-		return strings.Repeat("*", len(openid))
-	}
-	return openid[:4] + "…" + openid[len(openid)-4:]
-}
+// MaskOpenID shortens an openid for logs; see logfield.MaskOpenID.
+func MaskOpenID(openid string) string { return logfield.MaskOpenID(openid) }
 
 // OpenID is the log field for a recipient, masked.
-func OpenID(openid string) zap.Field { return zap.String("openid", MaskOpenID(openid)) }
+func OpenID(openid string) zap.Field { return logfield.OpenID(openid) }

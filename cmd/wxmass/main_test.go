@@ -210,7 +210,8 @@ func TestReadmeDocumentsEveryFlag(t *testing.T) {
 	require.Contains(t, string(readme), envAPIKeys)
 	// Every WXMASS_ variable the README names exists.
 	for _, m := range regexp.MustCompile(`WXMASS_[A-Z_]+`).FindAllString(string(readme), -1) {
-		known := m == envAppSecret || m == envAPIKeys || m == envAPIKey || m == "WXMASS_PRIVATE_REDIS"
+		known := m == envAppSecret || m == envAPIKeys || m == envAPIKey || m == envCallbackToken || m == envCallbackAESKey ||
+			m == envCallbackAESKeyPrev || m == "WXMASS_PRIVATE_REDIS"
 		for _, name := range allFlagNames((&app{}).command()) {
 			if envName(name) == m {
 				known = true

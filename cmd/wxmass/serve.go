@@ -68,7 +68,7 @@ func (a *app) serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run the HTTP API (campaigns, runs, transactional sends, health checks)",
-		Flags: append(pipelineFlags(), serveFlags()...),
+		Flags: append(append(pipelineFlags(), serveFlags()...), callbackFlags()...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			return a.runServe(ctx, cmd, false)
 		},
@@ -79,7 +79,7 @@ func (a *app) allCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "all",
 		Usage: "run serve and worker in one process (the single-machine default)",
-		Flags: append(pipelineFlags(), serveFlags()...),
+		Flags: append(append(pipelineFlags(), serveFlags()...), callbackFlags()...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			return a.runServe(ctx, cmd, true)
 		},
@@ -118,6 +118,7 @@ func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) e
 	mon, closeMon := monitoring.NewMonitor(rt.asynqOpt, cmd.Bool(flagMonWritable))
 	defer func() { _ = closeMon() }()
 	handler, err := api.New(api.Config{Store: rt.store, Producer: rt.producer, RDB: rt.rdb, Keys: keys, Policy: rt.policy,
+		Accounts: rt.accounts, WeChat: rt.wechat,
 		Logger: a.log.Named("api"),
 		Mount: map[string]http.Handler{
 			"GET /metrics":                  promhttp.HandlerFor(rt.registry, promhttp.HandlerOpts{}),
@@ -128,12 +129,25 @@ func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) e
 	if err != nil {
 		return err
 	}
+	var root http.Handler = handler
+	cb, cbPath, err := a.newCallback(cmd, acct.AppID, rt.rdb)
+	if err != nil {
+		return err
+	}
+	if cb != nil {
+		// WeChat signs its pushes; it has no API key.
+		mux := http.NewServeMux()
+		mux.Handle(cbPath, cb)
+		mux.Handle("/", handler)
+		root = mux
+		a.log.Info("callback receiver on", zap.String("path", cbPath), zap.String("mode", cmd.String(flagCallbackMode)))
+	}
 	ln, err := net.Listen("tcp", cmd.String(flagListen))
 	if err != nil {
 		return usagef("--%s: %w", flagListen, err)
 	}
 	hs := &http.Server{
-		Handler:           handler,
+		Handler:           root,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          zap.NewStdLog(a.log.Named("http")),

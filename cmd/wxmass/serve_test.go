@@ -29,16 +29,22 @@ import (
 func TestAllThroughTheAPI(t *testing.T) {
 	t.Parallel()
 	const apiKey = "serve-test-key-0123456789"
-	fake := wechattest.Start(t, wechattest.Config{})
-	c := redistest.Client(t, redistest.DBCmdServe)
-	prefix := redistest.Prefix(t, c)
-	opt := redistest.Options(t, redistest.DBCmdServe)
+	const cbToken, aesKey = "callback-token-xyz", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
+	blocked := []string{fmt.Sprintf("oSRV%024d", 7), fmt.Sprintf("oSRV%024d", 8)}
+	// The fake pushes encrypted receipts to the process's callback.
+	fake := wechattest.Start(t, wechattest.Config{Callback: wechattest.Callback{
+		URL: "http://" + addr + "/wechat/callback", Token: cbToken, AESKey: aesKey, AppID: wechattest.AppIDDefault,
+		Mode: "safe", Blocked: blocked,
+	}})
+	c := redistest.Client(t, redistest.DBCmdServe)
+	prefix := redistest.Prefix(t, c)
+	opt := redistest.Options(t, redistest.DBCmdServe)
 
-	cmd := exec.Command(binary, "all", "--listen", addr, "--log-format", "json")
+	cmd := exec.Command(binary, "all", "--listen", addr, "--log-format", "json", "--callback-mode", "safe")
 	cmd.Dir = "../.."
 	cmd.Env = []string{
 		fmt.Sprintf("WXMASS_REDIS_URL=redis://%s/%d", opt.Addr, opt.DB),
@@ -48,6 +54,8 @@ func TestAllThroughTheAPI(t *testing.T) {
 		"WXMASS_APPSECRET=" + wechattest.SecretDefault,
 		"WXMASS_API_KEYS=" + apiKey,
 		"WXMASS_RATE=500",
+		"WXMASS_CALLBACK_TOKEN=" + cbToken,
+		"WXMASS_CALLBACK_AES_KEY=" + aesKey,
 	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -98,8 +106,34 @@ func TestAllThroughTheAPI(t *testing.T) {
 		return rs["state"] == "completed"
 	}, time.Minute, 50*time.Millisecond, "the run does not complete: %v\n%s", rs, &out)
 	require.EqualValues(t, 300, rs["settled"])
-	require.EqualValues(t, 300, rs["counters"].(map[string]any)["sent"])
+	cnt := rs["counters"].(map[string]any)
+	require.EqualValues(t, 300, toInt(cnt["sent"])+toInt(cnt["delivered"])+toInt(cnt["failed"]),
+		"every recipient sent (receipts move some to delivered or failed as they come)")
 	require.EqualValues(t, 300, fake.Stats().APIs["message/template/send"].Accepted)
+
+	// Receipts: 298 delivered, the 2 blocked users failed:user block.
+	var rep map[string]any
+	deadline := time.Now().Add(time.Minute)
+	for {
+		status, rep = call("GET", "/v1/campaigns/"+id+"/runs/1/report", "")
+		require.Equal(t, http.StatusOK, status, "%v", rep)
+		classes, _ := rep["classes"].(map[string]any)
+		if rep["delivered"] == float64(298) && classes["receipt"] == float64(2) {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "receipts do not arrive: %v\n%v\n%s", rep, fake.Stats().Receipts, &out)
+		time.Sleep(50 * time.Millisecond) // polling with a deadline
+	}
+	require.EqualValues(t, 300, rep["accepted"])
+	require.EqualValues(t, 2, rep["outcomes"].(map[string]any)["failed"])
+	require.EqualValues(t, 300, rep["settled"], "receipts move outcomes, they add none")
+
+	// Quotas, from WeChat's quota/get.
+	status, quota := call("GET", "/v1/accounts/"+wechattest.AppIDDefault+"/quota", "")
+	require.Equal(t, http.StatusOK, status, "%v", quota)
+	require.Contains(t, quota["apis"], "message/template/send")
+	status, _ = call("GET", "/v1/accounts/wx0000000000nothere/quota", "")
+	require.Equal(t, http.StatusNotFound, status)
 
 	// The CLI, a client of the same API.
 	cliEnv := []string{"WXMASS_API_URL=http://" + addr, "WXMASS_API_KEY=" + apiKey}
@@ -130,7 +164,8 @@ func TestAllThroughTheAPI(t *testing.T) {
 	require.Contains(t, stdout, "100.0%")
 	stdout, stderr, code = run(t, cliEnv, "campaign", "report", cid)
 	require.Equal(t, 0, code, stderr)
-	require.Regexp(t, `sent +50 +100\.0%`, stdout)
+	require.Contains(t, stdout, "recipients 50, settled 50")
+	require.Regexp(t, `failed +0 +0\.0%`, stdout)
 	_, stderr, code = run(t, cliEnv, "campaign", "pause", "cnothere00000")
 	require.Equal(t, 2, code, "a refused request exits 2")
 	require.Contains(t, stderr, "no such campaign")
@@ -191,7 +226,7 @@ func TestAllThroughTheAPI(t *testing.T) {
 	require.NoError(t, cmd.Wait(), "a signal stops it cleanly: %s", &out)
 	all := out.String() + answers.String()
 	require.Contains(t, out.String(), "api listening")
-	for _, s := range []string{apiKey, wechattest.SecretDefault} {
+	for _, s := range []string{apiKey, wechattest.SecretDefault, cbToken, aesKey} {
 		require.NotContains(t, all, s, "a secret in the output or an answer")
 	}
 	// stable_token in normal mode answers the token in force: the one the
@@ -199,4 +234,9 @@ func TestAllThroughTheAPI(t *testing.T) {
 	tok, err := wechat.New(wechat.WithBaseURLs(fake.URL())).StableToken(t.Context(), wechattest.AppIDDefault, secret.New(wechattest.SecretDefault), false)
 	require.NoError(t, err)
 	require.NotContains(t, all, tok.Token, "the access token in the output or an answer")
+}
+
+func toInt(v any) int64 {
+	f, _ := v.(float64)
+	return int64(f)
 }

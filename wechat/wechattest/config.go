@@ -121,10 +121,11 @@ type Config struct {
 	// Seed seeds the fault draws and the generated followers' openids.
 	Seed int64
 
-	// TimeScale divides TokenTTL, TokenOverlap, DedupeWindow and
-	// ForceRefreshSpacing, so that a demo sees tokens rotate in minutes. It
-	// does not change the one-second window of Limit.PerSecond, the daily
-	// reset or Faults.SlowDelay. Default: 1.
+	// TimeScale divides TokenTTL, TokenOverlap, DedupeWindow,
+	// ForceRefreshSpacing and Callback.Delay, so that a demo sees tokens
+	// rotate in minutes. It does not change the one-second window of
+	// Limit.PerSecond, the daily reset, Faults.SlowDelay or
+	// Callback.Timeout. Default: 1.
 	TimeScale float64
 	// NowFunc is the clock. Default: time.Now. Tests pass a ManualClock's
 	// Now.
@@ -133,6 +134,10 @@ type Config struct {
 	// document it; the default is UTC+8 (Asia/Shanghai, which has had no
 	// daylight saving time since 1991).
 	QuotaLocation *time.Location
+
+	// Callback configures the TEMPLATESENDJOBFINISH receipts the fake
+	// pushes to a callback URL. The zero Callback pushes none.
+	Callback Callback
 }
 
 // Account is one Official Account of the fake.
@@ -180,6 +185,7 @@ type settings struct {
 	forceSpacing     time.Duration
 	now              func() time.Time
 	loc              *time.Location
+	callback         *callbackSettings // nil: no receipts
 }
 
 // quotaLocationDefault is UTC+8, named like the zone it stands for.
@@ -400,6 +406,9 @@ func (cfg Config) validate() (*settings, error) {
 	st.tokenOverlap = scaled(TokenOverlap)
 	st.dedupeWindow = scaled(DedupeWindow)
 	st.forceSpacing = scaled(ForceRefreshSpacing)
+	if st.callback, err = cfg.Callback.settings(st.accounts, scaled); err != nil {
+		return nil, err
+	}
 	return st, nil
 }
 

@@ -32,6 +32,7 @@ type fileConfig struct {
 	Seed                 int64               `yaml:"seed"`
 	TimeScale            float64             `yaml:"time_scale"`
 	QuotaLocation        string              `yaml:"quota_location"`
+	Callback             Callback            `yaml:"callback"`
 }
 
 // LoadConfig reads a Config from YAML, such as:
@@ -48,6 +49,13 @@ type fileConfig struct {
 //	seed: 42
 //	time_scale: 60
 //	quota_location: Asia/Shanghai
+//	callback:
+//	  url: http://127.0.0.1:8080/wechat/callback
+//	  token: callbacktoken
+//	  mode: safe
+//	  aes_key: abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG
+//	  delay: 2s
+//	  blocked: [oAAAAAAAAAAAAAAAAAAAAAAAAAAA]
 //
 // Unknown keys, wrong types and more than one document are errors naming
 // the line; invalid values are *ConfigError values naming the key and line.
@@ -92,6 +100,7 @@ func LoadConfig(r io.Reader) (Config, error) {
 		Faults:               fc.Faults,
 		Seed:                 fc.Seed,
 		TimeScale:            fc.TimeScale,
+		Callback:             fc.Callback,
 	}
 	switch fc.QuotaLocation {
 	case "":

@@ -38,6 +38,15 @@
 // ManualClock instead of sleeping. Config.TimeScale shortens WeChat's
 // documented durations (token lifetime, overlap, dedupe window) for demos.
 //
+// # Receipts
+//
+// With Config.Callback set, the fake pushes a TEMPLATESENDJOBFINISH receipt
+// for every template message it accepts to the callback URL, signed and
+// (in safe and compatible modes) encrypted like WeChat's, in the background
+// with bounded concurrency and WeChat's retries. PushReceipt pushes one by
+// hand and LastReceipt returns the last signed request, so that tests can
+// replay it. Stop waits for pushes in flight.
+//
 // # API names
 //
 // Stats, Deliveries and Config.Limits name an API by its path below

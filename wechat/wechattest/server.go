@@ -50,6 +50,8 @@ type Server struct {
 	ridSalt   uint32
 	ridSeq    atomic.Uint32
 
+	pusher *pusher // nil without Config.Callback
+
 	url      atomic.Pointer[string]
 	bufs     sync.Pool
 	slowHook atomic.Pointer[func(completed bool)] // for tests
@@ -116,6 +118,9 @@ func New(cfg Config) (*Server, error) {
 		s.accounts[a.AppID] = acct
 		s.tokens.accounts = append(s.tokens.accounts, acct)
 	}
+	if set.callback != nil {
+		s.pusher = newPusher(set.callback, set.now)
+	}
 	s.bufs.New = func() any { return new(exchange) }
 	return s, nil
 }
@@ -128,9 +133,10 @@ func canonical(ids []string) map[string]string {
 	return m
 }
 
-// Start serves a new Server for the test on an httptest.Server, which it
-// closes in tb.Cleanup after ending the contexts of requests in flight. It
-// fails the test when cfg is invalid.
+// Start serves a new Server for the test on an httptest.Server. In
+// tb.Cleanup it stops the Server (waiting up to ShutdownTimeoutDefault for
+// receipt pushes), ends the contexts of requests in flight and closes the
+// httptest.Server. It fails the test when cfg is invalid.
 func Start(tb testing.TB, cfg Config) *Server {
 	tb.Helper()
 	s, err := New(cfg)
@@ -143,6 +149,11 @@ func Start(tb testing.TB, cfg Config) *Server {
 	ts.Start()
 	s.setURL(ts.URL)
 	tb.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), ShutdownTimeoutDefault)
+		defer scancel()
+		if err := s.Stop(sctx); err != nil {
+			tb.Error(err)
+		}
 		cancel()
 		ts.Close()
 	})
@@ -151,8 +162,8 @@ func Start(tb testing.TB, cfg Config) *Server {
 
 // Run serves the fake on ln until ctx ends, then shuts down: it stops
 // accepting, ends the contexts of requests in flight (so slow answers give
-// up) and waits up to ShutdownTimeoutDefault for the rest. It returns nil
-// after a shutdown caused by ctx.
+// up) and waits up to ShutdownTimeoutDefault for the rest and for the
+// receipt pushes (Stop). It returns nil after a shutdown caused by ctx.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s,
@@ -163,22 +174,27 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	s.setURL("http://" + ln.Addr().String())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeoutDefault)
+	defer cancel()
 	select {
 	case err := <-served:
-		return fmt.Errorf("serve fake wechat: %w", err)
+		return errors.Join(fmt.Errorf("serve fake wechat: %w", err), s.Stop(sctx))
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeoutDefault)
+	// The shutdown's time starts now, not when Run started.
+	cancel()
+	sctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeoutDefault)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		_ = srv.Close() // Shutdown already failed; report that error.
 		<-served
-		return fmt.Errorf("shut down fake wechat: %w", err)
+		return errors.Join(fmt.Errorf("shut down fake wechat: %w", err), s.Stop(sctx))
 	}
+	stopErr := s.Stop(sctx)
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve fake wechat: %w", err)
+		return errors.Join(fmt.Errorf("serve fake wechat: %w", err), stopErr)
 	}
-	return nil
+	return stopErr
 }
 
 func (s *Server) setURL(u string) { s.url.Store(&u) }
@@ -199,6 +215,9 @@ func (s *Server) Stats() Stats {
 		APIs:                make(map[string]APIStats, apiCount),
 		Deliveries:          int64(s.rec.count()),
 		DuplicatesDelivered: s.rec.dups.Load(),
+	}
+	if s.pusher != nil {
+		st.Receipts = s.pusher.stats()
 	}
 	for id := apiID(0); id < apiCount; id++ {
 		st.APIs[id.name()] = s.stats[id].snapshot()

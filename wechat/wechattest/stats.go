@@ -19,6 +19,9 @@ type Stats struct {
 	// same user again. client_msg_id dedupe keeps it at 0 for template sends
 	// retried within the dedupe window.
 	DuplicatesDelivered int64 `json:"duplicates_delivered"`
+	// Receipts counts the TEMPLATESENDJOBFINISH receipts pushed to
+	// Config.Callback.URL (all zero without one).
+	Receipts ReceiptStats `json:"receipts"`
 }
 
 // APIStats are the counters of one API, summed over all accounts.

@@ -78,6 +78,9 @@ func (s *Server) templateSend(x *exchange, acct *account, now time.Time) outcome
 		msgid = s.nextMsgID()
 	}
 	out := s.deliver(apiTemplateSend, x, acct, touser, msgid, clientMsgID, tpl, now)
+	if s.pusher != nil {
+		s.pusher.enqueue(acct.AppID, touser, msgid)
+	}
 	x.out = appendMsgID(x.out, msgid)
 	return out
 }

@@ -18,8 +18,11 @@ demo: build
 
 ## test: go vet, then the whole test suite with the race detector. The
 ## packages run first; cmd/ (whose tests run worker processes and measure the
-## rate they achieve together) runs after them, alone on the machine.
+## rate they achieve together) runs after them, alone on the machine. The
+## browser test of the report page needs Debian's chromium, installed when
+## missing.
 test:
+	scripts/ensure-chromium.sh
 	$(REDIS) sh -c '$(GO) vet ./... && $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /cmd/) && $(GO) test -race -count=1 ./cmd/...'
 
 vet:

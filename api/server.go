@@ -92,6 +92,8 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	// Signed links carry their own authorization.
+	s.mux.HandleFunc("GET /reports/{id}/{run}", s.openReportLink)
 	allow := map[string][]string{}
 	route := func(method, path string, h handler) {
 		s.handle(method+" "+path, h)
@@ -107,6 +109,8 @@ func (s *Server) routes() {
 	route("POST", "/v1/campaigns/{id}/cancel", s.control((*campaigns.Store).Cancel))
 	route("GET", "/v1/campaigns/{id}/runs/{run}", s.getRun)
 	route("GET", "/v1/campaigns/{id}/runs/{run}/report", s.getReport)
+	route("GET", "/v1/campaigns/{id}/runs/{run}/report.html", s.getReportPage)
+	route("POST", "/v1/campaigns/{id}/runs/{run}/report-link", s.createReportLink)
 	route("GET", "/v1/campaigns/{id}/runs/{run}/outcomes.csv", s.exportOutcomes)
 	route("POST", "/v1/messages", s.sendTransactional)
 	route("GET", "/v1/accounts/{appid}/quota", s.getQuota)

@@ -2,14 +2,18 @@ package api_test
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
@@ -472,4 +476,57 @@ func (b *testBundle) raw(t *testing.T, path string) rawAnswer {
 	body, err := io.ReadAll(res.Body)
 	require.NoError(t, err)
 	return rawAnswer{status: res.StatusCode, body: string(body)}
+}
+
+func TestReportPageAndSignedLink(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	a := b.json(t, "POST", "/v1/campaigns", inlineCampaign)
+	id := a.body["id"].(string)
+	require.Equal(t, http.StatusAccepted, b.json(t, "POST", "/v1/campaigns/"+id+"/start", "").status)
+	_, _, err := b.rdb.RecordOutcomes(t.Context(), id, 1, "completed",
+		rdb.Settle{OpenID: "oTX0000000000000000000000001", Outcome: rdb.Outcome{Status: rdb.OutcomeSent, MsgID: 1}},
+		rdb.Settle{OpenID: "oTX0000000000000000000000002", Outcome: rdb.Outcome{Status: rdb.OutcomeFailed, Code: 43004, Class: "recipient"}})
+	require.NoError(t, err)
+
+	page := b.raw(t, "/v1/campaigns/"+id+"/runs/1/report.html")
+	require.Equal(t, http.StatusOK, page.status)
+	require.Contains(t, page.body, "<title>inline · run 1 · wxmass</title>")
+	require.Contains(t, page.body, `data-report="{`)
+	require.NotContains(t, page.body, `http-equiv="refresh"`, "a finished run does not reload")
+
+	a = b.json(t, "POST", "/v1/campaigns/"+id+"/runs/1/report-link", "")
+	require.Equal(t, http.StatusOK, a.status, a.raw)
+	link := a.body["url"].(string)
+	require.True(t, strings.HasPrefix(link, "/reports/"+id+"/1?"), link)
+	open := func(path string) (int, string) {
+		res, err := http.Get(b.url + path) // no API key
+		require.NoError(t, err)
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		return res.StatusCode, string(body)
+	}
+	status, body := open(link)
+	require.Equal(t, http.StatusOK, status, body)
+	require.Contains(t, body, "data-report=")
+	for _, bad := range []string{
+		strings.Replace(link, "sig=", "sig=00", 1),
+		strings.Replace(link, "/1?", "/2?", 1),
+		"/reports/" + id + "/1",
+		"/reports/" + id + "/1?exp=9999999999&sig=abcd",
+	} {
+		status, body := open(bad)
+		require.Equal(t, http.StatusUnauthorized, status, "%s: %s", bad, body)
+	}
+	// An expired link, signed with the right key, is refused too.
+	key, err := b.rdb.SigningKey(t.Context())
+	require.NoError(t, err)
+	exp := time.Now().Add(-time.Minute).Unix()
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(id + "\n1\n" + strconv.FormatInt(exp, 10)))
+	status, body = open(fmt.Sprintf("/reports/%s/1?exp=%d&sig=%x", id, exp, m.Sum(nil)))
+	require.Equal(t, http.StatusUnauthorized, status)
+	require.Contains(t, body, "expired")
+	require.Equal(t, http.StatusBadRequest, b.json(t, "POST", "/v1/campaigns/"+id+"/runs/1/report-link?ttl=forever", "").status)
 }

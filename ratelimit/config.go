@@ -37,7 +37,7 @@ const (
 	// IdleTimeoutDefault is how long a leaser lives without callers.
 	IdleTimeoutDefault = time.Minute
 	// HeadroomDefault is the default of Config.Headroom.
-	HeadroomDefault = 50 * time.Millisecond
+	HeadroomDefault = 40 * time.Millisecond
 	// PrefetchDefault is the default of Config.Prefetch (at most half the
 	// Headroom).
 	PrefetchDefault = 20 * time.Millisecond

@@ -34,7 +34,7 @@ func TestWaitGrants(t *testing.T) {
 
 	state, err := p.lim.State(t.Context(), key)
 	require.NoError(t, err)
-	require.Equal(t, ratelimit.Limit{Rate: 1, Burst: 9}, state.Limit, "the bucket holds the burst less the headroom and prefetch (ceil(1/s × 70 ms) = 1)")
+	require.Equal(t, ratelimit.Limit{Rate: 1, Burst: 9}, state.Limit, "the bucket holds the burst less the headroom and prefetch (ceil(1/s × 60 ms) = 1)")
 	require.Equal(t, 1.0, state.Rate)
 	require.Equal(t, 1.0, state.Factor)
 	require.Less(t, state.Tokens, 10.0)

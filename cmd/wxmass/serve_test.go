@@ -128,6 +128,21 @@ func TestAllThroughTheAPI(t *testing.T) {
 	require.EqualValues(t, 2, rep["outcomes"].(map[string]any)["failed"])
 	require.EqualValues(t, 300, rep["settled"], "receipts move outcomes, they add none")
 
+	// The report page in a real browser, through a signed link (no key).
+	status, link := call("POST", "/v1/campaigns/"+id+"/runs/1/report-link", "")
+	require.Equal(t, http.StatusOK, status, "%v", link)
+	pageURL := "http://" + addr + link["url"].(string)
+	dom := browse(t, pageURL, "report.png")
+	require.Contains(t, dom, `data-rendered="true"`, "the page's script ran")
+	require.Regexp(t, `data-card="delivered"><b>298</b>`, dom)
+	require.Regexp(t, `data-card="recipients"><b>300</b>`, dom)
+	require.Contains(t, dom, `data-kind="delivered"`, "the outcomes-over-time chart has columns")
+	require.Contains(t, dom, `data-code="class receipt"`, "the failures chart shows the receipts' class")
+	// asynqmon's UI lists the queues (the key as a Basic password).
+	mon := browse(t, "http://operator:"+apiKey+"@"+addr+"/monitoring/", "monitoring.png")
+	require.Contains(t, mon, "wxmass_bulk", "asynqmon shows the queues")
+	answers.WriteString(dom)
+
 	// Quotas, from WeChat's quota/get.
 	status, quota := call("GET", "/v1/accounts/"+wechattest.AppIDDefault+"/quota", "")
 	require.Equal(t, http.StatusOK, status, "%v", quota)
@@ -239,4 +254,38 @@ func TestAllThroughTheAPI(t *testing.T) {
 func toInt(v any) int64 {
 	f, _ := v.(float64)
 	return int64(f)
+}
+
+// browse loads url in headless Chromium, saves a screenshot as a test
+// artifact (in $WXMASS_ARTIFACTS, else .artifacts/ at the repository's
+// root) and returns the DOM after the page's scripts ran.
+func browse(t *testing.T, url, shot string) string {
+	t.Helper()
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		if testing.Short() {
+			t.Skip("chromium is not installed (make test installs it)")
+		}
+		t.Fatalf("chromium is not installed: make test installs Debian's chromium package (%v)", err)
+	}
+	dir := os.Getenv("WXMASS_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", ".artifacts")
+	}
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	args := []string{"--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1200,1400",
+		"--virtual-time-budget=5000", "--user-data-dir=" + t.TempDir()}
+	ctx := t.Context()
+	shotCmd := exec.CommandContext(ctx, bin, append(args, "--screenshot="+filepath.Join(dir, shot), url)...)
+	if out, err := shotCmd.CombinedOutput(); err != nil {
+		t.Fatalf("chromium screenshot of %s: %v\n%s", shot, err, out)
+	}
+	var stdout, stderr bytes.Buffer
+	domCmd := exec.CommandContext(ctx, bin, append(args, "--dump-dom", url)...)
+	domCmd.Stdout, domCmd.Stderr = &stdout, &stderr
+	if err := domCmd.Run(); err != nil {
+		t.Fatalf("chromium --dump-dom: %v\n%s", err, &stderr)
+	}
+	t.Logf("screenshot: %s", filepath.Join(dir, shot))
+	return stdout.String()
 }

@@ -12,3 +12,6 @@ func (k Keys) Idempotency(scope, key string) string {
 	h := sha256.Sum256([]byte(key))
 	return k.prefix() + ":idem:" + scope + ":" + hex.EncodeToString(h[:16])
 }
+
+// SigningKey is the key report links are signed with.
+func (k Keys) SigningKey() string { return k.prefix() + ":signing-key" }

@@ -28,6 +28,7 @@ const (
 	CodeIdempotencyBusy  = "idempotency_key_in_use"
 	CodeUnavailable      = "unavailable"
 	CodeWeChat           = "wechat_error"
+	CodeNothingToRetry   = "nothing_to_retry"
 	CodeInternal         = "internal"
 )
 

@@ -112,6 +112,7 @@ func (s *Server) routes() {
 	route("GET", "/v1/campaigns/{id}/runs/{run}/report.html", s.getReportPage)
 	route("POST", "/v1/campaigns/{id}/runs/{run}/report-link", s.createReportLink)
 	route("GET", "/v1/campaigns/{id}/runs/{run}/outcomes.csv", s.exportOutcomes)
+	route("POST", "/v1/campaigns/{id}/runs/{run}/retry", s.retryRun)
 	route("POST", "/v1/messages", s.sendTransactional)
 	route("GET", "/v1/accounts/{appid}/quota", s.getQuota)
 	// Other methods on those paths, and other paths, get the API's error

@@ -530,3 +530,40 @@ func TestReportPageAndSignedLink(t *testing.T) {
 	require.Contains(t, body, "expired")
 	require.Equal(t, http.StatusBadRequest, b.json(t, "POST", "/v1/campaigns/"+id+"/runs/1/report-link?ttl=forever", "").status)
 }
+
+func TestRetryFailed(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	a := b.json(t, "POST", "/v1/campaigns", inlineCampaign)
+	id := a.body["id"].(string)
+	require.Equal(t, http.StatusAccepted, b.json(t, "POST", "/v1/campaigns/"+id+"/start", "").status)
+	a = b.json(t, "POST", "/v1/campaigns/"+id+"/runs/1/retry", "")
+	require.Equal(t, http.StatusConflict, a.status, "a running campaign has no retry: %s", a.raw)
+
+	_, _, err := b.rdb.RecordOutcomes(t.Context(), id, 1, "completed",
+		rdb.Settle{OpenID: "oTX0000000000000000000000001", Outcome: rdb.Outcome{Status: rdb.OutcomeSent, MsgID: 5}},
+		rdb.Settle{OpenID: "oTX0000000000000000000000002", Outcome: rdb.Outcome{Status: rdb.OutcomeFailed, Code: 45015, Class: "recipient"}})
+	require.NoError(t, err)
+
+	a = b.json(t, "POST", "/v1/campaigns/"+id+"/runs/1/retry", `{"errcodes":[43004]}`)
+	require.Equal(t, http.StatusUnprocessableEntity, a.status, a.raw)
+	require.Equal(t, api.CodeNothingToRetry, a.errCode())
+	a = b.json(t, "POST", "/v1/campaigns/"+id+"/runs/1/retry", `{"statuses":["sent"]}`)
+	require.Equal(t, http.StatusUnprocessableEntity, a.status, a.raw)
+	require.Equal(t, "statuses[0]", a.errField())
+	require.Equal(t, http.StatusNotFound, b.json(t, "POST", "/v1/campaigns/"+id+"/runs/7/retry", "").status)
+
+	a = b.json(t, "POST", "/v1/campaigns/"+id+"/runs/1/retry", `{"errcodes":[45015]}`)
+	require.Equal(t, http.StatusAccepted, a.status, a.raw)
+	require.EqualValues(t, 2, a.body["run"])
+	require.EqualValues(t, 1, a.body["size"])
+	rec, err := b.store.Run(t.Context(), id, 2)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, rec.Size)
+	ids, err := b.rdb.AudienceRange(t.Context(), rec.Audience, 0, -1)
+	require.NoError(t, err)
+	require.Equal(t, []string{"oTX0000000000000000000000002"}, ids, "only the failed recipient is sent again")
+	a = b.json(t, "GET", "/v1/campaigns/"+id, "")
+	require.Equal(t, "running", a.body["state"])
+	require.EqualValues(t, 2, a.body["latest_run"])
+}

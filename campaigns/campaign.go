@@ -165,10 +165,12 @@ type AudienceSpec struct {
 //	paused    → running, cancelled, failed
 //	completed → running (the next run of a recurring campaign, or a retry
 //	            run of the failed recipients), cancelled (no more runs)
+//	failed    → running (a retry run only)
 //
-// Cancelled and failed are terminal: nothing leaves them. A failed campaign
-// (a campaign-fatal errcode such as a deleted template) is fixed by creating
-// a new campaign, so that its report stays as it ended.
+// Cancelled is terminal. A failed campaign (a campaign-fatal errcode such as
+// a deleted template) runs again only as a retry run over its failed or
+// skipped recipients, once the cause is fixed; the failed run's report
+// stays as it ended.
 type State string
 
 // The campaign states.
@@ -202,6 +204,9 @@ var transitions = map[State][]State{
 	StateRunning:   {StatePaused, StateCompleted, StateCancelled, StateFailed},
 	StatePaused:    {StateRunning, StateCancelled, StateFailed},
 	StateCompleted: {StateRunning, StateCancelled},
+	// A failed campaign runs again only as a retry of its failed or
+	// skipped recipients (Store.StartRetryRun), once the cause is fixed.
+	StateFailed: {StateRunning},
 }
 
 // Valid reports whether s is one of the State constants.
@@ -213,9 +218,10 @@ func (s State) Valid() bool {
 	return false
 }
 
-// Terminal reports whether no transition leaves s (cancelled and failed).
+// Terminal reports whether nothing leaves state s (cancelled only: a
+// failed campaign may still run a retry).
 func (s State) Terminal() bool {
-	return s == StateCancelled || s == StateFailed
+	return s == StateCancelled
 }
 
 // CanTransition reports whether a campaign in state s may move to state to;

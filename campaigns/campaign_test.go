@@ -25,7 +25,7 @@ func TestStateCanTransition(t *testing.T) {
 		StatePaused:    {StateRunning, StateCancelled, StateFailed},
 		StateCompleted: {StateRunning, StateCancelled},
 		StateCancelled: nil,
-		StateFailed:    nil,
+		StateFailed:    {StateRunning}, // a retry run
 	}
 	for _, from := range allStates {
 		for _, to := range allStates {
@@ -64,7 +64,14 @@ func TestCampaignTransition(t *testing.T) {
 	require.NoError(t, c.Transition(StateRunning, now), "a recurring campaign's next run")
 	require.NoError(t, c.Transition(StateFailed, now))
 	for _, to := range allStates {
-		require.True(t, errors.Is(c.Transition(to, now), ErrBadTransition), "failed is terminal")
+		if to != StateRunning {
+			require.True(t, errors.Is(c.Transition(to, now), ErrBadTransition), "failed leads only to a retry run")
+		}
+	}
+	require.NoError(t, c.Transition(StateRunning, now), "a retry run")
+	require.NoError(t, c.Transition(StateCancelled, now))
+	for _, to := range allStates {
+		require.True(t, errors.Is(c.Transition(to, now), ErrBadTransition), "cancelled is terminal")
 	}
 }
 

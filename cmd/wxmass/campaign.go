@@ -178,7 +178,7 @@ func (a *app) campaignCommand() *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "campaign",
-		Usage: "the client of the HTTP API: create, upload, start, pause, resume, cancel, status, watch, report (API key in " + envAPIKey + ")",
+		Usage: "the client of the HTTP API: create, upload, start, pause, resume, cancel, retry-failed, status, watch, report (API key in " + envAPIKey + ")",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: flagAPIURL, Value: "http://127.0.0.1:8080", Usage: "the HTTP API of wxmass serve", Sources: sources(flagAPIURL)},
 		},
@@ -250,6 +250,48 @@ func (a *app) campaignCommand() *cli.Command {
 				}),
 			},
 			control("start"), control("pause"), control("resume"), control("cancel"),
+			{
+				Name: "retry-failed", Usage: "start a new run over the failed recipients of a run (default: the latest)", ArgsUsage: "ID",
+				Flags: []cli.Flag{runFlag,
+					&cli.StringFlag{Name: "errcodes", Usage: "comma-separated errcodes: only failures with one of them", Sources: sources("errcodes")},
+					&cli.StringFlag{Name: "statuses", Usage: "comma-separated outcomes to send again: failed (default), skipped, cancelled", Sources: sources("statuses")},
+				},
+				Action: withClient(func(ctx context.Context, cmd *cli.Command, c *apiClient) error {
+					id, err := idArg(cmd)
+					if err != nil {
+						return err
+					}
+					st, err := c.run(ctx, id, int(cmd.Int("run")))
+					if err != nil {
+						return err
+					}
+					f := map[string]any{}
+					if v := cmd.String("errcodes"); v != "" {
+						var codes []int
+						for _, part := range strings.Split(v, ",") {
+							n, err := strconv.Atoi(strings.TrimSpace(part))
+							if err != nil {
+								return usagef("--errcodes: %q is not a number", part)
+							}
+							codes = append(codes, n)
+						}
+						f["errcodes"] = codes
+					}
+					if v := cmd.String("statuses"); v != "" {
+						f["statuses"] = strings.Split(v, ",")
+					}
+					body, _ := json.Marshal(f)
+					var out struct {
+						Run  int   `json:"run"`
+						Size int64 `json:"size"`
+					}
+					if err := c.do(ctx, "POST", "/v1/campaigns/"+id+"/runs/"+strconv.Itoa(st.Run)+"/retry", "application/json", bytes.NewReader(body), &out); err != nil {
+						return err
+					}
+					fmt.Fprintf(cmd.Root().Writer, "campaign %s: run %d started over %d recipients of run %d\n", id, out.Run, out.Size, st.Run)
+					return nil
+				}),
+			},
 			{
 				Name: "status", Usage: "print a run's state and counters", ArgsUsage: "ID", Flags: []cli.Flag{runFlag},
 				Action: withClient(func(ctx context.Context, cmd *cli.Command, c *apiClient) error {

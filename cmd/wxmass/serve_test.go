@@ -181,6 +181,12 @@ func TestAllThroughTheAPI(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stdout, "recipients 50, settled 50")
 	require.Regexp(t, `failed +0 +0\.0%`, stdout)
+	// The two users who blocked the account get a retry run.
+	stdout, stderr, code = run(t, cliEnv, "campaign", "retry-failed", id)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "run 2 started over 2 recipients of run 1")
+	_, stderr, code = run(t, cliEnv, "campaign", "watch", "--every", "100ms", id)
+	require.Equal(t, 0, code, "the retry run completes: %s", stderr)
 	_, stderr, code = run(t, cliEnv, "campaign", "pause", "cnothere00000")
 	require.Equal(t, 2, code, "a refused request exits 2")
 	require.Contains(t, stderr, "no such campaign")
@@ -203,12 +209,12 @@ func TestAllThroughTheAPI(t *testing.T) {
 	res.Body.Close()
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, res.StatusCode)
-	require.Contains(t, string(metrics), `wxmass_sends_total{account="`+wechattest.AppIDDefault+`",class="",kind="template",outcome="sent"} 350`,
-		"300 + 50 sent, as the two runs' reports say")
-	require.Contains(t, string(metrics), `wxmass_runs_completed_total{account="`+wechattest.AppIDDefault+`"} 2`)
+	require.Contains(t, string(metrics), `wxmass_sends_total{account="`+wechattest.AppIDDefault+`",class="",kind="template",outcome="sent"} 352`,
+		"300 + 2 + 50 sent, as the three runs' reports say")
+	require.Contains(t, string(metrics), `wxmass_runs_completed_total{account="`+wechattest.AppIDDefault+`"} 3`)
 	require.Contains(t, string(metrics), `wxmass_token_refreshes_total{account="`+wechattest.AppIDDefault+`",result="ok"} 1`)
 	require.Contains(t, string(metrics), `wxmass_queue_tasks{queue="wxmass_bulk",state="pending"} 0`)
-	require.Contains(t, string(metrics), `wxmass_send_duration_seconds_count{account="`+wechattest.AppIDDefault+`",kind="template"} 350`)
+	require.Contains(t, string(metrics), `wxmass_send_duration_seconds_count{account="`+wechattest.AppIDDefault+`",kind="template"} 352`)
 	answers.Write(metrics)
 
 	// asynqmon at /monitoring, behind the same key (Basic for browsers).

@@ -295,7 +295,7 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 			// WeChat's per-minute limit: slow every worker down, and come
 			// back without using up a retry (the run deadline bounds it).
 			if err := w.limiter.Slowdown(ctx, v.acct.BucketKey(v.api)); err != nil {
-				w.sendLog(id, run, openid).Warn("rate slowdown", zap.Error(err))
+				w.sendLog(ctx, id, run, openid).Warn("rate slowdown", zap.Int("errcode", d.Code), zap.Error(err))
 			}
 			return &producer.ThrottleError{RetryAfter: d.Delay, Reason: "errcode 45011: " + d.Meaning}
 		}
@@ -303,12 +303,12 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 		if retried >= maxRetry {
 			return w.record(ctx, v, id, run, openid, failedOutcome(d, "retries exhausted: "))
 		}
-		w.sendLog(id, run, openid).Debug("send will be retried", zap.Int("errcode", d.Code), zap.Duration("delay", d.Delay), zap.Error(sendErr))
+		w.sendLog(ctx, id, run, openid).Debug("send will be retried", zap.Int("errcode", d.Code), zap.Duration("delay", d.Delay), zap.Error(sendErr))
 		return &retryError{after: d.Delay, err: sendErr}
 	case retry.ActionFail:
 		return w.record(ctx, v, id, run, openid, failedOutcome(d, ""))
 	case retry.ActionStopCampaign:
-		w.sendLog(id, run, openid).Error("campaign stopped by a fatal errcode", zap.Int("errcode", d.Code), zap.String("meaning", d.Meaning), zap.Error(sendErr))
+		w.sendLog(ctx, id, run, openid).Error("campaign stopped by a fatal errcode", zap.Int("errcode", d.Code), zap.String("meaning", d.Meaning), zap.Error(sendErr))
 		reason := fmt.Sprintf("errcode %d: %s", d.Code, d.Meaning)
 		// Stop this process's other sends at once, before the round trip
 		// that stops the other processes'.
@@ -321,7 +321,7 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 		return w.record(ctx, v, id, run, openid, failedOutcome(d, ""))
 	case retry.ActionPause:
 		key := v.acct.BucketKey(v.api)
-		w.sendLog(id, run, openid).Warn("daily quota reached: pausing the account's use of the api", zap.String("app_id", v.acct.AppID),
+		w.sendLog(ctx, id, run, openid).Warn("daily quota reached: pausing the account's use of the api", zap.String("app_id", v.acct.AppID),
 			zap.String("api", v.api), zap.Time("until", d.Until))
 		if err := w.limiter.Pause(ctx, key, d.Until); err != nil {
 			return err
@@ -333,8 +333,18 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 
 // sendLog is the logger of one send; built only when something is logged,
 // since building it costs more than the rest of a send's bookkeeping.
-func (w *Worker) sendLog(id string, run int, openid string) *zap.Logger {
-	return w.log.With(zap.String("campaign_id", id), zap.Int("run", run), monitoring.OpenID(openid))
+func (w *Worker) sendLog(ctx context.Context, id string, run int, openid string) *zap.Logger {
+	tid, _ := asynq.GetTaskID(ctx)
+	return w.log.With(zap.String("campaign_id", id), zap.Int("run", run), zap.String("task_id", maskTaskID(tid)), monitoring.OpenID(openid))
+}
+
+// maskTaskID masks the openid at the end of a send task's id
+// (send:{campaign}:{run}:{openid}), as logs never hold raw openids.
+func maskTaskID(tid string) string {
+	if i := strings.LastIndexByte(tid, ':'); i >= 0 && strings.HasPrefix(tid, "send:") {
+		return tid[:i+1] + monitoring.MaskOpenID(tid[i+1:])
+	}
+	return tid
 }
 
 func failedOutcome(d retry.Decision, prefix string) rdb.Outcome {
@@ -428,7 +438,7 @@ func (w *Worker) HandleError(ctx context.Context, t *asynq.Task, err error) {
 			return
 		}
 		id, _ := asynq.GetTaskID(ctx)
-		w.log.Warn("send task out of retries", zap.String("task_id", id), zap.Error(err))
+		w.log.Warn("send task out of retries", zap.String("task_id", maskTaskID(id)), zap.Error(err))
 		o := rdb.Outcome{Status: rdb.OutcomeFailed, Class: "exhausted", Detail: "task failed: " + firstLine(err.Error())}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()

@@ -567,3 +567,57 @@ func TestRetryFailed(t *testing.T) {
 	require.Equal(t, "running", a.body["state"])
 	require.EqualValues(t, 2, a.body["latest_run"])
 }
+
+func TestUpdateDraft(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	a := b.json(t, "POST", "/v1/campaigns", inlineCampaign)
+	id := a.body["id"].(string)
+	created := a.body["created_at"]
+
+	three := strings.Replace(inlineCampaign, `"oTX0000000000000000000000002"]`, `"oTX0000000000000000000000002","oTX0000000000000000000000003"]`, 1)
+	three = strings.Replace(three, `"name":"inline"`, `"name":"renamed"`, 1)
+	a = b.json(t, "PUT", "/v1/campaigns/"+id, three)
+	require.Equal(t, http.StatusOK, a.status, a.raw)
+	require.Equal(t, "renamed", a.body["name"])
+	require.Equal(t, created, a.body["created_at"])
+	require.Equal(t, true, a.body["update"].(map[string]any)["audience_replaced"])
+	n, err := b.rdb.AudienceLen(t.Context(), id)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, n)
+
+	// Invalid updates change nothing.
+	a = b.json(t, "PUT", "/v1/campaigns/"+id, `{"name":""}`)
+	require.Equal(t, http.StatusUnprocessableEntity, a.status)
+	a = b.json(t, "PUT", "/v1/campaigns/"+id, `{"name":"x","id":"other"}`)
+	require.Equal(t, http.StatusBadRequest, a.status)
+	a = b.json(t, "GET", "/v1/campaigns/"+id, "")
+	require.Equal(t, "renamed", a.body["name"])
+
+	// A file campaign's upload survives an update that keeps its variables,
+	// and is dropped by one that changes them.
+	f := b.json(t, "POST", "/v1/campaigns", templateCampaign)
+	fid := f.body["id"].(string)
+	require.Equal(t, http.StatusOK, b.do(t, "PUT", "/v1/campaigns/"+fid+"/audience", "text/csv", "openid,name\noTX0000000000000000000000001,Ann\n").status)
+	same := strings.Replace(templateCampaign, `"name":"会员日"`, `"name":"会员日 2"`, 1)
+	a = b.json(t, "PUT", "/v1/campaigns/"+fid, same)
+	require.Equal(t, http.StatusOK, a.status, a.raw)
+	require.Equal(t, false, a.body["update"].(map[string]any)["audience_cleared"])
+	n, err = b.rdb.AudienceLen(t.Context(), fid)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	other := strings.Replace(same, `{{.name}}的会员日`, `{{.city}}的会员日`, 1)
+	other = strings.Replace(other, `"variables":["name"]`, `"variables":["city"]`, 1)
+	a = b.json(t, "PUT", "/v1/campaigns/"+fid, other)
+	require.Equal(t, http.StatusOK, a.status, a.raw)
+	require.Equal(t, true, a.body["update"].(map[string]any)["audience_cleared"])
+	n, err = b.rdb.AudienceLen(t.Context(), fid)
+	require.NoError(t, err)
+	require.Zero(t, n)
+
+	// Only drafts.
+	require.Equal(t, http.StatusAccepted, b.json(t, "POST", "/v1/campaigns/"+id+"/start", "").status)
+	a = b.json(t, "PUT", "/v1/campaigns/"+id, three)
+	require.Equal(t, http.StatusConflict, a.status, a.raw)
+	require.Equal(t, api.CodeInvalidState, a.errCode())
+}

@@ -19,6 +19,9 @@ type retryError struct {
 func (e *retryError) Error() string { return "retry in " + e.after.String() + ": " + e.err.Error() }
 func (e *retryError) Unwrap() error { return e.err }
 
+// leaseExpiredDelay is the retry delay of a task whose worker died.
+const leaseExpiredDelay = time.Second
+
 // pauseRecheckDefault bounds how long a paused task stays away before it
 // looks again.
 const pauseRecheckDefault = 5 * time.Second
@@ -43,6 +46,11 @@ func RetryDelay(pauseRecheck time.Duration) asynq.RetryDelayFunc {
 			return rl.RetryAfter
 		case errors.As(err, &pe):
 			return max(0, min(time.Until(pe.Until), pauseRecheck))
+		case errors.Is(err, asynq.ErrLeaseExpired):
+			// Its worker died (asynq's recoverer found the lease expired
+			// 30 s to a minute later): nothing was wrong with the task, so
+			// it goes back at once rather than after asynq's backoff.
+			return leaseExpiredDelay
 		}
 		return asynq.DefaultRetryDelayFunc(n, err, t)
 	}

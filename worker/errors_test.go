@@ -26,6 +26,8 @@ func TestRetryDelayAndIsFailure(t *testing.T) {
 		{fmt.Errorf("wrapped: %w", &ratelimit.Error{RetryAfter: 2 * time.Second}), 2 * time.Second, false},
 		{&ratelimit.PausedError{Until: time.Now().Add(time.Hour)}, 5 * time.Second, false},
 		{&retryError{after: 3 * time.Second, err: errors.New("-1")}, 3 * time.Second, true},
+		// A dead worker's task comes back at once, and counts as a try.
+		{asynq.ErrLeaseExpired, time.Second, true},
 	}
 	for _, tt := range tests {
 		require.Equal(t, tt.delay, delay(0, tt.err, task), "%v", tt.err)

@@ -1,6 +1,7 @@
 package monitoring
 
 import (
+	"context"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -135,5 +136,35 @@ func (c *QueueCollector) Collect(ch chan<- prometheus.Metric) {
 			"retry": info.Retry, "archived": info.Archived} {
 			ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(n), q, state)
 		}
+	}
+}
+
+// StateCollector reports how many campaigns are in each state at each
+// scrape, from count (rdb.CountCampaignStates).
+type StateCollector struct {
+	count func(ctx context.Context) (map[string]int64, error)
+	desc  *prometheus.Desc
+}
+
+// NewStateCollector returns a collector of campaigns by state.
+func NewStateCollector(count func(ctx context.Context) (map[string]int64, error)) *StateCollector {
+	return &StateCollector{count: count, desc: prometheus.NewDesc("wxmass_campaigns",
+		"Campaigns by state (draft, scheduled, running, paused, completed, cancelled, failed).", []string{"state"}, nil)}
+}
+
+// Describe implements prometheus.Collector.
+func (c *StateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector. A failed count reports nothing.
+func (c *StateCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n, err := c.count(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	for _, st := range []string{"draft", "scheduled", "running", "paused", "completed", "cancelled", "failed"} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n[st]), st)
 	}
 }

@@ -1,6 +1,7 @@
 package monitoring_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -58,4 +59,29 @@ func TestFormatPayloadMasksOpenIDs(t *testing.T) {
 	require.NotContains(t, got, openid)
 	require.Equal(t, "(undecodable send payload)", monitoring.FormatPayload(task.TypeSendCustom, []byte("x")))
 	require.Equal(t, `{"c":"c1","r":2}`, monitoring.FormatPayload(task.TypeLaunch, []byte(`{"c":"c1","r":2}`)))
+}
+
+func TestStateCollector(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(monitoring.NewStateCollector(func(context.Context) (map[string]int64, error) {
+		return map[string]int64{"running": 2, "completed": 5}, nil
+	}))
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP wxmass_campaigns Campaigns by state (draft, scheduled, running, paused, completed, cancelled, failed).
+# TYPE wxmass_campaigns gauge
+wxmass_campaigns{state="cancelled"} 0
+wxmass_campaigns{state="completed"} 5
+wxmass_campaigns{state="draft"} 0
+wxmass_campaigns{state="failed"} 0
+wxmass_campaigns{state="paused"} 0
+wxmass_campaigns{state="running"} 2
+wxmass_campaigns{state="scheduled"} 0
+`)))
+	bad := prometheus.NewRegistry()
+	bad.MustRegister(monitoring.NewStateCollector(func(context.Context) (map[string]int64, error) {
+		return nil, errors.New("redis down")
+	}))
+	_, err := bad.Gather()
+	require.ErrorContains(t, err, "redis down")
 }

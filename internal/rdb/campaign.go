@@ -893,3 +893,35 @@ func (r *RDB) GetTimeline(ctx context.Context, id string, run int) ([]TimelinePo
 	})
 	return out, nil
 }
+
+// CountCampaignStates counts every campaign by its state, reading the
+// states in pipelined pages of 500.
+func (r *RDB) CountCampaignStates(ctx context.Context) (map[string]int64, error) {
+	out := map[string]int64{}
+	const page = 500
+	for start := int64(0); ; start += page {
+		ids, err := r.c.ZRange(ctx, r.keys.Campaigns(), start, start+page-1).Result()
+		if err != nil {
+			return nil, fmt.Errorf("count campaign states: %w", err)
+		}
+		if len(ids) == 0 {
+			return out, nil
+		}
+		pipe := r.c.Pipeline()
+		cmds := make([]*redis.StringCmd, len(ids))
+		for i, id := range ids {
+			cmds[i] = pipe.HGet(ctx, r.keys.Campaign(id), "state")
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("count campaign states: %w", err)
+		}
+		for _, c := range cmds {
+			if st, err := c.Result(); err == nil {
+				out[st]++
+			}
+		}
+		if len(ids) < page {
+			return out, nil
+		}
+	}
+}

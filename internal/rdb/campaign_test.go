@@ -190,3 +190,17 @@ func FuzzParseOutcome(f *testing.F) {
 		require.Equal(t, strings.ReplaceAll(detail, "|", "/"), got.Detail)
 	})
 }
+
+func TestCountCampaignStates(t *testing.T) {
+	t.Parallel()
+	r := setup(t)
+	ctx := t.Context()
+	for i := range 3 {
+		require.NoError(t, r.CreateCampaign(ctx, fmt.Sprint("c", i), []byte(`{}`), "draft", timeNow()))
+	}
+	_, err := r.StartRun(ctx, "c1", "running", "running", 1, "x", "draft")
+	require.NoError(t, err)
+	n, err := r.CountCampaignStates(ctx)
+	require.NoError(t, err)
+	require.Equal(t, map[string]int64{"draft": 2, "running": 1}, n)
+}

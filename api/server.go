@@ -108,6 +108,8 @@ func (s *Server) routes() {
 	route("POST", "/v1/campaigns/{id}/pause", s.control((*campaigns.Store).Pause))
 	route("POST", "/v1/campaigns/{id}/resume", s.control((*campaigns.Store).Resume))
 	route("POST", "/v1/campaigns/{id}/cancel", s.control((*campaigns.Store).Cancel))
+	route("POST", "/v1/campaigns/{id}/schedule", s.scheduleCampaign)
+	route("POST", "/v1/campaigns/{id}/unschedule", s.unscheduleCampaign)
 	route("GET", "/v1/campaigns/{id}/runs/{run}", s.getRun)
 	route("GET", "/v1/campaigns/{id}/runs/{run}/report", s.getReport)
 	route("GET", "/v1/campaigns/{id}/runs/{run}/report.html", s.getReportPage)
@@ -226,6 +228,10 @@ type campaignView struct {
 	// LatestRun is the number of the campaign's latest run, 0 before the
 	// first.
 	LatestRun int `json:"latest_run"`
+	// NextFires are the campaign's next fire times (at most
+	// campaigns.NextFiresDefault), in its schedule's time zone, while it is
+	// on a schedule; see schedules.go.
+	NextFires []time.Time `json:"next_fires,omitempty"`
 }
 
 func (s *Server) createCampaign(w http.ResponseWriter, r *http.Request) *Error {
@@ -324,12 +330,7 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, scope string
 }
 
 func (s *Server) getCampaign(w http.ResponseWriter, r *http.Request) *Error {
-	c, run, err := s.cfg.Store.Latest(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return storeError(err)
-	}
-	writeJSON(w, http.StatusOK, campaignView{Campaign: c, LatestRun: run})
-	return nil
+	return s.writeCampaign(r.Context(), w, r.PathValue("id"))
 }
 
 // listAnswer is a page of campaigns.

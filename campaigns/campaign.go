@@ -60,6 +60,10 @@ type Campaign struct {
 	Subscribe *SubscribeSpec `json:"subscribe,omitempty"`
 	// Audience is who receives the message.
 	Audience AudienceSpec `json:"audience"`
+	// Schedule is when the campaign runs by itself once it is scheduled
+	// (Store.Schedule): at a time or on a cron expression. Nil means it runs
+	// only when started.
+	Schedule *Schedule `json:"schedule,omitempty"`
 	// Rate is this campaign's send rate in messages per second. Zero means
 	// the account's rate for the API; a non-zero rate can only lower it.
 	Rate float64 `json:"rate,omitempty"`
@@ -177,7 +181,9 @@ type State string
 const (
 	// StateDraft is a stored campaign that is not going to run yet.
 	StateDraft State = "draft"
-	// StateScheduled waits for its start time or its next cron fire.
+	// StateScheduled waits for the first fire of its Schedule: its start
+	// time or its first cron fire. Between the runs of a recurring schedule
+	// the campaign is completed, and still on its schedule (Store.Schedule).
 	StateScheduled State = "scheduled"
 	// StateRunning is sending.
 	StateRunning State = "running"

@@ -44,6 +44,15 @@ type Store struct {
 // NewStore returns a Store on r.
 func NewStore(r *rdb.RDB) *Store { return &Store{r: r, now: time.Now} }
 
+// WithClock returns a copy of s that reads the time from now instead of
+// time.Now: creation and update times, and the first fire time of a
+// schedule.
+func (s *Store) WithClock(now func() time.Time) *Store {
+	c := *s
+	c.now = now
+	return &c
+}
+
 // idAlphabet is Crockford's base32 in lower case: no i, l, o, u.
 const idAlphabet = "0123456789abcdefghjkmnpqrstvwxyz"
 
@@ -80,9 +89,10 @@ const inlineBatch = 1000
 // Create validates c and stores it as a draft with a new id (set in c.ID).
 // An inline audience is stored with it.
 func (s *Store) Create(ctx context.Context, c *Campaign) error {
-	if err := c.Validate(); err != nil {
+	if err := c.ValidateAt(s.now()); err != nil {
 		return err
 	}
+	c.Schedule = c.Schedule.withDefaults()
 	c.ID = NewID()
 	c.State = StateDraft
 	c.CreatedAt = s.now().UTC()
@@ -196,10 +206,18 @@ func (s *Store) Resume(ctx context.Context, id string) error {
 }
 
 // Cancel stops a campaign for good; every recipient of its current run
-// without an outcome is recorded as cancelled.
+// without an outcome is recorded as cancelled, and it leaves its schedule.
 func (s *Store) Cancel(ctx context.Context, id string) error {
-	return s.setStates(ctx, "cancel", id, StateCancelled, "cancelled by an operator",
+	err := s.setStates(ctx, "cancel", id, StateCancelled, "cancelled by an operator",
 		StateDraft, StateScheduled, StateRunning, StatePaused, StateCompleted)
+	if err != nil {
+		return err
+	}
+	// Once cancelled, no fire can claim the campaign: this only tidies its
+	// schedule, and the cancel stands if it fails (the next scheduler to
+	// find the index entry drops it), so its error is not the cancel's.
+	_ = s.r.DropSchedule(ctx, id)
+	return nil
 }
 
 // Fail stops a campaign's run after a campaign-fatal error; every recipient

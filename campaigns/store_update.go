@@ -26,9 +26,10 @@ type UpdateResult struct {
 // dropped (UpdateResult says so). Nothing changes unless the campaign is
 // still a draft when the update is stored.
 func (s *Store) Update(ctx context.Context, c *Campaign) (UpdateResult, error) {
-	if err := c.Validate(); err != nil {
+	if err := c.ValidateAt(s.now()); err != nil {
 		return UpdateResult{}, err
 	}
+	c.Schedule = c.Schedule.withDefaults()
 	old, err := s.Get(ctx, c.ID)
 	if err != nil {
 		return UpdateResult{}, err

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -163,10 +164,21 @@ func validID(s string) bool {
 //     for a file audience, named, unique and not "openid"; every variable
 //     the message refers to provided by the audience (followers, tag and
 //     inline audiences provide none).
+//   - schedule (if set): at or cron, not both; cron five standard fields
+//     or a descriptor such as @daily (no seconds field, no @every), with a
+//     fire time; time_zone a known IANA zone and only with cron; missed
+//     skip or once.
 //
-// Validate does not change c. Warnings lists what is allowed but worth
-// knowing.
-func (c *Campaign) Validate() error {
+// Validate does not change c and does not read the clock: use ValidateAt
+// to also refuse a schedule.at in the past. Warnings lists what is allowed
+// but worth knowing.
+func (c *Campaign) Validate() error { return c.validate(time.Time{}) }
+
+// ValidateAt is Validate with the checks that depend on the time now:
+// schedule.at must be after now.
+func (c *Campaign) ValidateAt(now time.Time) error { return c.validate(now) }
+
+func (c *Campaign) validate(now time.Time) error {
 	v := &validator{}
 	if c == nil {
 		v.add("", "no campaign")
@@ -175,6 +187,7 @@ func (c *Campaign) Validate() error {
 	c.validateHeader(v)
 	m := c.buildMessage(v)
 	c.validateAudience(v, m)
+	c.Schedule.validate(v, now)
 	return v.err()
 }
 

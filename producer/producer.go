@@ -8,6 +8,9 @@
 // ten-million-recipient campaign never holds ten million tasks in Redis.
 // Sends are enqueued in parallel; recipients that already have an outcome
 // (a resumed or re-expanded chunk) are skipped.
+//
+// A Scheduler starts the runs of scheduled campaigns at their fire times,
+// each fire exactly once across any number of serve processes.
 package producer
 
 import (

@@ -172,13 +172,16 @@ func (a *app) campaignCommand() *cli.Command {
 					return nil
 				}
 				fmt.Fprintf(cmd.Root().Writer, "campaign %s: %v\n", id, out["state"])
+				if fires, ok := out["next_fires"].([]any); ok && len(fires) > 0 {
+					fmt.Fprintf(cmd.Root().Writer, "next fires: %v\n", fires)
+				}
 				return nil
 			}),
 		}
 	}
 	return &cli.Command{
 		Name:  "campaign",
-		Usage: "the client of the HTTP API: create, upload, start, pause, resume, cancel, retry-failed, status, watch, report (API key in " + envAPIKey + ")",
+		Usage: "the client of the HTTP API: create, upload, start, schedule, unschedule, pause, resume, cancel, retry-failed, status, watch, report (API key in " + envAPIKey + ")",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: flagAPIURL, Value: "http://127.0.0.1:8080", Usage: "the HTTP API of wxmass serve", Sources: sources(flagAPIURL)},
 		},
@@ -249,7 +252,7 @@ func (a *app) campaignCommand() *cli.Command {
 					return nil
 				}),
 			},
-			control("start"), control("pause"), control("resume"), control("cancel"),
+			control("start"), control("pause"), control("resume"), control("cancel"), control("schedule"), control("unschedule"),
 			{
 				Name: "retry-failed", Usage: "start a new run over the failed recipients of a run (default: the latest)", ArgsUsage: "ID",
 				Flags: []cli.Flag{runFlag,

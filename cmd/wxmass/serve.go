@@ -18,6 +18,7 @@ import (
 	"github.com/wxmass/wxmass/api"
 	"github.com/wxmass/wxmass/internal/task"
 	"github.com/wxmass/wxmass/monitoring"
+	"github.com/wxmass/wxmass/producer"
 	"github.com/wxmass/wxmass/worker"
 )
 
@@ -67,7 +68,7 @@ func loadAPIKeys(cmd *cli.Command) (*api.KeySet, error) {
 func (a *app) serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
-		Usage: "run the HTTP API (campaigns, runs, transactional sends, health checks)",
+		Usage: "run the HTTP API (campaigns, runs, transactional sends, health checks) and the campaign scheduler",
 		Flags: append(append(pipelineFlags(), serveFlags()...), callbackFlags()...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			return a.runServe(ctx, cmd, false)
@@ -114,7 +115,8 @@ func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) e
 	defer rt.close()
 	ins := asynq.NewInspector(rt.asynqOpt)
 	defer ins.Close()
-	rt.registry.MustRegister(monitoring.NewQueueCollector(ins, task.QueueTransactional, task.QueueControl, task.QueueBulk))
+	rt.registry.MustRegister(monitoring.NewQueueCollector(ins, task.QueueTransactional, task.QueueControl, task.QueueBulk),
+		monitoring.NewStateCollector(rt.rdb.CountCampaignStates))
 	mon, closeMon := monitoring.NewMonitor(rt.asynqOpt, cmd.Bool(flagMonWritable))
 	defer func() { _ = closeMon() }()
 	handler, err := api.New(api.Config{Store: rt.store, Producer: rt.producer, RDB: rt.rdb, Keys: keys, Policy: rt.policy,
@@ -164,15 +166,34 @@ func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) e
 	go func() { served <- hs.Serve(ln) }()
 	a.log.Info("api listening", zap.String("addr", ln.Addr().String()), zap.Bool("worker", withWorker))
 
+	// The scheduler fires campaign schedules; every serve process runs one
+	// and each fire is claimed by exactly one of them (producer.Scheduler).
+	// It starts after the API and stops first.
+	schedCtx, stopSched := context.WithCancel(ctx)
+	defer stopSched()
+	scheduled := make(chan error, 1)
+	sched := producer.NewScheduler(rt.producer, producer.SchedulerConfig{Logger: a.log.Named("scheduler")})
+	go func() { scheduled <- sched.Run(schedCtx) }()
+	stopScheduler := func() error {
+		stopSched()
+		if err := <-scheduled; err != nil {
+			return fmt.Errorf("stop scheduler: %w", err)
+		}
+		return nil
+	}
+
 	select {
 	case <-ctx.Done():
 	case err := <-served:
-		return fmt.Errorf("http: %w", err)
+		return errors.Join(fmt.Errorf("http: %w", err), stopScheduler())
 	}
 	a.log.Info("stopping")
 	sctx, cancel := context.WithTimeout(context.Background(), cmd.Duration(flagShutdownTimeout)+5*time.Second)
 	defer cancel()
 	var errs []error
+	if err := stopScheduler(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := hs.Shutdown(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop http: %w", err))
 	}

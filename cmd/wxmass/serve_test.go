@@ -181,6 +181,23 @@ func TestAllThroughTheAPI(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stdout, "recipients 50, settled 50")
 	require.Regexp(t, `failed +0 +0\.0%`, stdout)
+	// A weekly campaign, scheduled and taken off again.
+	weekly := filepath.Join(dir, "weekly.json")
+	require.NoError(t, os.WriteFile(weekly, []byte(`{"name":"weekly","account":"`+wechattest.AppIDDefault+`","kind":"template",
+		"template":{"template_id":"`+wechattest.TemplateIDDefault+`","data":{"thing1":"周报"}},
+		"audience":{"source":"inline","openids":["oWKLY000000000000000000000001"]},
+		"schedule":{"cron":"0 9 * * 1","time_zone":"Asia/Shanghai"}}`), 0o600))
+	stdout, stderr, code = run(t, cliEnv, "campaign", "create", weekly)
+	require.Equal(t, 0, code, stderr)
+	wid := strings.TrimSpace(stdout)
+	stdout, stderr, code = run(t, cliEnv, "campaign", "schedule", wid)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "scheduled")
+	require.Regexp(t, `next fires: \[\S+T09:00:00\+08:00`, stdout)
+	stdout, stderr, code = run(t, cliEnv, "campaign", "unschedule", wid)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "draft")
+
 	// The two users who blocked the account get a retry run.
 	stdout, stderr, code = run(t, cliEnv, "campaign", "retry-failed", id)
 	require.Equal(t, 0, code, stderr)
@@ -214,6 +231,7 @@ func TestAllThroughTheAPI(t *testing.T) {
 	require.Contains(t, string(metrics), `wxmass_runs_completed_total{account="`+wechattest.AppIDDefault+`"} 3`)
 	require.Contains(t, string(metrics), `wxmass_token_refreshes_total{account="`+wechattest.AppIDDefault+`",result="ok"} 1`)
 	require.Contains(t, string(metrics), `wxmass_queue_tasks{queue="wxmass_bulk",state="pending"} 0`)
+	require.Contains(t, string(metrics), `wxmass_campaigns{state="completed"} 2`)
 	require.Contains(t, string(metrics), `wxmass_send_duration_seconds_count{account="`+wechattest.AppIDDefault+`",kind="template"} 352`)
 	answers.Write(metrics)
 

@@ -7,7 +7,8 @@ import "strconv"
 func (k Keys) campaign(id string) string { return k.prefix() + ":{c:" + id + "}" }
 
 // Campaign is the hash of a campaign: doc (the JSON document), state, run
-// (the current run number), next_run, updated (ms).
+// (the current run number), next_run, updated (ms), next_fire (the next
+// fire time of its schedule in ms, only while it is on one).
 func (k Keys) Campaign(id string) string { return k.campaign(id) + ":campaign" }
 
 // Audience is the list of a campaign's uploaded or inline openids, in order.

@@ -1,0 +1,7 @@
+package producer
+
+import "context"
+
+// RunOnce handles the fires due now, as one tick of Run does, so that
+// tests drive the scheduler with a fake clock instead of waiting.
+func (s *Scheduler) RunOnce(ctx context.Context) error { return s.tick(ctx) }

@@ -37,6 +37,7 @@ const (
 	DBBench    = 9 // `wxmass bench` by default (make bench)
 	DBCmdBench = 10
 	DBCmdServe = 11 // cmd's test of `wxmass all` through the API
+	DBCmdSched = 12 // cmd's test of two `wxmass all` processes firing a schedule
 )
 
 // URL returns the Redis URL tests use.

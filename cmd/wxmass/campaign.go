@@ -155,6 +155,17 @@ func (a *app) campaignCommand() *cli.Command {
 			return f(ctx, cmd, c)
 		}
 	}
+	printRun := withClient(func(ctx context.Context, cmd *cli.Command, c *apiClient) error {
+		id, err := idArg(cmd)
+		if err != nil {
+			return err
+		}
+		st, err := c.run(ctx, id, int(cmd.Int("run")))
+		if err != nil {
+			return err
+		}
+		return printRunReport(cmd.Root().Writer, st)
+	})
 	control := func(op string) *cli.Command {
 		return &cli.Command{
 			Name: op, Usage: op + " a campaign", ArgsUsage: "ID",
@@ -296,32 +307,12 @@ func (a *app) campaignCommand() *cli.Command {
 				}),
 			},
 			{
-				Name: "status", Usage: "print a run's state and counters", ArgsUsage: "ID", Flags: []cli.Flag{runFlag},
-				Action: withClient(func(ctx context.Context, cmd *cli.Command, c *apiClient) error {
-					id, err := idArg(cmd)
-					if err != nil {
-						return err
-					}
-					st, err := c.run(ctx, id, int(cmd.Int("run")))
-					if err != nil {
-						return err
-					}
-					return printRunReport(cmd.Root().Writer, st)
-				}),
+				Name: "status", Usage: "print a run's state, counters and failures by errcode (default: the latest run)", ArgsUsage: "ID",
+				Flags: []cli.Flag{runFlag}, Action: printRun,
 			},
 			{
-				Name: "report", Usage: "print a run's outcomes and errcodes as a table", ArgsUsage: "ID", Flags: []cli.Flag{runFlag},
-				Action: withClient(func(ctx context.Context, cmd *cli.Command, c *apiClient) error {
-					id, err := idArg(cmd)
-					if err != nil {
-						return err
-					}
-					st, err := c.run(ctx, id, int(cmd.Int("run")))
-					if err != nil {
-						return err
-					}
-					return printRunReport(cmd.Root().Writer, st)
-				}),
+				Name: "report", Usage: "print a run's outcomes and errcodes as a table (as status does)", ArgsUsage: "ID",
+				Flags: []cli.Flag{runFlag}, Action: printRun,
 			},
 			{
 				Name: "watch", Usage: "show a run's progress until it ends (exit 0 completed, 3 failed or cancelled)", ArgsUsage: "ID",

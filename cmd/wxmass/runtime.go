@@ -167,6 +167,34 @@ func (rt *runtime) close() {
 	if rt.redis != nil {
 		_ = rt.redis.Close()
 	}
+	if rt.wechat != nil {
+		rt.wechat.CloseIdleConnections()
+	}
+}
+
+// accountRuntime builds the runtime of the account the flags configure:
+// its credentials, its WeChat client and its token fetcher. It returns the
+// account's appid too; rt.close releases everything.
+func (a *app) accountRuntime(ctx context.Context, cmd *cli.Command) (*runtime, string, error) {
+	acct, err := loadAccount(cmd)
+	if err != nil {
+		return nil, "", err
+	}
+	wc, err := newWechatClient(cmd)
+	if err != nil {
+		return nil, "", err
+	}
+	fetch, err := tokenFetcher(cmd, wc, acct)
+	if err != nil {
+		wc.CloseIdleConnections()
+		return nil, "", err
+	}
+	rt, err := a.newRuntime(ctx, cmd, account0{AppID: acct.AppID, Fetch: fetch}, wc)
+	if err != nil {
+		wc.CloseIdleConnections()
+		return nil, "", err
+	}
+	return rt, acct.AppID, nil
 }
 
 func (a *app) workerCommand() *cli.Command {
@@ -176,20 +204,7 @@ func (a *app) workerCommand() *cli.Command {
 		Flags: append(pipelineFlags(), &cli.StringFlag{Name: flagMetricsListen,
 			Usage: "address to serve this worker's Prometheus metrics on, at /metrics, without auth: bind it to an internal address (empty: none)", Sources: sources(flagMetricsListen)}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			acct, err := loadAccount(cmd)
-			if err != nil {
-				return err
-			}
-			wc, err := newWechatClient(cmd)
-			if err != nil {
-				return err
-			}
-			defer wc.CloseIdleConnections()
-			fetch, err := tokenFetcher(cmd, wc, acct)
-			if err != nil {
-				return err
-			}
-			rt, err := a.newRuntime(ctx, cmd, account0{AppID: acct.AppID, Fetch: fetch}, wc)
+			rt, appID, err := a.accountRuntime(ctx, cmd)
 			if err != nil {
 				return err
 			}
@@ -206,7 +221,7 @@ func (a *app) workerCommand() *cli.Command {
 				}
 				defer stop()
 			}
-			a.log.Info("worker started", zap.String("app_id", acct.AppID), zap.Int("concurrency", cmd.Int(flagConcurrency)))
+			a.log.Info("worker started", zap.String("app_id", appID), zap.Int("concurrency", cmd.Int(flagConcurrency)))
 			<-ctx.Done()
 			a.log.Info("worker stopping")
 			sctx, cancel := context.WithTimeout(context.Background(), cmd.Duration(flagShutdownTimeout)+5*time.Second)

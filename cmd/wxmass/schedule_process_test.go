@@ -2,13 +2,8 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"os/exec"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -32,57 +27,29 @@ func TestScheduleFiresOnceAcrossServeProcesses(t *testing.T) {
 	prefix := redistest.Prefix(t, c)
 	opt := redistest.Options(t, redistest.DBCmdSched)
 
+	env := []string{
+		fmt.Sprintf("WXMASS_REDIS_URL=redis://%s/%d", opt.Addr, opt.DB),
+		"WXMASS_REDIS_PREFIX=" + prefix,
+		"WXMASS_WECHAT_BASE_URL=" + fake.URL(),
+		"WXMASS_APPID=" + wechattest.AppIDDefault,
+		"WXMASS_APPSECRET=" + wechattest.SecretDefault,
+		"WXMASS_API_KEYS=" + apiKey,
+	}
 	var addrs []string
 	var outs []*bytes.Buffer
 	for range 2 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		addr := ln.Addr().String()
-		require.NoError(t, ln.Close())
-		cmd := exec.Command(binary, "all", "--listen", addr, "--log-format", "json")
-		cmd.Dir = "../.."
-		cmd.Env = []string{
-			fmt.Sprintf("WXMASS_REDIS_URL=redis://%s/%d", opt.Addr, opt.DB),
-			"WXMASS_REDIS_PREFIX=" + prefix,
-			"WXMASS_WECHAT_BASE_URL=" + fake.URL(),
-			"WXMASS_APPID=" + wechattest.AppIDDefault,
-			"WXMASS_APPSECRET=" + wechattest.SecretDefault,
-			"WXMASS_API_KEYS=" + apiKey,
-		}
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		require.NoError(t, cmd.Start())
+		p := startAll(t, freeAddr(t), env)
 		t.Cleanup(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			_ = cmd.Wait()
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			_ = p.cmd.Wait()
 		})
-		addrs = append(addrs, addr)
-		outs = append(outs, &out)
+		addrs = append(addrs, p.addr)
+		outs = append(outs, p.out)
 	}
 	call := func(addr, method, path, body string) (int, map[string]any) {
 		t.Helper()
-		req, err := http.NewRequestWithContext(t.Context(), method, "http://"+addr+path, strings.NewReader(body))
-		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer "+apiKey)
-		req.Header.Set("Content-Type", "application/json")
-		res, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer res.Body.Close()
-		raw, err := io.ReadAll(res.Body)
-		require.NoError(t, err)
-		var m map[string]any
-		require.NoError(t, json.Unmarshal(raw, &m), "%s", raw)
-		return res.StatusCode, m
-	}
-	for i, addr := range addrs {
-		require.Eventually(t, func() bool {
-			res, err := http.Get("http://" + addr + "/readyz")
-			if err != nil {
-				return false
-			}
-			res.Body.Close()
-			return res.StatusCode == http.StatusOK
-		}, 30*time.Second, 20*time.Millisecond, "process %d does not answer: %s", i, outs[i])
+		status, m, _ := apiCall(t, addr, apiKey, method, path, body)
+		return status, m
 	}
 
 	status, created := call(addrs[0], "POST", "/v1/campaigns", `{"name":"every minute","account":"`+wechattest.AppIDDefault+`","kind":"template",
@@ -99,19 +66,15 @@ func TestScheduleFiresOnceAcrossServeProcesses(t *testing.T) {
 	require.WithinDuration(t, time.Now().Truncate(time.Minute).Add(time.Minute), first, time.Minute)
 
 	// The fire: one run, completed, once the minute has come.
-	deadline := time.Now().Add(2 * time.Minute)
 	var cv map[string]any
-	for {
+	pollUntil(t, 2*time.Minute, 100*time.Millisecond, func() bool {
 		_, cv = call(addrs[0], "GET", "/v1/campaigns/"+id, "")
-		if cv["latest_run"] == float64(1) {
-			_, run := call(addrs[0], "GET", "/v1/campaigns/"+id+"/runs/1", "")
-			if run["state"] == "completed" {
-				break
-			}
+		if cv["latest_run"] != float64(1) {
+			return false
 		}
-		require.True(t, time.Now().Before(deadline), "the fire of %s did not run: %v\n%s\n%s", first, cv, outs[0], outs[1])
-		time.Sleep(100 * time.Millisecond) // polling with a deadline
-	}
+		_, run := call(addrs[0], "GET", "/v1/campaigns/"+id+"/runs/1", "")
+		return run["state"] == "completed"
+	}, "the fire of %s did not run: %v\n%s\n%s", first, cv, outs[0], outs[1])
 	// Let both processes poll the schedule a few times past the fire
 	// (each looks every second): still one run, until the next minute.
 	select {

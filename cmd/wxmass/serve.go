@@ -95,20 +95,7 @@ func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) e
 	if err != nil {
 		return err
 	}
-	acct, err := loadAccount(cmd)
-	if err != nil {
-		return err
-	}
-	wc, err := newWechatClient(cmd)
-	if err != nil {
-		return err
-	}
-	defer wc.CloseIdleConnections()
-	fetch, err := tokenFetcher(cmd, wc, acct)
-	if err != nil {
-		return err
-	}
-	rt, err := a.newRuntime(ctx, cmd, account0{AppID: acct.AppID, Fetch: fetch}, wc)
+	rt, appID, err := a.accountRuntime(ctx, cmd)
 	if err != nil {
 		return err
 	}
@@ -132,7 +119,7 @@ func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) e
 		return err
 	}
 	var root http.Handler = handler
-	cb, cbPath, err := a.newCallback(cmd, acct.AppID, rt.rdb)
+	cb, cbPath, err := a.newCallback(cmd, appID, rt.rdb)
 	if err != nil {
 		return err
 	}

@@ -2,10 +2,8 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -30,10 +28,7 @@ func TestAllThroughTheAPI(t *testing.T) {
 	t.Parallel()
 	const apiKey = "serve-test-key-0123456789"
 	const cbToken, aesKey = "callback-token-xyz", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
+	addr := freeAddr(t)
 	blocked := []string{fmt.Sprintf("oSRV%024d", 7), fmt.Sprintf("oSRV%024d", 8)}
 	// The fake pushes encrypted receipts to the process's callback.
 	fake := wechattest.Start(t, wechattest.Config{Callback: wechattest.Callback{
@@ -43,10 +38,7 @@ func TestAllThroughTheAPI(t *testing.T) {
 	c := redistest.Client(t, redistest.DBCmdServe)
 	prefix := redistest.Prefix(t, c)
 	opt := redistest.Options(t, redistest.DBCmdServe)
-
-	cmd := exec.Command(binary, "all", "--listen", addr, "--log-format", "json", "--callback-mode", "safe")
-	cmd.Dir = "../.."
-	cmd.Env = []string{
+	p := startAll(t, addr, []string{
 		fmt.Sprintf("WXMASS_REDIS_URL=redis://%s/%d", opt.Addr, opt.DB),
 		"WXMASS_REDIS_PREFIX=" + prefix,
 		"WXMASS_WECHAT_BASE_URL=" + fake.URL(),
@@ -56,37 +48,16 @@ func TestAllThroughTheAPI(t *testing.T) {
 		"WXMASS_RATE=500",
 		"WXMASS_CALLBACK_TOKEN=" + cbToken,
 		"WXMASS_CALLBACK_AES_KEY=" + aesKey,
-	}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	}, "--callback-mode", "safe")
+	cmd, out := p.cmd, p.out
 
 	var answers strings.Builder
 	call := func(method, path, body string) (int, map[string]any) {
 		t.Helper()
-		req, err := http.NewRequestWithContext(t.Context(), method, "http://"+addr+path, strings.NewReader(body))
-		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer "+apiKey)
-		req.Header.Set("Content-Type", "application/json")
-		res, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer res.Body.Close()
-		raw, err := io.ReadAll(res.Body)
-		require.NoError(t, err)
+		status, m, raw := apiCall(t, addr, apiKey, method, path, body)
 		answers.Write(raw)
-		var m map[string]any
-		require.NoError(t, json.Unmarshal(raw, &m), "%s", raw)
-		return res.StatusCode, m
+		return status, m
 	}
-	require.Eventually(t, func() bool {
-		res, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			return false
-		}
-		res.Body.Close()
-		return res.StatusCode == http.StatusOK
-	}, 30*time.Second, 20*time.Millisecond, "wxmass all does not answer: %s", &out)
 
 	openids := make([]string, 300)
 	for i := range openids {
@@ -101,10 +72,10 @@ func TestAllThroughTheAPI(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, status, "%v", started)
 
 	var rs map[string]any
-	require.Eventually(t, func() bool {
+	pollUntil(t, time.Minute, 50*time.Millisecond, func() bool {
 		_, rs = call("GET", "/v1/campaigns/"+id+"/runs/1", "")
 		return rs["state"] == "completed"
-	}, time.Minute, 50*time.Millisecond, "the run does not complete: %v\n%s", rs, &out)
+	}, "the run does not complete: %v\n%s", rs, out)
 	require.EqualValues(t, 300, rs["settled"])
 	cnt := rs["counters"].(map[string]any)
 	require.EqualValues(t, 300, toInt(cnt["sent"])+toInt(cnt["delivered"])+toInt(cnt["failed"]),
@@ -113,17 +84,12 @@ func TestAllThroughTheAPI(t *testing.T) {
 
 	// Receipts: 298 delivered, the 2 blocked users failed:user block.
 	var rep map[string]any
-	deadline := time.Now().Add(time.Minute)
-	for {
+	pollUntil(t, time.Minute, 50*time.Millisecond, func() bool {
 		status, rep = call("GET", "/v1/campaigns/"+id+"/runs/1/report", "")
 		require.Equal(t, http.StatusOK, status, "%v", rep)
 		classes, _ := rep["classes"].(map[string]any)
-		if rep["delivered"] == float64(298) && classes["receipt"] == float64(2) {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "receipts do not arrive: %v\n%v\n%s", rep, fake.Stats().Receipts, &out)
-		time.Sleep(50 * time.Millisecond) // polling with a deadline
-	}
+		return rep["delivered"] == float64(298) && classes["receipt"] == float64(2)
+	}, "receipts do not arrive: %v\n%v\n%s", rep, fake.Stats().Receipts, out)
 	require.EqualValues(t, 300, rep["accepted"])
 	require.EqualValues(t, 2, rep["outcomes"].(map[string]any)["failed"])
 	require.EqualValues(t, 300, rep["settled"], "receipts move outcomes, they add none")
@@ -262,7 +228,7 @@ func TestAllThroughTheAPI(t *testing.T) {
 	require.Contains(t, string(page), "<html")
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	require.NoError(t, cmd.Wait(), "a signal stops it cleanly: %s", &out)
+	require.NoError(t, cmd.Wait(), "a signal stops it cleanly: %s", out)
 	all := out.String() + answers.String()
 	require.Contains(t, out.String(), "api listening")
 	for _, s := range []string{apiKey, wechattest.SecretDefault, cbToken, aesKey} {

@@ -11,18 +11,51 @@ import (
 // quota/get.
 type quotaAnswer struct {
 	Account string                      `json:"account"`
+	AppID   string                      `json:"appid"`
 	APIs    map[string]wechat.QuotaInfo `json:"apis"`
+}
+
+// accountView is an account as GET /v1/accounts shows it: never a secret.
+type accountView struct {
+	ID      string               `json:"id"`
+	AppID   string               `json:"appid"`
+	Limits  map[string]limitView `json:"limits"`
+	Default bool                 `json:"default"`
+}
+
+type limitView struct {
+	Rate  float64 `json:"rate"`
+	Burst int     `json:"burst"`
+}
+
+// listAccounts lists the accounts this server sends for, with the rate
+// limits in force.
+func (s *Server) listAccounts(w http.ResponseWriter, _ *http.Request) *Error {
+	if s.cfg.Accounts == nil {
+		return apiError(http.StatusNotImplemented, CodeUnavailable, "", "this server has no accounts")
+	}
+	out := []accountView{}
+	for _, a := range s.cfg.Accounts.All() {
+		v := accountView{ID: a.ID, AppID: a.AppID, Default: a.ID == s.cfg.Accounts.Default(), Limits: map[string]limitView{}}
+		for _, api := range []string{wechat.APITemplateSend, wechat.APICustomSend, wechat.APIBizSend} {
+			l := a.Limit(api)
+			v.Limits[api] = limitView{Rate: l.Rate, Burst: l.Burst}
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"accounts": out})
+	return nil
 }
 
 func (s *Server) getQuota(w http.ResponseWriter, r *http.Request) *Error {
 	if s.cfg.Accounts == nil || s.cfg.WeChat == nil {
 		return apiError(http.StatusNotImplemented, CodeUnavailable, "", "this server has no WeChat client")
 	}
-	acct, err := s.cfg.Accounts.Get(r.PathValue("appid"))
+	acct, err := s.cfg.Accounts.Get(r.PathValue("account"))
 	if err != nil {
-		return apiError(http.StatusNotFound, CodeNotFound, "appid", "no such account")
+		return apiError(http.StatusNotFound, CodeNotFound, "account", "no account %q", r.PathValue("account"))
 	}
-	out := quotaAnswer{Account: acct.AppID, APIs: map[string]wechat.QuotaInfo{}}
+	out := quotaAnswer{Account: acct.ID, AppID: acct.AppID, APIs: map[string]wechat.QuotaInfo{}}
 	for _, api := range []string{wechat.APITemplateSend, wechat.APICustomSend, wechat.APIBizSend} {
 		q, err := s.cfg.WeChat.QuotaGet(r.Context(), acct.Tokens, "/cgi-bin/"+api)
 		var ae *wechat.APIError

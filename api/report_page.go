@@ -48,7 +48,7 @@ func (s *Server) renderReport(w http.ResponseWriter, r *http.Request, id string,
 	if err != nil {
 		return storeError(err)
 	}
-	rep := buildReport(id, run, rec, tl, s.meaning, time.Now())
+	rep := buildReport(c, run, rec, tl, s.meaning, time.Now())
 	raw, err := json.Marshal(rep)
 	if err != nil {
 		return apiError(http.StatusInternalServerError, CodeInternal, "", "encode report: %s", err.Error())
@@ -67,10 +67,11 @@ func (s *Server) renderReport(w http.ResponseWriter, r *http.Request, id string,
 // getReportPage is the report page behind the API key (Basic in a
 // browser).
 func (s *Server) getReportPage(w http.ResponseWriter, r *http.Request) *Error {
-	id, run, e := s.runParams(r)
+	c, run, e := s.runParams(r)
 	if e != nil {
 		return e
 	}
+	id := c.ID
 	return s.renderReport(w, r, id, run)
 }
 
@@ -84,10 +85,11 @@ type linkAnswer struct {
 // an API key until it expires (?ttl=, a duration such as 24h; 7 days by
 // default, at most 90).
 func (s *Server) createReportLink(w http.ResponseWriter, r *http.Request) *Error {
-	id, run, e := s.runParams(r)
+	c, run, e := s.runParams(r)
 	if e != nil {
 		return e
 	}
+	id := c.ID
 	ttl := ReportLinkTTLDefault
 	if v := r.URL.Query().Get("ttl"); v != "" {
 		d, err := time.ParseDuration(v)

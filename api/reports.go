@@ -8,13 +8,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wxmass/wxmass/campaigns"
 	"github.com/wxmass/wxmass/internal/rdb"
 )
 
 // Report is a run's report: what happened to every recipient, why, and
 // when.
 type Report struct {
-	Campaign string     `json:"campaign"`
+	Campaign string `json:"campaign"`
+	// Name, Account and Kind are the campaign's.
+	Name     string     `json:"name"`
+	Account  string     `json:"account"`
+	Kind     string     `json:"kind"`
 	Run      int        `json:"run"`
 	State    string     `json:"state"`
 	Reason   string     `json:"reason,omitempty"`
@@ -60,23 +65,26 @@ type TimelineSecond struct {
 	Outcomes map[string]int64 `json:"outcomes"`
 }
 
-func (s *Server) runParams(r *http.Request) (string, int, *Error) {
+// runParams reads the campaign and run of a run's path.
+func (s *Server) runParams(r *http.Request) (*campaigns.Campaign, int, *Error) {
 	id := r.PathValue("id")
 	run, err := strconv.Atoi(r.PathValue("run"))
 	if err != nil || run <= 0 {
-		return "", 0, apiError(http.StatusBadRequest, CodeInvalidField, "run", "run must be a positive whole number, got %q", r.PathValue("run"))
+		return nil, 0, apiError(http.StatusBadRequest, CodeInvalidField, "run", "run must be a positive whole number, got %q", r.PathValue("run"))
 	}
-	if _, err := s.cfg.Store.Get(r.Context(), id); err != nil {
-		return "", 0, storeError(err)
+	c, err := s.cfg.Store.Get(r.Context(), id)
+	if err != nil {
+		return nil, 0, storeError(err)
 	}
-	return id, run, nil
+	return c, run, nil
 }
 
 func (s *Server) getReport(w http.ResponseWriter, r *http.Request) *Error {
-	id, run, e := s.runParams(r)
+	c, run, e := s.runParams(r)
 	if e != nil {
 		return e
 	}
+	id := c.ID
 	ctx := r.Context()
 	rec, err := s.cfg.Store.Run(ctx, id, run)
 	if err != nil {
@@ -86,7 +94,7 @@ func (s *Server) getReport(w http.ResponseWriter, r *http.Request) *Error {
 	if err != nil {
 		return storeError(err)
 	}
-	rep := buildReport(id, run, rec, tl, s.meaning, time.Now())
+	rep := buildReport(c, run, rec, tl, s.meaning, time.Now())
 	writeJSON(w, http.StatusOK, rep)
 	return nil
 }
@@ -102,8 +110,8 @@ func (s *Server) meaning(code int) (string, string) {
 	return "", ""
 }
 
-func buildReport(id string, run int, rec rdb.RunRecord, tl []rdb.TimelinePoint, meaning func(int) (string, string), now time.Time) Report {
-	rep := Report{Campaign: id, Run: run, State: rec.State, Reason: rec.Reason, Size: rec.Size, Settled: rec.Settled(),
+func buildReport(c *campaigns.Campaign, run int, rec rdb.RunRecord, tl []rdb.TimelinePoint, meaning func(int) (string, string), now time.Time) Report {
+	rep := Report{Campaign: c.ID, Name: c.Name, Account: c.Account, Kind: string(c.Kind), Run: run, State: rec.State, Reason: rec.Reason, Size: rec.Size, Settled: rec.Settled(),
 		Started: rec.Started, Outcomes: map[string]int64{}, Classes: map[string]int64{}, Errcodes: []ErrcodeCount{}, Timeline: []TimelineSecond{}}
 	end := now
 	if !rec.Finished.IsZero() {
@@ -164,10 +172,11 @@ func buildReport(id string, run int, rec rdb.RunRecord, tl []rdb.TimelinePoint, 
 // exportOutcomes streams a run's outcomes as CSV: openid, status, errcode,
 // class, msgid, detail, at; filtered by status and errcode when given.
 func (s *Server) exportOutcomes(w http.ResponseWriter, r *http.Request) *Error {
-	id, run, e := s.runParams(r)
+	c, run, e := s.runParams(r)
 	if e != nil {
 		return e
 	}
+	id := c.ID
 	q := r.URL.Query()
 	status := q.Get("status")
 	switch status {

@@ -19,10 +19,11 @@ type retryStarted struct {
 // retryRun starts a new run over the failed (or chosen) recipients of a
 // run: the body is a campaigns.RetryFilter, {} for every failed one.
 func (s *Server) retryRun(w http.ResponseWriter, r *http.Request) *Error {
-	id, from, e := s.runParams(r)
+	c, from, e := s.runParams(r)
 	if e != nil {
 		return e
 	}
+	id := c.ID
 	var f campaigns.RetryFilter
 	if r.ContentLength != 0 {
 		if e := decodeJSON(w, r, s.cfg.MaxBodyBytes, &f); e != nil {

@@ -117,7 +117,8 @@ func (s *Server) routes() {
 	route("GET", "/v1/campaigns/{id}/runs/{run}/outcomes.csv", s.exportOutcomes)
 	route("POST", "/v1/campaigns/{id}/runs/{run}/retry", s.retryRun)
 	route("POST", "/v1/messages", s.sendTransactional)
-	route("GET", "/v1/accounts/{appid}/quota", s.getQuota)
+	route("GET", "/v1/accounts", s.listAccounts)
+	route("GET", "/v1/accounts/{account}/quota", s.getQuota)
 	// Other methods on those paths, and other paths, get the API's error
 	// shape rather than the mux's plain text.
 	for path, methods := range allow {
@@ -242,12 +243,41 @@ func (s *Server) createCampaign(w http.ResponseWriter, r *http.Request) *Error {
 	if e := readOnly(&c); e != nil {
 		return e
 	}
+	if e := s.resolveAccount(&c); e != nil {
+		return e
+	}
 	return s.idempotent(w, r, "create", &c, func() (any, int, *Error) {
 		if err := s.cfg.Store.Create(r.Context(), &c); err != nil {
 			return nil, 0, storeError(err)
 		}
 		return campaignView{Campaign: &c}, http.StatusCreated, nil
 	})
+}
+
+// resolveAccount makes c name one of the configured accounts by its id:
+// the default account when c names none, the account's id when c names its
+// appid. An account wxmass does not send for is refused.
+func (s *Server) resolveAccount(c *campaigns.Campaign) *Error {
+	if s.cfg.Accounts == nil {
+		return nil
+	}
+	a, err := s.cfg.Accounts.Get(c.Account)
+	if err != nil {
+		e := apiError(http.StatusUnprocessableEntity, CodeInvalidCampaign, "account", "wxmass sends for no account %q (configured: %s)",
+			c.Account, strings.Join(accountIDs(s.cfg.Accounts), ", "))
+		e.Errors = []campaigns.FieldError{{Field: "account", Message: e.Message}}
+		return e
+	}
+	c.Account = a.ID
+	return nil
+}
+
+func accountIDs(r *account.Registry) []string {
+	var ids []string
+	for _, a := range r.All() {
+		ids = append(ids, a.ID)
+	}
+	return ids
 }
 
 // readOnly refuses fields the store sets.
@@ -517,6 +547,9 @@ func (s *Server) sendTransactional(w http.ResponseWriter, r *http.Request) *Erro
 	}
 	if c.Audience.Source != campaigns.SourceInline || len(c.Audience.OpenIDs) != 1 {
 		return apiError(http.StatusBadRequest, CodeInvalidField, "audience", "a transactional send has an inline audience of exactly one openid")
+	}
+	if e := s.resolveAccount(&c); e != nil {
+		return e
 	}
 	return s.idempotent(w, r, "message", &c, func() (any, int, *Error) {
 		run, err := s.cfg.Producer.SendTransactional(r.Context(), &c)

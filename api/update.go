@@ -22,6 +22,9 @@ func (s *Server) updateCampaign(w http.ResponseWriter, r *http.Request) *Error {
 	if e := readOnly(&c); e != nil {
 		return e
 	}
+	if e := s.resolveAccount(&c); e != nil {
+		return e
+	}
 	c.ID = r.PathValue("id")
 	res, err := s.cfg.Store.Update(r.Context(), &c)
 	if err != nil {

@@ -48,7 +48,9 @@ type Campaign struct {
 	ID string `json:"id"`
 	// Name is the operator's name for the campaign.
 	Name string `json:"name"`
-	// Account is the appid of the Official Account that sends.
+	// Account names the Official Account that sends: its id in the
+	// accounts file (the API stores the id when given the appid, and the
+	// default account when given none).
 	Account string `json:"account"`
 	// Kind is the kind of message.
 	Kind Kind `json:"kind"`

@@ -144,7 +144,8 @@ func validID(s string) bool {
 //   - id (if set): 1 to 64 letters, digits, '_' and '-'.
 //   - name: required, at most NameMaxChars characters, no control
 //     characters.
-//   - account: an appid (ValidAppID).
+//   - account: an account id or appid: 1 to 64 letters, digits, '_' and
+//     '-'. Whether wxmass sends for it is the API's check.
 //   - state (if set): a known State. rate: a number ≥ 0.
 //   - kind: template, custom or subscribe, with exactly its spec set.
 //   - template and subscribe: template_id; url or page an http(s) URL
@@ -220,9 +221,9 @@ func (c *Campaign) validateHeader(v *validator) {
 	}
 	switch {
 	case c.Account == "":
-		v.add("account", "required: the appid of the Official Account")
-	case !ValidAppID(c.Account):
-		v.add("account", "not an appid: "+quoteValue(c.Account)+" is not wx followed by 16 letters or digits")
+		v.add("account", "required: the id (or appid) of the Official Account")
+	case !validID(c.Account):
+		v.add("account", "not an account id: "+quoteValue(c.Account)+" is not 1 to 64 letters, digits, _ and -")
 	}
 	if c.State != "" && !c.State.Valid() {
 		v.add("state", "unknown state "+quoteValue(string(c.State)))

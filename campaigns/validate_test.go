@@ -189,8 +189,7 @@ func TestValidate(t *testing.T) {
 		{"long name", tpl(func(c *Campaign) { c.Name = strings.Repeat("名", 201) }), "name", "201 characters, at most 200"},
 		{"control in name", tpl(func(c *Campaign) { c.Name = "a\x00b" }), "name", "control characters"},
 		{"no account", tpl(func(c *Campaign) { c.Account = "" }), "account", "required"},
-		{"bad account", tpl(func(c *Campaign) { c.Account = "gh_7f083739789a" }), "account", `"gh_7f083739789a" is not wx followed by 16 letters or digits`},
-		{"short account", tpl(func(c *Campaign) { c.Account = "wx123" }), "account", "not an appid"},
+		{"bad account", tpl(func(c *Campaign) { c.Account = "wx 123" }), "account", "not an account id"},
 		{"bad state", tpl(func(c *Campaign) { c.State = "sending" }), "state", `unknown state "sending"`},
 		{"negative rate", tpl(func(c *Campaign) { c.Rate = -1 }), "rate", "≥ 0"},
 		{"NaN rate", tpl(func(c *Campaign) { c.Rate = math.NaN() }), "rate", "≥ 0"},
@@ -345,7 +344,7 @@ func TestValidateReportsEveryField(t *testing.T) {
 
 	c := templateCampaign()
 	c.Name = ""
-	c.Account = "wx"
+	c.Account = "wx?"
 	c.Template.Data["thing1"] = strings.Repeat("x", 30)
 	c.Template.Data["time4"] = "{{.missing}}"
 	c.Audience.Variables = []string{"name"}
@@ -357,7 +356,7 @@ func TestValidateReportsEveryField(t *testing.T) {
 		fields = append(fields, fe.Field)
 	}
 	require.Equal(t, []string{"name", "account", "template.data.thing1", "template.data.character_string2", "template.data.time4"}, fields)
-	require.True(t, strings.HasPrefix(err.Error(), "campaigns: invalid campaign: name: required; account: not an appid"), err.Error())
+	require.True(t, strings.HasPrefix(err.Error(), "campaigns: invalid campaign: name: required; account: not an account id"), err.Error())
 }
 
 func TestValidationErrorCap(t *testing.T) {

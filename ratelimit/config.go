@@ -113,8 +113,21 @@ type Config struct {
 	// NowFunc is the clock for callers' deadlines and the leasers'
 	// schedules (time.Now). Buckets use the Redis server's clock.
 	NowFunc func() time.Time
+	// DayEnd returns the end of the quota day that holds t, for limits with
+	// a Daily quota (DayEndDefault: midnight in China, where WeChat's
+	// quotas reset).
+	DayEnd func(t time.Time) time.Time
 	// Logger receives slowdowns, pauses and resumes; nil means none.
 	Logger *zap.Logger
+}
+
+// chinaTime is UTC+8, which has had no daylight saving time since 1991.
+var chinaTime = time.FixedZone("UTC+8", 8*60*60)
+
+// DayEndDefault returns the next midnight in China after t.
+func DayEndDefault(t time.Time) time.Time {
+	y, m, d := t.In(chinaTime).Date()
+	return time.Date(y, m, d+1, 0, 0, 0, 0, chinaTime)
 }
 
 // WithDefaults returns c with every zero field set to its default. It does
@@ -152,6 +165,9 @@ func (c Config) WithDefaults() Config {
 	def(&c.IdleTimeout, IdleTimeoutDefault)
 	if c.NowFunc == nil {
 		c.NowFunc = time.Now
+	}
+	if c.DayEnd == nil {
+		c.DayEnd = DayEndDefault
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()

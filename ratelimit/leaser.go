@@ -337,7 +337,11 @@ func (l *Limiter) run(ctx context.Context, b *bucket) {
 
 		want := min(b.n, l.cfg.MaxBatch)
 		lim := b.lim
-		ask := want + l.prefetch(b, now, lim)
+		ask := want
+		if lim.Daily == 0 {
+			// Tokens leased ahead would count against a daily quota.
+			ask += l.prefetch(b, now, lim)
+		}
 		b.refill = false
 		if ask == 0 {
 			b.mu.Unlock()
@@ -348,7 +352,11 @@ func (l *Limiter) run(ctx context.Context, b *bucket) {
 		b.mu.Unlock()
 
 		start := now
-		g, err := l.rdb.TakeRateTokens(ctx, b.key, lim.Rate, l.capacity(lim), ask)
+		var dayEnd time.Time
+		if lim.Daily > 0 {
+			dayEnd = l.cfg.DayEnd(start)
+		}
+		g, err := l.rdb.TakeRateTokensDaily(ctx, b.key, lim.Rate, l.capacity(lim), ask, lim.Daily, dayEnd)
 		l.calls.Add(1)
 		now = l.cfg.NowFunc()
 

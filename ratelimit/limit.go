@@ -19,6 +19,12 @@ type Limit struct {
 	// Rate × Config.MaxPause makes leasers call Redis more often (see the
 	// package documentation).
 	Burst int
+	// Daily is the most tokens the bucket grants in one quota day (see
+	// Config.DayEnd), across all processes; 0 means no daily quota. Once
+	// they are granted, Wait answers *PausedError until the day ends.
+	// Tokens are counted when Redis grants them, so the count includes the
+	// few a process leased and did not use.
+	Daily int64
 }
 
 func (l Limit) validate() error {
@@ -27,6 +33,9 @@ func (l Limit) validate() error {
 	}
 	if l.Burst < 1 {
 		return fmt.Errorf("%w: burst %d is less than 1", ErrInvalidLimit, l.Burst)
+	}
+	if l.Daily < 0 {
+		return fmt.Errorf("%w: daily quota %d is negative", ErrInvalidLimit, l.Daily)
 	}
 	return nil
 }

@@ -119,7 +119,7 @@ func (w *Worker) Mux() *asynq.ServeMux {
 type runView struct {
 	c       *campaigns.Campaign
 	msg     *campaigns.Message
-	acct    *account.Account
+	account string // the account's ID, for metrics
 	api     string
 	hasVars bool
 	started time.Time
@@ -187,7 +187,7 @@ func (w *Worker) loadView(ctx context.Context, id string, run int) (*runView, er
 		return nil, err
 	}
 	return &runView{
-		c: c, msg: msg, acct: acct, api: c.Kind.API(),
+		c: c, msg: msg, account: acct.ID, api: c.Kind.API(),
 		hasVars: len(msg.Variables()) > 0,
 		started: rec.Started,
 	}, nil
@@ -257,16 +257,22 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 	if q, _ := asynq.GetQueueName(ctx); q == task.QueueTransactional {
 		prio = ratelimit.PriorityHigh
 	}
+	// The account is looked up per send: a reload of the accounts file
+	// takes effect on runs already sending.
+	acct, err := w.accounts.Get(v.c.Account)
+	if err != nil {
+		return fmt.Errorf("send: campaign %s: %w", id, err)
+	}
 	if v.c.Rate > 0 {
 		if err := w.limiter.Wait(ctx, "campaign:"+id, ratelimit.Limit{Rate: v.c.Rate, Burst: burstFor(v.c.Rate)}, prio); err != nil {
 			return err
 		}
 	}
 	waitStart := time.Now()
-	if err := w.limiter.Wait(ctx, v.acct.BucketKey(v.api), v.acct.Limit(v.api), prio); err != nil {
+	if err := w.limiter.Wait(ctx, acct.BucketKey(v.api), acct.Limit(v.api), prio); err != nil {
 		return err
 	}
-	w.cfg.Metrics.RateWait(v.acct.AppID, v.api, time.Since(waitStart))
+	w.cfg.Metrics.RateWait(acct.ID, v.api, time.Since(waitStart))
 	// The state may have changed while this send waited for its token; a
 	// stop announced meanwhile has dropped the cache.
 	if v, st, err = w.view(ctx, id, run); err != nil {
@@ -277,8 +283,8 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 	}
 
 	sendStart := time.Now()
-	msgid, sendErr := w.send(ctx, v, id, run, openid, vars)
-	w.cfg.Metrics.SendDuration(v.acct.AppID, string(v.c.Kind), time.Since(sendStart))
+	msgid, sendErr := w.send(ctx, v, acct, id, run, openid, vars)
+	w.cfg.Metrics.SendDuration(acct.ID, string(v.c.Kind), time.Since(sendStart))
 	retried, _ := asynq.GetRetryCount(ctx)
 	d := w.policy.Decide(sendErr, retried, w.cfg.NowFunc())
 	switch d.Action {
@@ -294,7 +300,7 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 		if d.Code == 45011 {
 			// WeChat's per-minute limit: slow every worker down, and come
 			// back without using up a retry (the run deadline bounds it).
-			if err := w.limiter.Slowdown(ctx, v.acct.BucketKey(v.api)); err != nil {
+			if err := w.limiter.Slowdown(ctx, acct.BucketKey(v.api)); err != nil {
 				w.sendLog(ctx, id, run, openid).Warn("rate slowdown", zap.Int("errcode", d.Code), zap.Error(err))
 			}
 			return &producer.ThrottleError{RetryAfter: d.Delay, Reason: "errcode 45011: " + d.Meaning}
@@ -320,8 +326,8 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 		}
 		return w.record(ctx, v, id, run, openid, failedOutcome(d, ""))
 	case retry.ActionPause:
-		key := v.acct.BucketKey(v.api)
-		w.sendLog(ctx, id, run, openid).Warn("daily quota reached: pausing the account's use of the api", zap.String("app_id", v.acct.AppID),
+		key := acct.BucketKey(v.api)
+		w.sendLog(ctx, id, run, openid).Warn("daily quota reached: pausing the account's use of the api", zap.String("account", acct.ID),
 			zap.String("api", v.api), zap.Time("until", d.Until))
 		if err := w.limiter.Pause(ctx, key, d.Until); err != nil {
 			return err
@@ -374,7 +380,7 @@ func (w *Worker) settleIfStopped(ctx context.Context, v *runView, st *stateEntry
 	}
 }
 
-func (w *Worker) send(ctx context.Context, v *runView, id string, run int, openid, varsJSON string) (int64, error) {
+func (w *Worker) send(ctx context.Context, v *runView, acct *account.Account, id string, run int, openid, varsJSON string) (int64, error) {
 	var vars map[string]string
 	if varsJSON != "" {
 		if err := json.Unmarshal([]byte(varsJSON), &vars); err != nil {
@@ -387,19 +393,19 @@ func (w *Worker) send(ctx context.Context, v *runView, id string, run int, openi
 		if err != nil {
 			return 0, err
 		}
-		return 0, w.wechat.SendCustom(ctx, v.acct.Tokens, m)
+		return 0, w.wechat.SendCustom(ctx, acct.Tokens, m)
 	case campaigns.KindSubscribe:
 		m, err := v.msg.RenderSubscribe(openid, vars)
 		if err != nil {
 			return 0, err
 		}
-		return 0, w.wechat.SendSubscribe(ctx, v.acct.Tokens, m)
+		return 0, w.wechat.SendSubscribe(ctx, acct.Tokens, m)
 	default:
 		m, err := v.msg.RenderTemplate(openid, vars, ClientMsgID(id, run, openid))
 		if err != nil {
 			return 0, err
 		}
-		return w.wechat.SendTemplate(ctx, v.acct.Tokens, m)
+		return w.wechat.SendTemplate(ctx, acct.Tokens, m)
 	}
 }
 
@@ -410,10 +416,10 @@ func (w *Worker) record(ctx context.Context, v *runView, id string, run int, ope
 		return err
 	}
 	if recorded {
-		w.cfg.Metrics.Outcome(v.acct.AppID, string(v.c.Kind), o.Status, o.Class)
+		w.cfg.Metrics.Outcome(v.account, string(v.c.Kind), o.Status, o.Class)
 	}
 	if completed {
-		w.cfg.Metrics.RunCompleted(v.acct.AppID)
+		w.cfg.Metrics.RunCompleted(v.account)
 		w.log.Info("run completed", zap.String("campaign_id", id), zap.Int("run", run))
 		w.forget(id)
 	}
@@ -504,11 +510,11 @@ func (w *Worker) probeQuotas(ctx context.Context) {
 			}
 			q, err := w.wechat.QuotaGet(ctx, a.Tokens, "/cgi-bin/"+api)
 			if err != nil {
-				w.log.Debug("quota probe", zap.String("app_id", a.AppID), zap.String("api", api), zap.Error(err))
+				w.log.Debug("quota probe", zap.String("account", a.ID), zap.String("api", api), zap.Error(err))
 				continue
 			}
 			if q.Quota.Remain > 0 {
-				w.log.Info("quota available again: resuming", zap.String("app_id", a.AppID), zap.String("api", api), zap.Int64("remain", q.Quota.Remain))
+				w.log.Info("quota available again: resuming", zap.String("account", a.ID), zap.String("api", api), zap.Int64("remain", q.Quota.Remain))
 				if err := w.limiter.Resume(ctx, key); err != nil {
 					w.log.Warn("resume", zap.Error(err))
 				}

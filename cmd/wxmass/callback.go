@@ -3,16 +3,16 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v3"
 	"go.uber.org/zap"
 
+	"github.com/wxmass/wxmass/internal/account"
 	"github.com/wxmass/wxmass/internal/rdb"
-	"github.com/wxmass/wxmass/internal/secret"
 	"github.com/wxmass/wxmass/wechat/callback"
 )
 
@@ -27,8 +27,8 @@ const (
 
 func callbackFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: flagCallbackPath, Value: "/wechat/callback", Usage: "path of the WeChat callback receiver (message push URL); it is on when " + envCallbackToken + " is set", Sources: sources(flagCallbackPath)},
-		&cli.StringFlag{Name: flagCallbackMode, Value: callback.ModePlain, Usage: "message encryption mode configured for the account: plain, compatible or safe (safe and compatible need " + envCallbackAESKey + ")", Sources: sources(flagCallbackMode)},
+		&cli.StringFlag{Name: flagCallbackPath, Value: "/wechat/callback", Usage: "path of the WeChat callback receivers (message push URLs): path/{account id} for each account with a callback, and path itself for the default account (one account: when " + envCallbackToken + " is set)", Sources: sources(flagCallbackPath)},
+		&cli.StringFlag{Name: flagCallbackMode, Value: callback.ModePlain, Usage: "message encryption mode of the account of --" + flagAppID + ": plain, compatible or safe (safe and compatible need " + envCallbackAESKey + "; the accounts file sets each account's)", Sources: sources(flagCallbackMode)},
 	}
 }
 
@@ -41,25 +41,63 @@ var errUnknownMsgID = errors.New("receipt of a msgid with no outcome yet")
 // within seconds, and the handler refuses timestamps older than 5 minutes.
 const receiptDedupeTTL = 15 * time.Minute
 
-// newCallback returns the callback receiver and its path, or a nil handler
-// when WXMASS_CALLBACK_TOKEN is not set. Receipts (TEMPLATESENDJOBFINISH)
-// move outcomes from sent to delivered or failed.
-func (a *app) newCallback(cmd *cli.Command, appID string, r *rdb.RDB) (http.Handler, string, error) {
-	token := strings.TrimSpace(os.Getenv(envCallbackToken))
-	if token == "" {
-		return nil, "", nil
-	}
-	path := cmd.String(flagCallbackPath)
+// newCallbackRouter returns the callback receivers of the accounts that
+// configure one, under --callback-path: base/{account id} for each, and
+// base itself for the default account. It follows the accounts' changes.
+func (a *app) newCallbackRouter(cmd *cli.Command, hub *accountHub, r *rdb.RDB) (*callbackRouter, error) {
+	path := strings.TrimRight(cmd.String(flagCallbackPath), "/")
 	if !strings.HasPrefix(path, "/") || strings.HasPrefix(path, "/v1/") {
-		return nil, "", usagef("--%s: %q must start with / and not be under /v1/", flagCallbackPath, path)
+		return nil, usagef("--%s: %q must start with / and not be under /v1/", flagCallbackPath, cmd.String(flagCallbackPath))
 	}
 	log := a.log.Named("callback")
-	h, err := callback.NewHandler(callback.Config{
-		Token:          token,
-		AESKey:         secret.New(strings.TrimSpace(os.Getenv(envCallbackAESKey))),
-		PreviousAESKey: secret.New(strings.TrimSpace(os.Getenv(envCallbackAESKeyPrev))),
-		AppID:          appID,
-		Mode:           cmd.String(flagCallbackMode),
+	build := func(specs []account.Spec) (map[string]http.Handler, error) {
+		m := map[string]http.Handler{}
+		for i, s := range specs {
+			if s.Callback == nil {
+				continue
+			}
+			h, err := a.callbackHandler(s, r, log.With(zap.String("account", s.ID)))
+			if err != nil {
+				return nil, fmt.Errorf("account %s: %w", s.ID, err)
+			}
+			m[s.ID] = h
+			if i == 0 {
+				m[""] = h
+			}
+		}
+		return m, nil
+	}
+	m, err := build(hub.current())
+	if err != nil {
+		return nil, usagef("callback: %w", err)
+	}
+	cr := &callbackRouter{base: path}
+	cr.handlers.Store(&m)
+	for id := range m {
+		if id != "" {
+			log.Info("callback receiver on", zap.String("path", path+"/"+id), zap.String("account", id))
+		}
+	}
+	hub.onApply = append(hub.onApply, func(specs []account.Spec) {
+		m, err := build(specs)
+		if err != nil {
+			log.Error("callback receivers not rebuilt; the old ones stay", zap.Error(err))
+			return
+		}
+		cr.handlers.Store(&m)
+	})
+	return cr, nil
+}
+
+// callbackHandler is the callback receiver of one account. Receipts
+// (TEMPLATESENDJOBFINISH) move outcomes from sent to delivered or failed.
+func (a *app) callbackHandler(s account.Spec, r *rdb.RDB, log *zap.Logger) (http.Handler, error) {
+	return callback.NewHandler(callback.Config{
+		Token:          s.Callback.Token.Reveal(),
+		AESKey:         s.Callback.AESKey,
+		PreviousAESKey: s.Callback.PreviousAESKey,
+		AppID:          s.AppID,
+		Mode:           s.Callback.Mode,
 		OnEvent: func(ctx context.Context, e callback.Event) error {
 			if !e.IsReceipt() {
 				return nil
@@ -97,8 +135,4 @@ func (a *app) newCallback(cmd *cli.Command, appID string, r *rdb.RDB) (http.Hand
 		Release: r.ForgetDelivery,
 		Logger:  log,
 	})
-	if err != nil {
-		return nil, "", usagef("callback: %w", err)
-	}
-	return h, path, nil
 }

@@ -173,22 +173,6 @@ func loadAccount(cmd *cli.Command) (credentials, error) {
 	return a, nil
 }
 
-// tokenFetcher returns the FetchFunc of the configured token API.
-func tokenFetcher(cmd *cli.Command, c *wechat.Client, a credentials) (wechat.FetchFunc, error) {
-	switch cmd.String(flagTokenAPI) {
-	case tokenAPIStable:
-		return func(ctx context.Context) (wechat.AccessToken, error) {
-			return c.StableToken(ctx, a.AppID, a.Secret, false)
-		}, nil
-	case tokenAPIPlain:
-		return func(ctx context.Context) (wechat.AccessToken, error) {
-			return c.PlainToken(ctx, a.AppID, a.Secret)
-		}, nil
-	default:
-		return nil, usagef("--%s: %q is not stable or plain", flagTokenAPI, cmd.String(flagTokenAPI))
-	}
-}
-
 // newRetryPolicy builds the errcode classification from the built-in table,
 // the operator's rules file and the quota reset settings.
 func newRetryPolicy(cmd *cli.Command) (*retry.Policy, error) {

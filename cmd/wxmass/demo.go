@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxmass/wxmass/campaigns"
+	"github.com/wxmass/wxmass/internal/account"
 	"github.com/wxmass/wxmass/internal/rdb"
 	"github.com/wxmass/wxmass/internal/secret"
 	"github.com/wxmass/wxmass/retry"
@@ -108,10 +109,7 @@ func (a *app) runDemo(ctx context.Context, cmd *cli.Command) error {
 	for range n {
 		wc := wechat.New(wechat.WithBaseURLs(fakeURL))
 		defer wc.CloseIdleConnections()
-		fetch := func(ctx context.Context) (wechat.AccessToken, error) {
-			return wc.StableToken(ctx, acct.AppID, acct.Secret, false)
-		}
-		rt, err := a.newRuntime(ctx, cmd, account0{AppID: acct.AppID, Fetch: fetch}, wc)
+		rt, err := a.newRuntime(ctx, cmd, []account.Spec{singleSpec(acct, accountDefaults(cmd))}, wc)
 		if err != nil {
 			return err
 		}

@@ -68,6 +68,7 @@ type runtime struct {
 	policy   *retry.Policy
 	store    *campaigns.Store
 	accounts *account.Registry
+	hub      *accountHub
 	producer *producer.Producer
 	worker   *worker.Worker
 	// registry holds the process's metrics (metrics records into it).
@@ -75,20 +76,12 @@ type runtime struct {
 	metrics  *monitoring.Metrics
 }
 
-// newRuntime wires the pipeline from the flags. acct and wc are the account
-// and WeChat client (the demo passes its own).
-func (a *app) newRuntime(ctx context.Context, cmd *cli.Command, acct account0, wc *wechat.Client) (*runtime, error) {
+// newRuntime wires the pipeline from the flags, for the accounts specs
+// configure, calling WeChat through wc.
+func (a *app) newRuntime(ctx context.Context, cmd *cli.Command, specs []account.Spec, wc *wechat.Client) (*runtime, error) {
 	policy, err := newRetryPolicy(cmd)
 	if err != nil {
 		return nil, err
-	}
-	rate := cmd.Float(flagRate)
-	if rate <= 0 {
-		return nil, usagef("--%s must be positive", flagRate)
-	}
-	burst := int(cmd.Int(flagBurst))
-	if burst <= 0 {
-		burst = max(1, int(rate/10))
 	}
 	rc, r, err := openRedis(ctx, cmd)
 	if err != nil {
@@ -100,12 +93,6 @@ func (a *app) newRuntime(ctx context.Context, cmd *cli.Command, acct account0, w
 		rt.close()
 		return nil, err
 	}
-	fetch := acct.Fetch
-	acct.Fetch = func(ctx context.Context) (wechat.AccessToken, error) {
-		t, err := fetch(ctx)
-		rt.metrics.TokenRefresh(acct.AppID, err)
-		return t, err
-	}
 	opt, err := asynq.ParseRedisURI(cmd.String(flagRedisURL))
 	if err != nil {
 		rt.close()
@@ -116,21 +103,12 @@ func (a *app) newRuntime(ctx context.Context, cmd *cli.Command, acct account0, w
 		rt.close()
 		return nil, err
 	}
-	tokens, err := wechat.NewTokenCache(r, wechat.TokenCacheConfig{AppID: acct.AppID, Fetch: acct.Fetch, Logger: a.log.Named("token")})
-	if err != nil {
+	if rt.hub, err = newAccountHub(wc, r, rt.metrics, a.log, specs); err != nil {
 		rt.close()
 		return nil, err
 	}
-	rt.accounts, err = account.NewRegistry(&account.Account{
-		AppID:   acct.AppID,
-		Tokens:  tokens,
-		Default: ratelimit.Limit{Rate: rate, Burst: burst},
-	})
-	if err != nil {
-		rt.close()
-		return nil, err
-	}
-	rt.limiter, err = ratelimit.New(r, ratelimit.Config{Logger: a.log.Named("ratelimit")})
+	rt.accounts = rt.hub.reg
+	rt.limiter, err = ratelimit.New(r, ratelimit.Config{DayEnd: policy.NextQuotaReset, Logger: a.log.Named("ratelimit")})
 	if err != nil {
 		rt.close()
 		return nil, err
@@ -151,12 +129,6 @@ func (a *app) newRuntime(ctx context.Context, cmd *cli.Command, acct account0, w
 	return rt, nil
 }
 
-// account0 is the single account of this release's flags.
-type account0 struct {
-	AppID string
-	Fetch wechat.FetchFunc
-}
-
 func (rt *runtime) close() {
 	if rt.limiter != nil {
 		_ = rt.limiter.Close()
@@ -172,43 +144,39 @@ func (rt *runtime) close() {
 	}
 }
 
-// accountRuntime builds the runtime of the account the flags configure:
-// its credentials, its WeChat client and its token fetcher. It returns the
-// account's appid too; rt.close releases everything.
-func (a *app) accountRuntime(ctx context.Context, cmd *cli.Command) (*runtime, string, error) {
-	acct, err := loadAccount(cmd)
+// accountRuntime builds the runtime of the accounts the flags configure
+// (the accounts file, or --appid), with the WeChat client of the flags.
+// rt.close releases everything.
+func (a *app) accountRuntime(ctx context.Context, cmd *cli.Command) (*runtime, error) {
+	specs, err := loadSpecs(cmd)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	wc, err := newWechatClient(cmd)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	fetch, err := tokenFetcher(cmd, wc, acct)
+	rt, err := a.newRuntime(ctx, cmd, specs, wc)
 	if err != nil {
 		wc.CloseIdleConnections()
-		return nil, "", err
+		return nil, err
 	}
-	rt, err := a.newRuntime(ctx, cmd, account0{AppID: acct.AppID, Fetch: fetch}, wc)
-	if err != nil {
-		wc.CloseIdleConnections()
-		return nil, "", err
-	}
-	return rt, acct.AppID, nil
+	return rt, nil
 }
 
 func (a *app) workerCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "worker",
 		Usage: "send: run the asynq worker that expands campaign runs and sends to each recipient",
-		Flags: append(pipelineFlags(), &cli.StringFlag{Name: flagMetricsListen,
-			Usage: "address to serve this worker's Prometheus metrics on, at /metrics, without auth: bind it to an internal address (empty: none)", Sources: sources(flagMetricsListen)}),
+		Flags: append(append(pipelineFlags(), accountsFlags()...), &cli.StringFlag{Name: flagMetricsListen,
+			Usage: "address to serve this worker's Prometheus metrics (/metrics) and health checks (/healthz, /readyz) on, without auth: bind it to an internal address (empty: none)", Sources: sources(flagMetricsListen)}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			rt, appID, err := a.accountRuntime(ctx, cmd)
+			rt, err := a.accountRuntime(ctx, cmd)
 			if err != nil {
 				return err
 			}
 			defer rt.close()
+			rt.hub.watch(ctx, cmd)
 			srv := worker.NewServer(rt.asynqOpt, rt.worker, serverConfig(cmd))
 			if err := srv.Start(ctx); err != nil {
 				return err
@@ -221,7 +189,7 @@ func (a *app) workerCommand() *cli.Command {
 				}
 				defer stop()
 			}
-			a.log.Info("worker started", zap.String("app_id", appID), zap.Int("concurrency", cmd.Int(flagConcurrency)))
+			a.log.Info("worker started", zap.Strings("accounts", accountIDs(rt.accounts)), zap.Int("concurrency", cmd.Int(flagConcurrency)))
 			<-ctx.Done()
 			a.log.Info("worker stopping")
 			sctx, cancel := context.WithTimeout(context.Background(), cmd.Duration(flagShutdownTimeout)+5*time.Second)
@@ -244,7 +212,18 @@ func serverConfig(cmd *cli.Command) worker.ServerConfig {
 	}
 }
 
-// serveMetrics serves the runtime's metrics at addr/metrics until stop.
+// accountIDs lists the IDs of the accounts in force, for logs.
+func accountIDs(r *account.Registry) []string {
+	var ids []string
+	for _, a := range r.All() {
+		ids = append(ids, a.ID)
+	}
+	return ids
+}
+
+// serveMetrics serves the runtime's metrics at addr/metrics, and health
+// checks at /healthz (the process answers) and /readyz (and so does
+// Redis), until stop.
 func serveMetrics(addr string, rt *runtime) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -252,6 +231,21 @@ func serveMetrics(addr string, rt *runtime) (stop func(), err error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(rt.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "application/json")
+		if err := rt.redis.Ping(ctx).Err(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":"redis does not answer"}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"status":"ready"}`))
+	})
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
 	return func() {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -69,7 +70,7 @@ func (a *app) serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run the HTTP API (campaigns, runs, transactional sends, health checks) and the campaign scheduler",
-		Flags: append(append(pipelineFlags(), serveFlags()...), callbackFlags()...),
+		Flags: slices.Concat(pipelineFlags(), accountsFlags(), serveFlags(), callbackFlags()),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			return a.runServe(ctx, cmd, false)
 		},
@@ -80,7 +81,7 @@ func (a *app) allCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "all",
 		Usage: "run serve and worker in one process (the single-machine default)",
-		Flags: append(append(pipelineFlags(), serveFlags()...), callbackFlags()...),
+		Flags: slices.Concat(pipelineFlags(), accountsFlags(), serveFlags(), callbackFlags()),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			return a.runServe(ctx, cmd, true)
 		},
@@ -95,11 +96,12 @@ func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) e
 	if err != nil {
 		return err
 	}
-	rt, appID, err := a.accountRuntime(ctx, cmd)
+	rt, err := a.accountRuntime(ctx, cmd)
 	if err != nil {
 		return err
 	}
 	defer rt.close()
+	rt.hub.watch(ctx, cmd)
 	ins := asynq.NewInspector(rt.asynqOpt)
 	defer ins.Close()
 	rt.registry.MustRegister(monitoring.NewQueueCollector(ins, task.QueueTransactional, task.QueueControl, task.QueueBulk),
@@ -118,19 +120,15 @@ func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) e
 	if err != nil {
 		return err
 	}
-	var root http.Handler = handler
-	cb, cbPath, err := a.newCallback(cmd, appID, rt.rdb)
+	cb, err := a.newCallbackRouter(cmd, rt.hub, rt.rdb)
 	if err != nil {
 		return err
 	}
-	if cb != nil {
-		// WeChat signs its pushes; it has no API key.
-		mux := http.NewServeMux()
-		mux.Handle(cbPath, cb)
-		mux.Handle("/", handler)
-		root = mux
-		a.log.Info("callback receiver on", zap.String("path", cbPath), zap.String("mode", cmd.String(flagCallbackMode)))
-	}
+	// WeChat signs its pushes; it has no API key.
+	root := http.NewServeMux()
+	root.Handle(cb.base, cb)
+	root.Handle(cb.base+"/", cb)
+	root.Handle("/", handler)
 	ln, err := net.Listen("tcp", cmd.String(flagListen))
 	if err != nil {
 		return usagef("--%s: %w", flagListen, err)

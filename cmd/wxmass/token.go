@@ -6,24 +6,23 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v3"
-
-	"github.com/wxmass/wxmass/wechat"
 )
 
 func (a *app) tokenCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "token",
-		Usage: "inspect the account's shared access_token",
+		Usage: "inspect the accounts' shared access_tokens",
 		Commands: []*cli.Command{{
 			Name:  "check",
-			Usage: "get the shared token (fetching it if none is stored) and print when it was fetched and expires; the token itself is never printed",
+			Usage: "get each account's shared token (fetching it if none is stored) and print when it was fetched and expires; the token itself is never printed",
+			Flags: accountsFlags(),
 			Action: func(ctx context.Context, cmd *cli.Command) error {
 				rc, r, err := openRedis(ctx, cmd)
 				if err != nil {
 					return err
 				}
 				defer rc.Close()
-				acct, err := loadAccount(cmd)
+				specs, err := loadSpecs(cmd)
 				if err != nil {
 					return err
 				}
@@ -31,31 +30,34 @@ func (a *app) tokenCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				fetch, err := tokenFetcher(cmd, client, acct)
-				if err != nil {
-					return err
-				}
-				tc, err := wechat.NewTokenCache(r, wechat.TokenCacheConfig{AppID: acct.AppID, Fetch: fetch, Logger: a.log.Named("token")})
-				if err != nil {
-					return err
-				}
-				if _, err := tc.Token(ctx); err != nil {
-					return err
-				}
-				info, err := r.TokenInfo(ctx, acct.AppID)
+				defer client.CloseIdleConnections()
+				hub, err := newAccountHub(client, r, nil, a.log, specs)
 				if err != nil {
 					return err
 				}
 				w := cmd.Root().Writer
-				fmt.Fprintf(w, "appid:      %s\n", acct.AppID)
-				fmt.Fprintf(w, "token api:  %s via %s\n", cmd.String(flagTokenAPI), client.BaseURL())
-				if !info.Present {
-					fmt.Fprintln(w, "token:      fetched but not stored (another process holds the lease)")
-					return nil
+				for i, s := range specs {
+					if i > 0 {
+						fmt.Fprintln(w)
+					}
+					fmt.Fprintf(w, "account:    %s\n", s.ID)
+					fmt.Fprintf(w, "appid:      %s\n", s.AppID)
+					fmt.Fprintf(w, "token api:  %s via %s\n", s.TokenAPI, client.BaseURL())
+					if _, err := hub.tokens[s.AppID].Token(ctx); err != nil {
+						return fmt.Errorf("account %s: %w", s.ID, err)
+					}
+					info, err := r.TokenInfo(ctx, s.AppID)
+					if err != nil {
+						return err
+					}
+					if !info.Present {
+						fmt.Fprintln(w, "token:      fetched but not stored (another process holds the lease)")
+						continue
+					}
+					fmt.Fprintf(w, "fetched at: %s\n", info.FetchedAt.Format(time.RFC3339))
+					fmt.Fprintf(w, "refresh at: %s\n", info.RefreshAt.Format(time.RFC3339))
+					fmt.Fprintf(w, "expires at: %s (in %s)\n", info.ExpiresAt.Format(time.RFC3339), time.Until(info.ExpiresAt).Round(time.Second))
 				}
-				fmt.Fprintf(w, "fetched at: %s\n", info.FetchedAt.Format(time.RFC3339))
-				fmt.Fprintf(w, "refresh at: %s\n", info.RefreshAt.Format(time.RFC3339))
-				fmt.Fprintf(w, "expires at: %s (in %s)\n", info.ExpiresAt.Format(time.RFC3339), time.Until(info.ExpiresAt).Round(time.Second))
 				return nil
 			},
 		}},

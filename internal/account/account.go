@@ -1,22 +1,28 @@
 // Package account holds the Official Accounts a wxmass process sends for:
-// each one's appid, its shared access token and its rate limits per API.
+// each one's name, appid, shared access token and rate limits per API, and
+// the accounts file they are configured in (see LoadFile and Watch).
 package account
 
 import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync/atomic"
 
 	"github.com/wxmass/wxmass/ratelimit"
 	"github.com/wxmass/wxmass/wechat"
 )
 
-// ErrUnknown is returned for an appid that is not configured.
-var ErrUnknown = errors.New("account: unknown appid")
+// ErrUnknown is returned for an account that is not configured.
+var ErrUnknown = errors.New("account: unknown account")
 
-// Account is one Official Account.
+// Account is one Official Account. It does not change once registered: a
+// reload registers new Accounts (see Registry.Replace).
 type Account struct {
-	// AppID identifies the account.
+	// ID names the account in campaigns, reports, metrics and logs.
+	// Default: AppID.
+	ID string
+	// AppID is the account's appid at WeChat.
 	AppID string
 	// Tokens is the account's access_token, shared by every process.
 	Tokens wechat.TokenSource
@@ -36,56 +42,94 @@ func (a *Account) Limit(api string) ratelimit.Limit {
 }
 
 // BucketKey is the rate-limit bucket of (account, API), shared by every
-// process.
+// process. It is keyed by appid: WeChat's limits belong to the appid, not
+// to the name an operator gives it.
 func (a *Account) BucketKey(api string) string { return a.AppID + ":" + api }
 
-// Registry looks accounts up by appid. It is safe for concurrent reads once
-// built.
+// Registry looks accounts up by name or appid. Replace swaps the whole set
+// at once; lookups are safe concurrently with it.
 type Registry struct {
-	byID map[string]*Account
-	def  string
+	cur atomic.Pointer[accountSet]
+}
+
+type accountSet struct {
+	byID    map[string]*Account
+	byAppID map[string]*Account
+	def     string
+	ordered []*Account
 }
 
 // NewRegistry returns a registry of accounts; the first is the default for
 // campaigns that name none.
 func NewRegistry(accounts ...*Account) (*Registry, error) {
-	r := &Registry{byID: make(map[string]*Account, len(accounts))}
-	for _, a := range accounts {
-		if a.AppID == "" {
-			return nil, errors.New("account: empty appid")
-		}
-		if _, dup := r.byID[a.AppID]; dup {
-			return nil, fmt.Errorf("account: appid %s configured twice", a.AppID)
-		}
-		if r.def == "" {
-			r.def = a.AppID
-		}
-		r.byID[a.AppID] = a
-	}
-	if len(r.byID) == 0 {
-		return nil, errors.New("account: no account configured")
+	r := &Registry{}
+	if err := r.Replace(accounts...); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
 
-// Get returns the account of appid ("" means the default account).
-func (r *Registry) Get(appID string) (*Account, error) {
-	if appID == "" {
-		appID = r.def
+// Replace makes accounts the registry's accounts, the first being the
+// default. On error the registry is unchanged.
+func (r *Registry) Replace(accounts ...*Account) error {
+	s := &accountSet{byID: make(map[string]*Account, len(accounts)), byAppID: make(map[string]*Account, len(accounts))}
+	for _, a := range accounts {
+		if a.AppID == "" {
+			return errors.New("account: empty appid")
+		}
+		if a.ID == "" {
+			a.ID = a.AppID
+		}
+		if _, dup := s.byID[a.ID]; dup {
+			return fmt.Errorf("account: %s configured twice", a.ID)
+		}
+		if _, dup := s.byAppID[a.AppID]; dup {
+			return fmt.Errorf("account: appid %s configured twice", a.AppID)
+		}
+		if s.def == "" {
+			s.def = a.ID
+		}
+		s.byID[a.ID] = a
+		s.byAppID[a.AppID] = a
+		s.ordered = append(s.ordered, a)
 	}
-	a, ok := r.byID[appID]
-	if !ok {
-		return nil, fmt.Errorf("%w %s", ErrUnknown, appID)
+	if len(s.byID) == 0 {
+		return errors.New("account: no account configured")
 	}
-	return a, nil
+	sort.Slice(s.ordered, func(i, j int) bool { return s.ordered[i].ID < s.ordered[j].ID })
+	r.cur.Store(s)
+	return nil
 }
 
-// All returns the accounts, ordered by appid.
-func (r *Registry) All() []*Account {
-	out := make([]*Account, 0, len(r.byID))
-	for _, a := range r.byID {
-		out = append(out, a)
+// Get returns the account named name, by ID or else by appid ("" means the
+// default account).
+func (r *Registry) Get(name string) (*Account, error) {
+	s := r.cur.Load()
+	if name == "" {
+		name = s.def
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].AppID < out[j].AppID })
+	if a, ok := s.byID[name]; ok {
+		return a, nil
+	}
+	if a, ok := s.byAppID[name]; ok {
+		return a, nil
+	}
+	return nil, fmt.Errorf("%w %q (configured: %s)", ErrUnknown, name, s.names())
+}
+
+// Default returns the ID of the default account.
+func (r *Registry) Default() string { return r.cur.Load().def }
+
+// All returns the accounts, ordered by ID.
+func (r *Registry) All() []*Account { return r.cur.Load().ordered }
+
+func (s *accountSet) names() string {
+	var out string
+	for i, a := range s.ordered {
+		if i > 0 {
+			out += ", "
+		}
+		out += a.ID
+	}
 	return out
 }

@@ -67,7 +67,10 @@ end
 // takeRate grants up to n tokens.
 //
 // KEYS[1] bucket. ARGV[1] rate (tokens/s, > 0), ARGV[2] burst (>= 1),
-// ARGV[3] n (>= 1).
+// ARGV[3] n (>= 1), ARGV[4] daily quota (0: none), ARGV[5] the end of the
+// quota's day (µs since the epoch). With a quota the bucket also counts the
+// tokens granted in the day ending at ARGV[5] (fields qd, qu) and grants
+// none past the quota: the answer is then a pause until the day ends.
 // Returns {granted, next_us, all_us, effective rate, paused_left_us,
 // paused_until_us, now_us}: next_us is the time until one more token is
 // due and all_us until min(n-granted, burst) more are (both 0 when all n
@@ -76,13 +79,24 @@ end
 var takeRate = redis.NewScript(rateLua + `
 local now = now_us()
 local rate, burst, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local v = redis.call('HMGET', KEYS[1], 'tk', 'ts', 'sf', 'sa', 'sr', 'pu')
+local quota, qday = tonumber(ARGV[4]) or 0, tonumber(ARGV[5]) or 0
+local v = redis.call('HMGET', KEYS[1], 'tk', 'ts', 'sf', 'sa', 'sr', 'pu', 'qd', 'qu')
 local pu = tonumber(v[6])
 if pu then
   if now < pu then
     return {0, 0, 0, '0', pu - now, pu, now}
   end
   redis.call('HDEL', KEYS[1], 'pu')
+end
+local used = 0
+if quota > 0 then
+  if tonumber(v[7]) == qday then used = tonumber(v[8]) or 0 end
+  if used >= quota then
+    redis.call('HSET', KEYS[1], 'qd', int(qday), 'qu', int(used))
+    keep_until(KEYS[1], math.floor(now / 1000), math.ceil(qday / 1000))
+    return {0, 0, 0, '0', math.max(1, qday - now), qday, now}
+  end
+  want = math.min(want, quota - used)
 end
 local f0, sa, sr = slowdown(v[3], v[4], v[5])
 local tk, ts = tonumber(v[1]), tonumber(v[2])
@@ -109,6 +123,10 @@ if f0 then
   end
 end
 redis.call('HSET', KEYS[1], 'tk', num(tk), 'ts', int(now), 'r', ARGV[1], 'b', ARGV[2])
+if quota > 0 then
+  redis.call('HSET', KEYS[1], 'qd', int(qday), 'qu', int(used + got))
+  full = math.max(full, qday)
+end
 redis.call('PEXPIREAT', KEYS[1], int(math.ceil(full / 1000) + 1000))
 return {got, next_us, all_us, num(eff), 0, 0, now}
 `)
@@ -143,10 +161,21 @@ type RateGrant struct {
 // call records rate and burst in the bucket, for RateInfo. rate must be
 // positive and finite, burst and n at least 1.
 func (r *RDB) TakeRateTokens(ctx context.Context, key string, rate float64, burst, n int) (RateGrant, error) {
-	if !(rate > 0 && rate <= math.MaxFloat64) || burst < 1 || n < 1 {
-		return RateGrant{}, fmt.Errorf("take rate tokens: invalid rate %v, burst %d or n %d", rate, burst, n)
+	return r.TakeRateTokensDaily(ctx, key, rate, burst, n, 0, time.Time{})
+}
+
+// TakeRateTokensDaily is TakeRateTokens with a daily quota: at most quota
+// tokens are granted in the day that ends at dayEnd (a quota of 0 is none).
+// Once they are, the grant is a pause until dayEnd (RateGrant.PausedFor).
+func (r *RDB) TakeRateTokensDaily(ctx context.Context, key string, rate float64, burst, n int, quota int64, dayEnd time.Time) (RateGrant, error) {
+	if !(rate > 0 && rate <= math.MaxFloat64) || burst < 1 || n < 1 || quota < 0 {
+		return RateGrant{}, fmt.Errorf("take rate tokens: invalid rate %v, burst %d, n %d or quota %d", rate, burst, n, quota)
 	}
-	res, err := takeRate.Run(ctx, r.c, []string{r.keys.RateBucket(key)}, rate, burst, n).Slice()
+	var end int64
+	if quota > 0 {
+		end = dayEnd.UnixMicro()
+	}
+	res, err := takeRate.Run(ctx, r.c, []string{r.keys.RateBucket(key)}, rate, burst, n, quota, end).Slice()
 	if err != nil {
 		return RateGrant{}, fmt.Errorf("take rate tokens: %w", err)
 	}

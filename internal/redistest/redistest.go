@@ -38,6 +38,7 @@ const (
 	DBCmdBench = 10
 	DBCmdServe = 11 // cmd's test of `wxmass all` through the API
 	DBCmdSched = 12 // cmd's test of two `wxmass all` processes firing a schedule
+	DBCmdAccts = 13 // cmd's test of several accounts and secret rotation
 )
 
 // URL returns the Redis URL tests use.

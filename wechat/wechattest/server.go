@@ -62,6 +62,15 @@ type account struct {
 	Account
 	heads    [tokenKinds]tokenHead // guarded by tokenStore.mu
 	limiters [apiCount]*limiter
+	rotated  atomic.Pointer[string] // the appsecret after SetSecret
+}
+
+// secret is the account's appsecret now.
+func (a *account) secret() string {
+	if p := a.rotated.Load(); p != nil {
+		return *p
+	}
+	return a.Secret
 }
 
 // New validates cfg and returns a Server. Errors are *ConfigError values
@@ -229,6 +238,21 @@ func (s *Server) Stats() Stats {
 // were accepted.
 func (s *Server) Deliveries() []Delivery {
 	return s.rec.slice(0, s.rec.count())
+}
+
+// SetSecret resets an account's appsecret, as an operator does in the MP
+// admin: the token APIs accept only the new one from now on, and tokens
+// already issued stay valid.
+func (s *Server) SetSecret(appID, secret string) error {
+	a := s.accounts[appID]
+	if a == nil {
+		return fmt.Errorf("wechattest: no account %s", appID)
+	}
+	if secret == "" {
+		return errors.New("wechattest: empty appsecret")
+	}
+	a.rotated.Store(&secret)
+	return nil
 }
 
 // InvalidateTokens revokes every access_token of every account; using one

@@ -268,7 +268,7 @@ func (s *Server) tokenAccount(id apiID, grant, appid, secret string, now time.Ti
 	if code := acct.limiters[id].admit(now, s.set.loc); code != 0 {
 		return nil, code
 	}
-	if secret != acct.Secret {
+	if secret != acct.secret() {
 		if id == apiStableToken {
 			return nil, 40125
 		}

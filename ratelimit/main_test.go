@@ -85,9 +85,10 @@ func (h *scriptHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		start := time.Now()
 		err := next(ctx, cmd)
 		rtt := time.Since(start)
-		// The take script is the one called with 1 key and 3 arguments;
-		// it answers {granted, ..., now_us}.
-		if c, ok := cmd.(*redis.Cmd); ok && err == nil && len(cmd.Args()) == 7 {
+		// The take script is the one called with 1 key and 5 arguments
+		// (rate, burst, n, daily quota, end of the quota's day); it answers
+		// {granted, ..., now_us}.
+		if c, ok := cmd.(*redis.Cmd); ok && err == nil && len(cmd.Args()) == 9 {
 			if v, ok := c.Val().([]any); ok && len(v) == 7 {
 				n, _ := v[0].(int64)
 				us, _ := v[6].(int64)

@@ -8,6 +8,9 @@
 #   3. else a private redis-server on a free port with a temporary directory,
 #      installed with apt-get when missing, and stopped when CMD exits.
 # WXMASS_PRIVATE_REDIS=1 skips 1 and 2 and always starts a private server.
+# WXMASS_NEED_REDIS_SERVER=1 installs redis-server (and redis-cli) even when
+# 1 or 2 applies: tests that launch their own servers, sentinels and clusters
+# (internal/redistest) need the binaries whatever Redis the URL points at.
 # Used by `make demo` and `make test`, so that both work on a fresh machine.
 set -euo pipefail
 
@@ -43,6 +46,10 @@ install_redis() {
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
 	# Debian's package starts a service; we only want the binary.
 }
+
+if [ "${WXMASS_NEED_REDIS_SERVER:-0}" = 1 ]; then
+	{ command -v redis-server && command -v redis-cli; } >/dev/null 2>&1 || install_redis
+fi
 
 url="${WXMASS_REDIS_URL:-${TEST_REDIS_URL:-}}"
 private="${WXMASS_PRIVATE_REDIS:-0}"

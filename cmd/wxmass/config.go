@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/wxmass/wxmass/internal/rdb"
+	"github.com/wxmass/wxmass/internal/redisconn"
 	"github.com/wxmass/wxmass/internal/secret"
 	"github.com/wxmass/wxmass/retry"
 	"github.com/wxmass/wxmass/wechat"
@@ -58,7 +59,7 @@ func globalFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: flagLogLevel, Value: "info", Usage: "log level: debug, info, warn or error", Sources: sources(flagLogLevel)},
 		&cli.StringFlag{Name: flagLogFormat, Value: "json", Usage: "log format: json (production) or console (readable)", Sources: sources(flagLogFormat)},
-		&cli.StringFlag{Name: flagRedisURL, Value: redisURLDefault, Usage: "Redis URL (redis:// or rediss://, with password and DB number)", Sources: sources(flagRedisURL)},
+		&cli.StringFlag{Name: flagRedisURL, Value: redisURLDefault, Usage: "Redis URL: redis://[:password@]host:port/db (rediss:// for TLS), redis-sentinel://[:password@]host:port,host:port/db?master=NAME, or redis-cluster://[:password@]host:port,host:port", Sources: sources(flagRedisURL)},
 		&cli.StringFlag{Name: flagRedisPrefix, Value: rdb.PrefixDefault, Usage: "prefix of every Redis key wxmass writes", Sources: sources(flagRedisPrefix)},
 		&cli.StringFlag{Name: flagWechatBaseURL, Value: wechat.BaseURLDefault, Usage: "base URL of the WeChat API (point it at `wxmass fakewechat` to test)", Sources: sources(flagWechatBaseURL)},
 		&cli.StringFlag{Name: flagWechatFallback, Usage: "comma-separated base URLs to fail over to when the base URL cannot be reached (default: " + fallbackForDefault + " when the base URL is the default, none otherwise)", Sources: sources(flagWechatFallback)},
@@ -73,21 +74,24 @@ func globalFlags() []cli.Flag {
 	}
 }
 
-// openRedis connects to --redis-url and checks that Redis answers.
-func openRedis(ctx context.Context, cmd *cli.Command) (*redis.Client, *rdb.RDB, error) {
-	raw := cmd.String(flagRedisURL)
-	opt, err := redis.ParseURL(raw)
+// openRedis connects to --redis-url (a single Redis, Sentinel or Cluster)
+// and checks that Redis answers. It returns the parsed URL too, for asynq.
+func openRedis(ctx context.Context, cmd *cli.Command) (redis.UniversalClient, *rdb.RDB, *redisconn.Options, error) {
+	opts, err := redisconn.Parse(cmd.String(flagRedisURL))
 	if err != nil {
-		return nil, nil, usagef("--%s: %w", flagRedisURL, redactURLError(err, raw))
+		return nil, nil, nil, usagef("--%s: %w", flagRedisURL, err)
 	}
-	c := redis.NewClient(opt)
+	if err := rdb.CheckPrefix(cmd.String(flagRedisPrefix)); err != nil {
+		return nil, nil, nil, usagef("--%s: %w", flagRedisPrefix, err)
+	}
+	c := opts.NewClient()
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := c.Ping(pctx).Err(); err != nil {
 		_ = c.Close()
-		return nil, nil, fmt.Errorf("redis at %s does not answer (start one, or run `make demo` which starts one): %w", redactURL(raw), err)
+		return nil, nil, nil, fmt.Errorf("redis (%s) at %s does not answer (start one, or run `make demo` which starts one): %w", opts.Topology(), opts.Redacted(), err)
 	}
-	return c, rdb.New(c, cmd.String(flagRedisPrefix)), nil
+	return c, rdb.New(c, cmd.String(flagRedisPrefix)), opts, nil
 }
 
 // redactURL drops the password from a URL for messages.

@@ -59,7 +59,7 @@ func pipelineFlags() []cli.Flag {
 
 // runtime is everything a sending process builds once.
 type runtime struct {
-	redis    *redis.Client
+	redis    redis.UniversalClient
 	rdb      *rdb.RDB
 	asynqOpt asynq.RedisConnOpt
 	client   *producer.Client
@@ -83,7 +83,7 @@ func (a *app) newRuntime(ctx context.Context, cmd *cli.Command, specs []account.
 	if err != nil {
 		return nil, err
 	}
-	rc, r, err := openRedis(ctx, cmd)
+	rc, r, ropts, err := openRedis(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -93,12 +93,7 @@ func (a *app) newRuntime(ctx context.Context, cmd *cli.Command, specs []account.
 		rt.close()
 		return nil, err
 	}
-	opt, err := asynq.ParseRedisURI(cmd.String(flagRedisURL))
-	if err != nil {
-		rt.close()
-		return nil, usagef("--%s: %w", flagRedisURL, redactURLError(err, cmd.String(flagRedisURL)))
-	}
-	rt.asynqOpt = opt
+	rt.asynqOpt = ropts.AsynqOpt()
 	if rt.client, err = producer.NewClient(rc); err != nil {
 		rt.close()
 		return nil, err

@@ -17,7 +17,7 @@ func (a *app) tokenCommand() *cli.Command {
 			Usage: "get each account's shared token (fetching it if none is stored) and print when it was fetched and expires; the token itself is never printed",
 			Flags: accountsFlags(),
 			Action: func(ctx context.Context, cmd *cli.Command) error {
-				rc, r, err := openRedis(ctx, cmd)
+				rc, r, _, err := openRedis(ctx, cmd)
 				if err != nil {
 					return err
 				}

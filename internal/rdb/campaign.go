@@ -352,6 +352,12 @@ func (r *RDB) ResetRunAudience(ctx context.Context, id string, run int) error {
 // ARGV[3] run size (-1: not known yet), ARGV[4] audience list key
 // ("" if not known yet), ARGV[5..] allowed states.
 // Returns {run, state} or {0, state} when refused, {-1, ""} if missing.
+//
+// It also writes the new run's hash (Keys.Run), which it is not given in
+// KEYS because its number is only known inside the script: the name is
+// KEYS[1] without its ":campaign" suffix, plus ":r:<run>", so it keeps the
+// campaign's {c:ID} hash tag and lies in KEYS[1]'s slot, which is all Redis
+// Cluster requires of such a key (TestCluster runs StartRun on a cluster).
 var startRun = redis.NewScript(campaignLua + `
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur then

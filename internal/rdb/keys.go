@@ -1,5 +1,10 @@
 package rdb
 
+import (
+	"fmt"
+	"strings"
+)
+
 // PrefixDefault is the key prefix used when none is configured.
 const PrefixDefault = "wxmass"
 
@@ -7,6 +12,18 @@ const PrefixDefault = "wxmass"
 // PrefixDefault.
 type Keys struct {
 	Prefix string
+}
+
+// CheckPrefix reports whether prefix can be a key prefix on Redis Cluster.
+// A '{' or '}' in it would change the part of each key Redis hashes: a
+// prefix holding "{}" unties a campaign's keys (its scripts then fail with
+// CROSSSLOT), and one holding "{x}" puts every key of wxmass in one slot, on
+// one node.
+func CheckPrefix(prefix string) error {
+	if strings.ContainsAny(prefix, "{}") {
+		return fmt.Errorf("rdb: key prefix %q contains '{' or '}', which would change how Redis Cluster places keys", prefix)
+	}
+	return nil
 }
 
 func (k Keys) prefix() string {

@@ -8,6 +8,11 @@
 // ends; packages whose code cannot take a prefix (asynq's queues) use their
 // own DB number from the constants below. Nothing here ever runs FLUSHALL or
 // FLUSHDB: the server may be shared.
+//
+// Tests that need a Redis of their own (to kill and restart it, to run
+// Redis Sentinel or Redis Cluster) start real redis-server processes on
+// free ports with StartServer, StartSentinel and StartCluster; those are
+// killed when the test ends.
 package redistest
 
 import (

@@ -20,16 +20,36 @@ demo: build
 ## packages run first; cmd/ (whose tests run worker processes and measure the
 ## rate they achieve together) runs after them, alone on the machine. The
 ## browser test of the report page needs Debian's chromium, installed when
-## missing.
+## missing; the launchers of private Redis servers, sentinels and clusters need
+## redis-server, installed when missing. Then deploy-check validates deploy/.
 test:
 	scripts/ensure-chromium.sh
-	$(REDIS) sh -c '$(GO) vet ./... && $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /cmd/) && $(GO) test -race -count=1 ./cmd/...'
+	WXMASS_NEED_REDIS_SERVER=1 $(REDIS) sh -c '$(GO) vet ./... && $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /cmd/) && $(GO) test -race -count=1 ./cmd/...'
+	$(MAKE) deploy-check
+
+## deploy-check: validate deploy/ (Dockerfile, docker-compose.yml, the
+## Kubernetes manifests, prometheus.yml and its rules, the Grafana dashboard,
+## redis.conf) with the libraries that read them for real and against wxmass
+## itself: its --help, its loaders, its metrics, and its compose services run
+## as local processes. A Go module of its own (deploy/check), so wxmass's
+## go.mod gets none of its dependencies. Needs redis-server.
+.PHONY: deploy-check
+deploy-check:
+	cd deploy/check && $(GO) test -count=1 ./...
 
 vet:
 	$(GO) vet ./...
 
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')
+
+## reliability: the reliability suite (internal/reliability): real worker
+## processes against private redis-servers and the fake WeChat while workers
+## are killed, Redis restarts, WeChat is down or revokes tokens; each scenario
+## ends with DESIGN.md's invariants checked and a line in
+## .artifacts/reliability.txt. About 7 minutes; run it alone on the machine.
+reliability:
+	$(REDIS) $(GO) test -tags reliability -count=1 -v -timeout 40m ./internal/reliability/
 
 ## bench: the Go benchmarks, then `wxmass bench` (BENCHMARKS.md) on DB 9.
 ## (No timing assertions live in tests.)

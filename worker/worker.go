@@ -91,7 +91,8 @@ type Worker struct {
 	producer *producer.Producer
 	log      *zap.Logger
 
-	runs sync.Map // runKey -> *runView
+	runs  sync.Map // runKey -> *runView
+	brake brake    // slows the shared rate down while WeChat is down
 }
 
 // New returns a Worker.
@@ -287,6 +288,15 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 	w.cfg.Metrics.SendDuration(acct.ID, string(v.c.Kind), time.Since(sendStart))
 	retried, _ := asynq.GetRetryCount(ctx)
 	d := w.policy.Decide(sendErr, retried, w.cfg.NowFunc())
+	// A send cut short by this process's shutdown says nothing about
+	// WeChat.
+	if ctx.Err() == nil && w.brake.observe(acct.BucketKey(v.api), outageFailure(d), w.cfg.NowFunc()) {
+		w.log.Warn("wechat fails most calls: slowing the account's rate down", zap.String("account", acct.ID),
+			zap.String("api", v.api), zap.String("last", d.Meaning))
+		if err := w.limiter.Slowdown(ctx, acct.BucketKey(v.api)); err != nil {
+			w.log.Warn("rate slowdown", zap.Error(err))
+		}
+	}
 	switch d.Action {
 	case retry.ActionSucceed:
 		return w.record(ctx, v, id, run, openid, rdb.Outcome{Status: rdb.OutcomeSent, MsgID: msgid})

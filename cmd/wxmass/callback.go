@@ -42,12 +42,12 @@ var errUnknownMsgID = errors.New("receipt of a msgid with no outcome yet")
 const receiptDedupeTTL = 15 * time.Minute
 
 // newCallbackRouter returns the callback receivers of the accounts that
-// configure one, under --callback-path: base/{account id} for each, and
+// configure one, under base (--callback-path): base/{account id} for each, and
 // base itself for the default account. It follows the accounts' changes.
-func (a *app) newCallbackRouter(cmd *cli.Command, hub *accountHub, r *rdb.RDB) (*callbackRouter, error) {
-	path := strings.TrimRight(cmd.String(flagCallbackPath), "/")
+func (a *app) newCallbackRouter(base string, hub *accountHub, r *rdb.RDB) (*callbackRouter, error) {
+	path := strings.TrimRight(base, "/")
 	if !strings.HasPrefix(path, "/") || strings.HasPrefix(path, "/v1/") {
-		return nil, usagef("--%s: %q must start with / and not be under /v1/", flagCallbackPath, cmd.String(flagCallbackPath))
+		return nil, usagef("--%s: %q must start with / and not be under /v1/", flagCallbackPath, base)
 	}
 	log := a.log.Named("callback")
 	build := func(specs []account.Spec) (map[string]http.Handler, error) {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,8 +29,28 @@ func freeAddr(t *testing.T) string {
 // allProcess is a running `wxmass all`.
 type allProcess struct {
 	addr string
-	out  *bytes.Buffer // its stdout and stderr
+	out  *syncBuffer // its stdout and stderr
 	cmd  *exec.Cmd
+}
+
+// syncBuffer is a process's output, written by os/exec's copying goroutine
+// and read by the test while the process runs.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was written so far.
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // startAll starts `wxmass all --listen addr args...` with env and returns
@@ -39,7 +60,7 @@ func startAll(t *testing.T, addr string, env []string, args ...string) *allProce
 	cmd := exec.Command(binary, append([]string{"all", "--listen", addr, "--log-format", "json"}, args...)...)
 	cmd.Dir = "../.."
 	cmd.Env = env
-	p := &allProcess{addr: addr, out: &bytes.Buffer{}, cmd: cmd}
+	p := &allProcess{addr: addr, out: &syncBuffer{}, cmd: cmd}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill() })

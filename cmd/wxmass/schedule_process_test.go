@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"syscall"
@@ -36,7 +35,7 @@ func TestScheduleFiresOnceAcrossServeProcesses(t *testing.T) {
 		"WXMASS_API_KEYS=" + apiKey,
 	}
 	var addrs []string
-	var outs []*bytes.Buffer
+	var outs []*syncBuffer
 	for range 2 {
 		p := startAll(t, freeAddr(t), env)
 		t.Cleanup(func() {

@@ -120,7 +120,7 @@ func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) e
 	if err != nil {
 		return err
 	}
-	cb, err := a.newCallbackRouter(cmd, rt.hub, rt.rdb)
+	cb, err := a.newCallbackRouter(cmd.String(flagCallbackPath), rt.hub, rt.rdb)
 	if err != nil {
 		return err
 	}

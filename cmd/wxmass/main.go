@@ -13,6 +13,7 @@ import (
 	"syscall"
 	_ "time/tzdata" // quota resets are computed in Asia/Shanghai even where the system has no zoneinfo
 
+	"github.com/redis/go-redis/v9"
 	"github.com/urfave/cli/v3"
 	"go.uber.org/zap"
 
@@ -76,6 +77,7 @@ func (a *app) command() *cli.Command {
 				return ctx, usageError{err}
 			}
 			a.log = log
+			redis.SetLogger(redisLogger{log.Named("redis")})
 			return ctx, nil
 		},
 		Commands: []*cli.Command{
@@ -101,4 +103,12 @@ func version() string {
 		return bi.Main.Version
 	}
 	return "devel"
+}
+
+// redisLogger writes go-redis's own messages (failed dials, reconnects,
+// Sentinel failovers) through zap, as JSON like every other line.
+type redisLogger struct{ log *zap.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Warn(fmt.Sprintf(format, v...))
 }

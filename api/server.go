@@ -501,7 +501,9 @@ func (s *Server) control(op func(*campaigns.Store, context.Context, string) erro
 
 // runView is a run's live status.
 type runView struct {
-	Campaign string     `json:"campaign"`
+	Campaign string `json:"campaign"`
+	// Account is the campaign's account.
+	Account  string     `json:"account"`
 	Run      int        `json:"run"`
 	State    string     `json:"state"`
 	Reason   string     `json:"reason,omitempty"`
@@ -521,14 +523,15 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) *Error {
 	if err != nil || run <= 0 {
 		return apiError(http.StatusBadRequest, CodeInvalidField, "run", "run must be a positive whole number, got %q", r.PathValue("run"))
 	}
-	if _, err := s.cfg.Store.Get(r.Context(), id); err != nil {
+	c, err := s.cfg.Store.Get(r.Context(), id)
+	if err != nil {
 		return storeError(err)
 	}
 	rec, err := s.cfg.Store.Run(r.Context(), id, run)
 	if err != nil {
 		return storeError(err)
 	}
-	v := runView{Campaign: id, Run: run, State: rec.State, Reason: rec.Reason, Size: rec.Size, Expanded: rec.Expanded,
+	v := runView{Campaign: id, Account: c.Account, Run: run, State: rec.State, Reason: rec.Reason, Size: rec.Size, Expanded: rec.Expanded,
 		Settled: rec.Settled(), Started: rec.Started, Counters: rec.Counters}
 	if !rec.Finished.IsZero() {
 		v.Finished = &rec.Finished

@@ -127,6 +127,7 @@ func (c *apiClient) do(ctx context.Context, method, path, contentType string, bo
 // runStatus is GET /v1/campaigns/{id}/runs/{run}.
 type runStatus struct {
 	Campaign string           `json:"campaign"`
+	Account  string           `json:"account"`
 	Run      int              `json:"run"`
 	State    string           `json:"state"`
 	Reason   string           `json:"reason"`
@@ -428,7 +429,7 @@ func progressLine(st runStatus, rate float64) string {
 // printRunReport prints a run's counters as tables: outcomes, then errcodes
 // and classes.
 func printRunReport(w io.Writer, st runStatus) error {
-	fmt.Fprintf(w, "campaign %s run %d: %s", st.Campaign, st.Run, st.State)
+	fmt.Fprintf(w, "campaign %s (account %s) run %d: %s", st.Campaign, st.Account, st.Run, st.State)
 	if st.Reason != "" {
 		fmt.Fprintf(w, " (%s)", st.Reason)
 	}

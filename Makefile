@@ -44,10 +44,11 @@ fmt:
 	gofmt -l -w $$(git ls-files '*.go')
 
 ## reliability: the reliability suite (internal/reliability): real worker
-## processes against private redis-servers and the fake WeChat while workers
-## are killed, Redis restarts, WeChat is down or revokes tokens; each scenario
-## ends with DESIGN.md's invariants checked and a line in
-## .artifacts/reliability.txt. About 7 minutes; run it alone on the machine.
+## processes against private redis-servers (single, Sentinel, Cluster) and the
+## fake WeChat while workers are killed, Redis restarts or fails over, WeChat
+## is down or revokes tokens, one account's daily quota runs out; each
+## scenario ends with DESIGN.md's invariants checked and a line in
+## .artifacts/reliability.txt. About 11 minutes; run it alone on the machine.
 reliability:
 	$(REDIS) $(GO) test -tags reliability -count=1 -v -timeout 40m ./internal/reliability/
 

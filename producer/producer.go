@@ -154,6 +154,24 @@ func (p *Producer) enqueueExpand(ctx context.Context, id string, run, chunk int)
 	return nil
 }
 
+// ExpandAgain queues the expansion of a running run again, from its first
+// chunk: each chunk's recipients without an outcome are queued for sending
+// under their usual task ids, so a recipient whose send task is still
+// queued, retried or in flight is not queued twice, and one whose task was
+// lost (see worker.Config.StallTimeout) gets a new one; chunks not yet
+// expanded are expanded as usual, within the window. The first expand
+// task's id carries attempt, so that the same attempt from several
+// processes is queued once.
+func (p *Producer) ExpandAgain(ctx context.Context, id string, run int, attempt int64) error {
+	t := asynq.NewTask(task.TypeExpand, task.Encode(task.Expand{Run: task.Run{Campaign: id, Run: run}, Chunk: 0}))
+	_, err := p.client.EnqueueContext(ctx, t, asynq.TaskID(task.ExpandAgainID(id, run, attempt)),
+		asynq.Queue(task.QueueControl), asynq.MaxRetry(25), asynq.Timeout(5*time.Minute))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue expand again: %w", err)
+	}
+	return nil
+}
+
 // SendTaskType returns the task type of a campaign kind's sends.
 func SendTaskType(k campaigns.Kind) string {
 	switch k {

@@ -76,6 +76,7 @@ type procConfig struct {
 	window      int
 	chunk       int
 	probe       time.Duration
+	stall       time.Duration
 	rules       []retry.Rule // added to the test policy
 }
 
@@ -125,7 +126,7 @@ func (b *bundle) process(t *testing.T, pc procConfig) *proc {
 	log := zap.NewNop()
 	prod := producer.New(client.Client, campaigns.NewStore(r), r, accounts, wc, producer.Config{Window: pc.window, ChunkSize: pc.chunk, Logger: log})
 	w := worker.New(r, campaigns.NewStore(r), accounts, wc, limiter, policy, prod, worker.Config{
-		QuotaProbeInterval: pc.probe, Logger: log, PauseRecheck: 500 * time.Millisecond,
+		QuotaProbeInterval: pc.probe, StallTimeout: pc.stall, Logger: log, PauseRecheck: 500 * time.Millisecond,
 	})
 	srv := worker.NewServer(b.opt, w, worker.ServerConfig{Concurrency: pc.concurrency, ShutdownTimeout: 10 * time.Second})
 	require.NoError(t, srv.Start(t.Context()))

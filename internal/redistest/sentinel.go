@@ -153,6 +153,42 @@ func (s *Sentinel) KillPrimary(tb testing.TB) {
 	srv.Kill(tb)
 }
 
+// Rejoin starts the data node at addr again after KillPrimary killed it,
+// empty (the deployment's servers have no persistence), makes it a replica
+// of the current primary (REPLICAOF, as the sentinels would once they
+// notice it) and waits until it is in sync and every sentinel sees it as a
+// healthy replica, so that a Failover can follow. It returns the primary.
+func (s *Sentinel) Rejoin(tb testing.TB, addr string) string {
+	tb.Helper()
+	s.mu.Lock()
+	srv := s.nodes[addr]
+	s.mu.Unlock()
+	if srv == nil {
+		tb.Fatalf("%s is not one of this deployment's data nodes", addr)
+	}
+	primary := s.Primary(tb)
+	if primary == addr {
+		tb.Fatalf("%s is still the primary", addr)
+	}
+	srv.Restart(tb)
+	host, port, _ := net.SplitHostPort(primary)
+	waitFor(tb, SentinelTimeout, addr+" to replicate "+primary, func(ctx context.Context) error {
+		if _, err := command(ctx, addr, "REPLICAOF", host, port); err != nil {
+			return err
+		}
+		return replicaInSync(ctx, addr, primary)
+	})
+	waitFor(tb, SentinelTimeout, "sentinels to see "+addr+" as a healthy replica", func(ctx context.Context) error {
+		for _, sen := range s.sentinels {
+			if err := sentinelKnows(ctx, sen.Addr(), primary, addr, len(s.sentinels)-1); err != nil {
+				return fmt.Errorf("sentinel %s: %w", sen.Addr(), err)
+			}
+		}
+		return nil
+	})
+	return primary
+}
+
 // WaitPrimaryChange waits until every sentinel reports a primary other than
 // old that answers ROLE as master, and returns its address. Use it after
 // KillPrimary.

@@ -40,6 +40,13 @@ func TestStartSentinel(t *testing.T) {
 	third := s.WaitPrimaryChange(t, second)
 	require.Equal(t, first, third)
 	require.Equal(t, "v2", c.Get(ctx, "k2").Val(), "what the second primary took is there")
+
+	// The killed node comes back as a replica, and a planned failover can
+	// move the primary to it again.
+	require.Equal(t, first, s.Rejoin(t, second))
+	require.Equal(t, "slave", c2.Do(ctx, "ROLE").Val().([]any)[0], "the killed node replicates the primary")
+	require.Equal(t, "v2", c2.Get(ctx, "k2").Val(), "and has its data")
+	require.Equal(t, second, s.Failover(t))
 }
 
 func TestStartCluster(t *testing.T) {

@@ -1,9 +1,10 @@
 // Package reliability is wxmass's reliability suite and its harness: each
 // scenario runs real `wxmass worker` processes (the binary built once by
-// Main) against a private redis-server and an in-process fake WeChat
-// (wechattest), breaks something while a campaign run is under way (workers
-// killed with SIGKILL, Redis restarted, WeChat down, access tokens revoked),
-// and then checks DESIGN.md's invariants from the outcomes stored in Redis
+// Main) against a private Redis (one server, a Sentinel deployment or a
+// Cluster) and an in-process fake WeChat (wechattest), breaks something
+// while a campaign run is under way (workers killed with SIGKILL, Redis
+// restarted or failed over, WeChat down, access tokens revoked, an
+// account's daily quota used up), and then checks DESIGN.md's invariants from the outcomes stored in Redis
 // and from what the fake recorded:
 //
 //   - the run completed: every recipient has exactly one final outcome, and
@@ -48,10 +49,13 @@
 //	Report(t, s)
 //
 // Later scenarios slot in the same way. Redis Sentinel or Cluster: start
-// the topology, give the workers its URL (FleetConfig.RedisURL) and the test
-// its client (FleetConfig.NewClient). Several accounts: configure the
-// workers with an accounts file through FleetConfig.Env and start each run
-// with LaunchFor, naming its account and limit; Check then holds each
-// account to its own limit (Fake.Peak1s per account and API) and counts
-// only its deliveries.
+// the topology (redistest.StartSentinel, redistest.StartCluster) and give
+// the workers its URL (FleetConfig.RedisURL); the test's own client is
+// built from the same URL by internal/redisconn. Several accounts: list
+// them in FleetConfig.Accounts (the workers then get an accounts file
+// instead of WXMASS_APPID and WXMASS_APPSECRET) and start each run with
+// LaunchFor(t, f.Account(t, id), ...); Check then holds each account to its
+// own limit (Fake.Peak1s per account and API) and counts only its
+// deliveries. Fake.SpendQuota uses up part of an account's daily quota at
+// the fake before a run, as another system of the account would.
 package reliability

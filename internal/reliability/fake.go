@@ -167,18 +167,30 @@ func (f *Fake) Calls(appID, api string, from, to time.Time) int {
 // sliding one-second window (calls exactly one second apart are in
 // different windows, as wechattest counts them).
 func (f *Fake) Peak1s(appID, api string) int {
+	peak, _ := f.Peak1sAt(appID, api)
+	return peak
+}
+
+// Peak1sAt is Peak1s, and the arrival of the first call of the first
+// window that holds the peak (zero when there was no call).
+func (f *Fake) Peak1sAt(appID, api string) (int, time.Time) {
 	f.mu.Lock()
 	times := slices.Clone(f.calls[callKey{appID, api}])
 	f.mu.Unlock()
 	slices.Sort(times) // token calls are recorded when answered
-	peak, lo := 0, 0
+	peak, lo, at := 0, 0, int64(0)
 	for hi, t := range times {
 		for t-times[lo] >= int64(time.Second) {
 			lo++
 		}
-		peak = max(peak, hi-lo+1)
+		if hi-lo+1 > peak {
+			peak, at = hi-lo+1, times[lo]
+		}
 	}
-	return peak
+	if peak == 0 {
+		return 0, time.Time{}
+	}
+	return peak, time.Unix(0, at)
 }
 
 // Accounts returns the appids whose calls of api the fake received
@@ -194,4 +206,79 @@ func (f *Fake) Accounts(api string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// LongestGap returns the longest stretch without a call of api for appID
+// ("" for every account) between from and to, bounds included as calls:
+// when it started and how long it lasted. Scenarios read the downtime the
+// fake saw from it.
+func (f *Fake) LongestGap(appID, api string, from, to time.Time) (at time.Time, gap time.Duration) {
+	times := []int64{from.UnixNano()}
+	for _, a := range f.arrivals(appID, api) {
+		for _, ns := range a {
+			if ns > from.UnixNano() && ns < to.UnixNano() {
+				times = append(times, ns)
+			}
+		}
+	}
+	times = append(times, to.UnixNano())
+	slices.Sort(times)
+	for i := 1; i < len(times); i++ {
+		if d := time.Duration(times[i] - times[i-1]); d > gap {
+			at, gap = time.Unix(0, times[i-1]), d
+		}
+	}
+	return at, gap
+}
+
+// SpendQuota makes n template sends for the account appID (secret its
+// appsecret) straight to the wechattest server, bypassing the recorder, as
+// another system of the same account would: they count against the
+// account's daily quota at the fake (and in its Stats and Deliveries), but
+// not in Peak1s, CallsPerSecond or Calls, which measure wxmass. Each goes
+// to an openid of its own (OpenIDs("SPENT", n)), so none is a duplicate,
+// and none is in a scenario's audience. It fails the test if a send is
+// refused.
+func (f *Fake) SpendQuota(tb testing.TB, appID, secret string, n int) {
+	tb.Helper()
+	call := func(path, body string, out any) {
+		tb.Helper()
+		rec := httptest.NewRecorder()
+		f.Server.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, strings.NewReader(body)))
+		var res struct {
+			ErrCode int    `json:"errcode"`
+			ErrMsg  string `json:"errmsg"`
+		}
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &res) != nil || res.ErrCode != 0 {
+			tb.Fatalf("SpendQuota: %s answered %d %s", path, rec.Code, rec.Body.String())
+		}
+		if out != nil {
+			if err := json.Unmarshal(rec.Body.Bytes(), out); err != nil {
+				tb.Fatalf("SpendQuota: %s: %v", path, err)
+			}
+		}
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	req, _ := json.Marshal(map[string]string{"grant_type": "client_credential", "appid": appID, "secret": secret})
+	call("/cgi-bin/stable_token", string(req), &tok)
+	for _, o := range OpenIDs("SPENT", n) {
+		call("/cgi-bin/message/template/send?access_token="+tok.AccessToken,
+			`{"touser":"`+o+`","template_id":"`+wechattest.TemplateIDDefault+`","data":{"thing1":{"value":"earlier today"}}}`, nil)
+	}
+}
+
+// FirstCall returns the arrival time of the first call of api for appID
+// ("" for every account) after after, and false if none came.
+func (f *Fake) FirstCall(appID, api string, after time.Time) (time.Time, bool) {
+	first := int64(0)
+	for _, a := range f.arrivals(appID, api) {
+		for _, ns := range a {
+			if ns > after.UnixNano() && (first == 0 || ns < first) {
+				first = ns
+			}
+		}
+	}
+	return time.Unix(0, first), first != 0
 }

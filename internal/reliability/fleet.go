@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -21,6 +22,7 @@ import (
 	"github.com/wxmass/wxmass/campaigns"
 	"github.com/wxmass/wxmass/internal/account"
 	"github.com/wxmass/wxmass/internal/rdb"
+	"github.com/wxmass/wxmass/internal/redisconn"
 	"github.com/wxmass/wxmass/producer"
 	"github.com/wxmass/wxmass/ratelimit"
 	"github.com/wxmass/wxmass/wechat/wechattest"
@@ -28,23 +30,32 @@ import (
 
 // FleetConfig configures a Fleet.
 type FleetConfig struct {
-	// RedisURL is the workers' --redis-url.
+	// RedisURL is the workers' --redis-url: redis://, redis-sentinel:// or
+	// redis-cluster:// (see internal/redisconn).
 	RedisURL string
 	// NewClient returns the test's own client of that Redis (for the
-	// campaign, the producer and the checks). Default: a client of
-	// RedisURL. A Sentinel or Cluster scenario passes its own.
+	// campaign, the producer and the checks). Default: the client
+	// redisconn builds from RedisURL, of whichever topology it names.
 	NewClient func(tb testing.TB) redis.UniversalClient
 	// Prefix is the workers' --redis-prefix. Default: "wxmass".
 	Prefix string
 	// Fake is the WeChat the workers call.
 	Fake *Fake
-	// AppID and Secret are the account's. Default: the fake's default
-	// account.
+	// AppID and Secret are the account's (WXMASS_APPID and
+	// WXMASS_APPSECRET). Default: the fake's default account. Not with
+	// Accounts.
 	AppID, Secret string
+	// Accounts, when set, configure the workers with an accounts file
+	// (WXMASS_ACCOUNTS_FILE) of these accounts instead of AppID and
+	// Secret, each with its own limit; the first is the default account
+	// (Launch's). Start each run with LaunchFor(t, f.Account(id), ...).
+	Accounts []FleetAccount
 	// Workers is how many `wxmass worker` processes StartFleet starts.
 	Workers int
 	// Rate and Burst are the account's limit (--rate, --burst); Limit is
-	// their sum, the most the fake may see in any one second.
+	// their sum, the most the fake may see in any one second. With
+	// Accounts they are optional: when set, they are the limit of the APIs
+	// an account does not list (the file lists template/send).
 	Rate, Burst int
 	// Concurrency is each worker's --concurrency. Default: 50.
 	Concurrency int
@@ -53,8 +64,28 @@ type FleetConfig struct {
 	Env []string
 }
 
-// Fleet is a set of `wxmass worker` OS processes of one account on one
-// Redis, sending to a fake WeChat, with the campaign and producer side in
+// FleetAccount is one account of a fleet's accounts file.
+type FleetAccount struct {
+	// ID names the account in the file and in campaigns.
+	ID string
+	// AppID and Secret are the account's at the fake (one of
+	// wechattest.Config.Accounts). The workers read the secret from an
+	// environment variable the file names (appsecret_env).
+	AppID, Secret string
+	// Rate and Burst are the account's template/send limit (rate:
+	// {template: Rate}, burst: {template: Burst}); Limit is their sum.
+	Rate, Burst int
+	// DailyQuota is wxmass's own cap of the account's template sends per
+	// quota day (daily_quota: {template: DailyQuota}); 0 means none.
+	DailyQuota int64
+}
+
+// Limit is the most template sends the account may make in one second:
+// rate plus burst.
+func (a FleetAccount) Limit() int { return a.Rate + a.Burst }
+
+// Fleet is a set of `wxmass worker` OS processes of one account (or of the
+// accounts of an accounts file) on one Redis, sending to a fake WeChat, with the campaign and producer side in
 // the test. Workers can be killed with SIGKILL and started again; a worker
 // that exits by itself fails the scenario (see Run.Wait).
 type Fleet struct {
@@ -91,21 +122,29 @@ func StartFleet(t *testing.T, cfg FleetConfig) *Fleet {
 	if cfg.Prefix == "" {
 		cfg.Prefix = rdb.PrefixDefault
 	}
-	if cfg.AppID == "" {
-		cfg.AppID, cfg.Secret = wechattest.AppIDDefault, wechattest.SecretDefault
+	if len(cfg.Accounts) > 0 {
+		require.Empty(t, cfg.AppID+cfg.Secret, "FleetConfig: AppID and Secret or Accounts, not both")
+		for _, a := range cfg.Accounts {
+			require.Positive(t, a.Rate, "FleetConfig.Accounts[%s].Rate", a.ID)
+			require.Positive(t, a.Burst, "FleetConfig.Accounts[%s].Burst", a.ID)
+		}
+	} else {
+		if cfg.AppID == "" {
+			cfg.AppID, cfg.Secret = wechattest.AppIDDefault, wechattest.SecretDefault
+		}
+		require.Positive(t, cfg.Rate, "FleetConfig.Rate")
+		require.Positive(t, cfg.Burst, "FleetConfig.Burst")
 	}
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = 50
 	}
 	if cfg.NewClient == nil {
 		cfg.NewClient = func(tb testing.TB) redis.UniversalClient {
-			opt, err := redis.ParseURL(cfg.RedisURL)
+			opt, err := redisconn.Parse(cfg.RedisURL)
 			require.NoError(tb, err)
-			return redis.NewClient(opt)
+			return opt.NewClient()
 		}
 	}
-	require.Positive(t, cfg.Rate, "FleetConfig.Rate")
-	require.Positive(t, cfg.Burst, "FleetConfig.Burst")
 	rc := cfg.NewClient(t)
 	t.Cleanup(func() { _ = rc.Close() })
 	r := rdb.New(rc, cfg.Prefix)
@@ -113,31 +152,45 @@ func StartFleet(t *testing.T, cfg FleetConfig) *Fleet {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = pc.Close() })
 	// The test's producer only starts runs of file audiences (the workers
-	// launch and expand them): it never needs a token or the limit.
-	reg, err := account.NewRegistry(&account.Account{AppID: cfg.AppID, Default: ratelimit.Limit{Rate: float64(cfg.Rate), Burst: cfg.Burst}})
+	// launch and expand them): it never needs a token or the limit, only
+	// the accounts' names.
+	var accts []*account.Account
+	if len(cfg.Accounts) == 0 {
+		accts = append(accts, &account.Account{AppID: cfg.AppID, Default: ratelimit.Limit{Rate: float64(cfg.Rate), Burst: cfg.Burst}})
+	}
+	for _, a := range cfg.Accounts {
+		accts = append(accts, &account.Account{ID: a.ID, AppID: a.AppID, Default: ratelimit.Limit{Rate: float64(a.Rate), Burst: a.Burst}})
+	}
+	reg, err := account.NewRegistry(accts...)
 	require.NoError(t, err)
 	store := campaigns.NewStore(r)
 	logDir := filepath.Join(filepath.Dir(ReportPath()), "reliability", safeName.ReplaceAllString(t.Name(), "_"))
 	require.NoError(t, os.RemoveAll(logDir))
 	require.NoError(t, os.MkdirAll(logDir, 0o755))
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + os.Getenv("HOME"),
+		"WXMASS_REDIS_URL=" + cfg.RedisURL,
+		"WXMASS_REDIS_PREFIX=" + cfg.Prefix,
+		"WXMASS_WECHAT_BASE_URL=" + cfg.Fake.URL(),
+		"WXMASS_CONCURRENCY=" + strconv.Itoa(cfg.Concurrency),
+		"WXMASS_SHUTDOWN_TIMEOUT=5s",
+		"WXMASS_LOG_LEVEL=warn",
+		"WXMASS_LOG_FORMAT=json",
+	}
+	if cfg.Rate > 0 {
+		env = append(env, "WXMASS_RATE="+strconv.Itoa(cfg.Rate), "WXMASS_BURST="+strconv.Itoa(cfg.Burst))
+	}
+	if len(cfg.Accounts) > 0 {
+		path, secrets := writeAccountsFile(t, t.TempDir(), cfg.Accounts)
+		env = append(append(env, "WXMASS_ACCOUNTS_FILE="+path), secrets...)
+	} else {
+		env = append(env, "WXMASS_APPID="+cfg.AppID, "WXMASS_APPSECRET="+cfg.Secret)
+	}
 	f := &Fleet{
 		cfg: cfg,
-		env: append([]string{
-			"PATH=" + os.Getenv("PATH"),
-			"HOME=" + os.Getenv("HOME"),
-			"WXMASS_REDIS_URL=" + cfg.RedisURL,
-			"WXMASS_REDIS_PREFIX=" + cfg.Prefix,
-			"WXMASS_WECHAT_BASE_URL=" + cfg.Fake.URL(),
-			"WXMASS_APPID=" + cfg.AppID,
-			"WXMASS_APPSECRET=" + cfg.Secret,
-			"WXMASS_RATE=" + strconv.Itoa(cfg.Rate),
-			"WXMASS_BURST=" + strconv.Itoa(cfg.Burst),
-			"WXMASS_CONCURRENCY=" + strconv.Itoa(cfg.Concurrency),
-			"WXMASS_SHUTDOWN_TIMEOUT=5s",
-			"WXMASS_LOG_LEVEL=warn",
-			"WXMASS_LOG_FORMAT=json",
-		}, cfg.Env...),
-		rc: rc, rdb: r, store: store,
+		env: append(env, cfg.Env...),
+		rc:  rc, rdb: r, store: store,
 		prod:   producer.New(pc.Client, store, r, reg, nil, producer.Config{}),
 		logDir: logDir,
 		exits:  make(chan string, 64),
@@ -151,15 +204,67 @@ func StartFleet(t *testing.T, cfg FleetConfig) *Fleet {
 
 var safeName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 
+// writeAccountsFile writes the accounts file of accts into dir and returns
+// its path and the environment variables (NAME=secret) its appsecret_env
+// entries name.
+func writeAccountsFile(tb testing.TB, dir string, accts []FleetAccount) (path string, env []string) {
+	tb.Helper()
+	var b strings.Builder
+	b.WriteString("accounts:\n")
+	for i, a := range accts {
+		name := fmt.Sprintf("WXMASS_RELIABILITY_SECRET_%d", i)
+		env = append(env, name+"="+a.Secret)
+		fmt.Fprintf(&b, "  - id: %s\n    appid: %s\n    appsecret_env: %s\n    rate: {template: %d}\n    burst: {template: %d}\n",
+			a.ID, a.AppID, name, a.Rate, a.Burst)
+		if a.DailyQuota > 0 {
+			fmt.Fprintf(&b, "    daily_quota: {template: %d}\n", a.DailyQuota)
+		}
+	}
+	path = filepath.Join(dir, "accounts.yaml")
+	require.NoError(tb, os.WriteFile(path, []byte(b.String()), 0o600))
+	return path, env
+}
+
 // Config returns the fleet's configuration, defaults applied.
 func (f *Fleet) Config() FleetConfig { return f.cfg }
 
 // RDB is the test's access to the fleet's Redis keys.
 func (f *Fleet) RDB() *rdb.RDB { return f.rdb }
 
-// Limit is the most sends the account may make in one second: rate plus
-// burst.
-func (f *Fleet) Limit() int { return f.cfg.Rate + f.cfg.Burst }
+// Limit is the most sends the default account (Launch's) may make in one
+// second: rate plus burst.
+func (f *Fleet) Limit() int {
+	a, _ := f.account("")
+	return a.Limit
+}
+
+// Account returns the fleet's account id as LaunchFor and Check need it:
+// id is an ID (or appid) of FleetConfig.Accounts, or FleetConfig.AppID, or
+// "" for the default account (Launch's: AppID, or the first of Accounts).
+// An id the fleet does not have fails the test.
+func (f *Fleet) Account(tb testing.TB, id string) RunAccount {
+	tb.Helper()
+	a, ok := f.account(id)
+	if !ok {
+		tb.Fatalf("the fleet has no account %q", id)
+	}
+	return a
+}
+
+func (f *Fleet) account(id string) (RunAccount, bool) {
+	if len(f.cfg.Accounts) == 0 {
+		if id == "" || id == f.cfg.AppID {
+			return RunAccount{ID: f.cfg.AppID, AppID: f.cfg.AppID, Limit: f.cfg.Rate + f.cfg.Burst}, true
+		}
+		return RunAccount{}, false
+	}
+	for _, a := range f.cfg.Accounts {
+		if id == "" || id == a.ID || id == a.AppID {
+			return RunAccount{ID: a.ID, AppID: a.AppID, Limit: a.Limit()}, true
+		}
+	}
+	return RunAccount{}, false
+}
 
 // LogDir is where the workers' logs are (worker-N.log, every start of
 // worker N appended), under the report's directory.
@@ -275,6 +380,27 @@ func tail(path string, lines int) string {
 		}
 	}
 	return string(b)
+}
+
+// CountLog returns how many lines of the workers' logs (every start of
+// every worker) contain s.
+func (f *Fleet) CountLog(s string) int {
+	f.mu.Lock()
+	n := len(f.procs)
+	f.mu.Unlock()
+	count := 0
+	for i := range n {
+		b, err := os.ReadFile(filepath.Join(f.logDir, fmt.Sprintf("worker-%d.log", i)))
+		if err != nil {
+			continue
+		}
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			if bytes.Contains(line, []byte(s)) {
+				count++
+			}
+		}
+	}
+	return count
 }
 
 // copyTail writes the last lines of every worker's log to w.

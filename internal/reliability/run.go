@@ -53,16 +53,15 @@ type RunAccount struct {
 }
 
 // Launch creates a campaign of kind for openids (a file audience) for the
-// fleet's account and starts its run; the fleet's workers launch, expand
-// and send it.
+// fleet's default account and starts its run; the fleet's workers launch,
+// expand and send it.
 func (f *Fleet) Launch(t testing.TB, kind campaigns.Kind, openids []string) *Run {
 	t.Helper()
-	return f.LaunchFor(t, RunAccount{AppID: f.cfg.AppID, Limit: f.Limit()}, kind, openids)
+	return f.LaunchFor(t, f.Account(t, ""), kind, openids)
 }
 
-// LaunchFor is Launch for another account of the workers (a scenario with
-// several accounts configures them with an accounts file in
-// FleetConfig.Env).
+// LaunchFor is Launch for another account of the workers: one of
+// FleetConfig.Accounts, as f.Account returns it.
 func (f *Fleet) LaunchFor(t testing.TB, acct RunAccount, kind campaigns.Kind, openids []string) *Run {
 	t.Helper()
 	if acct.ID == "" {

@@ -66,6 +66,12 @@ func ExpandID(campaign string, run, chunk int) string {
 	return "expand:" + campaign + ":" + strconv.Itoa(run) + ":" + strconv.Itoa(chunk)
 }
 
+// ExpandAgainID is the id of the first expand task of a run expanded again
+// (producer.Producer.ExpandAgain), one per attempt.
+func ExpandAgainID(campaign string, run int, attempt int64) string {
+	return ExpandID(campaign, run, 0) + ":again:" + strconv.FormatInt(attempt, 10)
+}
+
 // SendID is the id of the send task of one recipient.
 func SendID(campaign string, run int, openid string) string {
 	return "send:" + campaign + ":" + strconv.Itoa(run) + ":" + openid

@@ -1,0 +1,48 @@
+package worker_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wxmass/wxmass/campaigns"
+	"github.com/wxmass/wxmass/internal/task"
+	"github.com/wxmass/wxmass/wechat/wechattest"
+)
+
+// TestStalledRunIsExpandedAgain: recipients whose send tasks are gone
+// without an outcome (as when a Redis primary change keeps a task's
+// acknowledgement and loses the outcome recorded just before it) would
+// leave the run running forever. Once it has made no progress for
+// StallTimeout, the worker expands it again: the lost recipients get new
+// tasks, nobody else is queued twice, and the run completes.
+func TestStalledRunIsExpandedAgain(t *testing.T) {
+	const (
+		n    = 200
+		lost = 10
+	)
+	ids := openIDs(n)
+	b := setup(t, wechattest.Config{})
+	// 50 a second: the last recipients are still queued seconds after the
+	// expansion, when their tasks are deleted.
+	p := b.process(t, procConfig{rate: 50, burst: 5, stall: 300 * time.Millisecond})
+	c := b.fileCampaign(t, campaigns.KindTemplate, wechattest.TemplateIDDefault, ids)
+	run, err := p.producer.Start(t.Context(), c.ID)
+	require.NoError(t, err)
+	ins := asynq.NewInspector(b.opt)
+	defer ins.Close()
+	for _, o := range ids[n-lost:] {
+		require.Eventually(t, func() bool {
+			return ins.DeleteTask(task.QueueBulk, task.SendID(c.ID, run, o)) == nil
+		}, 10*time.Second, 10*time.Millisecond, "the task of %s is queued, and deleted before it is sent", o)
+	}
+
+	rec := b.waitSettled(t, c.ID, run, time.Minute)
+	require.Equal(t, string(campaigns.StateCompleted), rec.State)
+	require.EqualValues(t, n, rec.Counters["sent"], "%v", rec.Counters)
+	st := b.fake.Stats()
+	require.EqualValues(t, 0, st.DuplicatesDelivered, "nobody was queued twice")
+	require.Len(t, b.fake.Deliveries(), n)
+}

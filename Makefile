@@ -48,7 +48,7 @@ fmt:
 ## fake WeChat while workers are killed, Redis restarts or fails over, WeChat
 ## is down or revokes tokens, one account's daily quota runs out; each
 ## scenario ends with DESIGN.md's invariants checked and a line in
-## .artifacts/reliability.txt. About 11 minutes; run it alone on the machine.
+## .artifacts/reliability.txt. About 10 minutes; run it alone on the machine.
 reliability:
 	$(REDIS) $(GO) test -tags reliability -count=1 -v -timeout 40m ./internal/reliability/
 

@@ -136,7 +136,7 @@ func TestQuotaPauseOfOneAccount(t *testing.T) {
 	sA.Note("account a, %d of its daily %d spent before; 45009 at %d sent", spent, daily, atPause.Settled())
 	sA.Note("paused %s with 0 failed: %d template calls in its whole seconds, %d quota probes", resetAt.Sub(pausedAt).Round(100*time.Millisecond), callsPaused, probes)
 	sA.Note("sending again %s after ResetQuotas", resumed.Sub(resetAt).Round(100*time.Millisecond))
-	sA.Note("%d calls answered 45009", st.Errors[45009])
+	sA.Note("45009 answered %d times", st.Errors[45009])
 	sB.Scenario += " B"
 	sB.Note("account b; %.0f/s (min %d) while a was paused, %d s; %.0f/s before, both sending", meanB, slices.Min(perB), len(perB),
 		float64(sum(perBoth))/float64(max(1, len(perBoth))))

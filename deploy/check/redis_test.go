@@ -164,7 +164,10 @@ func TestRedisConf(t *testing.T) {
 // waitAOF waits until the AOF in dir holds key.
 func waitAOF(t *testing.T, dir, key string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		files, err := filepath.Glob(filepath.Join(dir, "appendonlydir", "*.incr.aof"))
 		require.NoError(t, err)
@@ -173,7 +176,10 @@ func waitAOF(t *testing.T, dir, key string) {
 				return
 			}
 		}
-		require.Truef(t, time.Now().Before(deadline), "%s never reached the AOF in %s", key, dir)
-		time.Sleep(20 * time.Millisecond) // polling a file: nothing to wait on
+		select {
+		case <-deadline.C:
+			t.Fatalf("%s never reached the AOF in %s", key, dir)
+		case <-tick.C:
+		}
 	}
 }

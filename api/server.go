@@ -235,22 +235,32 @@ type campaignView struct {
 	NextFires []time.Time `json:"next_fires,omitempty"`
 }
 
-func (s *Server) createCampaign(w http.ResponseWriter, r *http.Request) *Error {
+// decodeCampaign reads a whole campaign from a create or update body: no
+// read-only field, and its account resolved.
+func (s *Server) decodeCampaign(w http.ResponseWriter, r *http.Request) (*campaigns.Campaign, *Error) {
 	var c campaigns.Campaign
 	if e := decodeJSON(w, r, s.cfg.MaxBodyBytes, &c); e != nil {
-		return e
+		return nil, e
 	}
 	if e := readOnly(&c); e != nil {
-		return e
+		return nil, e
 	}
 	if e := s.resolveAccount(&c); e != nil {
+		return nil, e
+	}
+	return &c, nil
+}
+
+func (s *Server) createCampaign(w http.ResponseWriter, r *http.Request) *Error {
+	c, e := s.decodeCampaign(w, r)
+	if e != nil {
 		return e
 	}
-	return s.idempotent(w, r, "create", &c, func() (any, int, *Error) {
-		if err := s.cfg.Store.Create(r.Context(), &c); err != nil {
+	return s.idempotent(w, r, "create", c, func() (any, int, *Error) {
+		if err := s.cfg.Store.Create(r.Context(), c); err != nil {
 			return nil, 0, storeError(err)
 		}
-		return campaignView{Campaign: &c}, http.StatusCreated, nil
+		return campaignView{Campaign: c}, http.StatusCreated, nil
 	})
 }
 

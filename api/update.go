@@ -15,21 +15,15 @@ type updateAnswer struct {
 // updateCampaign replaces a draft campaign's definition: the body is a whole
 // campaign, as for create.
 func (s *Server) updateCampaign(w http.ResponseWriter, r *http.Request) *Error {
-	var c campaigns.Campaign
-	if e := decodeJSON(w, r, s.cfg.MaxBodyBytes, &c); e != nil {
-		return e
-	}
-	if e := readOnly(&c); e != nil {
-		return e
-	}
-	if e := s.resolveAccount(&c); e != nil {
+	c, e := s.decodeCampaign(w, r)
+	if e != nil {
 		return e
 	}
 	c.ID = r.PathValue("id")
-	res, err := s.cfg.Store.Update(r.Context(), &c)
+	res, err := s.cfg.Store.Update(r.Context(), c)
 	if err != nil {
 		return storeError(err)
 	}
-	writeJSON(w, http.StatusOK, updateAnswer{campaignView: campaignView{Campaign: &c}, Update: res})
+	writeJSON(w, http.StatusOK, updateAnswer{campaignView: campaignView{Campaign: c}, Update: res})
 	return nil
 }

@@ -29,6 +29,7 @@ const (
 	CodeUnavailable      = "unavailable"
 	CodeWeChat           = "wechat_error"
 	CodeNothingToRetry   = "nothing_to_retry"
+	CodeRunNotSettled    = "run_not_settled"
 	CodeInternal         = "internal"
 )
 

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/wxmass/wxmass/campaigns"
-	"github.com/wxmass/wxmass/internal/rdb"
 )
 
 // Report is a run's report: what happened to every recipient, why, and
@@ -90,7 +89,7 @@ func (s *Server) getReport(w http.ResponseWriter, r *http.Request) *Error {
 	if err != nil {
 		return storeError(err)
 	}
-	tl, err := s.cfg.RDB.GetTimeline(ctx, id, run)
+	tl, err := s.cfg.Store.Timeline(ctx, id, run)
 	if err != nil {
 		return storeError(err)
 	}
@@ -110,7 +109,7 @@ func (s *Server) meaning(code int) (string, string) {
 	return "", ""
 }
 
-func buildReport(c *campaigns.Campaign, run int, rec rdb.RunRecord, tl []rdb.TimelinePoint, meaning func(int) (string, string), now time.Time) Report {
+func buildReport(c *campaigns.Campaign, run int, rec campaigns.RunRecord, tl []campaigns.TimelinePoint, meaning func(int) (string, string), now time.Time) Report {
 	rep := Report{Campaign: c.ID, Name: c.Name, Account: c.Account, Kind: string(c.Kind), Run: run, State: rec.State, Reason: rec.Reason, Size: rec.Size, Settled: rec.Settled(),
 		Started: rec.Started, Outcomes: map[string]int64{}, Classes: map[string]int64{}, Errcodes: []ErrcodeCount{}, Timeline: []TimelineSecond{}}
 	end := now
@@ -179,10 +178,8 @@ func (s *Server) exportOutcomes(w http.ResponseWriter, r *http.Request) *Error {
 	id := c.ID
 	q := r.URL.Query()
 	status := q.Get("status")
-	switch status {
-	case "", rdb.OutcomeSent, rdb.OutcomeDelivered, rdb.OutcomeFailed, rdb.OutcomeSkipped, rdb.OutcomeCancelled:
-	default:
-		return apiError(http.StatusBadRequest, CodeInvalidField, "status", "status %q is not sent, delivered, failed, skipped or cancelled", status)
+	if status != "" && !campaigns.ValidOutcome(status) {
+		return apiError(http.StatusBadRequest, CodeInvalidField, "status", "status %q is not %s", status, strings.Join(campaigns.OutcomeStatuses, ", "))
 	}
 	code := 0
 	if v := q.Get("errcode"); v != "" {
@@ -198,7 +195,7 @@ func (s *Server) exportOutcomes(w http.ResponseWriter, r *http.Request) *Error {
 	w.Header().Set("Content-Disposition", `attachment; filename="`+id+"-run"+strconv.Itoa(run)+`-outcomes.csv"`)
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"openid", "status", "errcode", "class", "msgid", "detail", "at"})
-	err := s.cfg.RDB.ScanOutcomes(r.Context(), id, run, func(openid string, o rdb.Outcome) error {
+	err := s.cfg.Store.ScanOutcomes(r.Context(), id, run, func(openid string, o campaigns.Outcome) error {
 		if (status != "" && o.Status != status) || (code != 0 && o.Code != code) {
 			return nil
 		}

@@ -107,7 +107,9 @@ func (s *Server) routes() {
 	route("POST", "/v1/campaigns/{id}/start", s.startCampaign)
 	route("POST", "/v1/campaigns/{id}/pause", s.control((*campaigns.Store).Pause))
 	route("POST", "/v1/campaigns/{id}/resume", s.control((*campaigns.Store).Resume))
-	route("POST", "/v1/campaigns/{id}/cancel", s.control((*campaigns.Store).Cancel))
+	route("POST", "/v1/campaigns/{id}/cancel", s.control(func(_ *campaigns.Store, ctx context.Context, id string) error {
+		return s.cfg.Producer.Cancel(ctx, id)
+	}))
 	route("POST", "/v1/campaigns/{id}/schedule", s.scheduleCampaign)
 	route("POST", "/v1/campaigns/{id}/unschedule", s.unscheduleCampaign)
 	route("GET", "/v1/campaigns/{id}/runs/{run}", s.getRun)
@@ -208,10 +210,12 @@ func storeError(err error) *Error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, rdb.ErrCampaignNotFound), errors.Is(err, campaigns.ErrNotFound):
+	case errors.Is(err, campaigns.ErrNotFound):
 		return apiError(http.StatusNotFound, CodeNotFound, "id", "no such campaign")
-	case errors.Is(err, rdb.ErrRunNotFound):
+	case errors.Is(err, campaigns.ErrRunNotFound):
 		return apiError(http.StatusNotFound, CodeNotFound, "run", "no such run")
+	case errors.Is(err, campaigns.ErrRunNotSettled):
+		return apiError(http.StatusConflict, CodeRunNotSettled, "run", "%s", strings.TrimPrefix(err.Error(), "campaigns: "))
 	case errors.As(err, &se):
 		e := apiError(http.StatusConflict, CodeInvalidState, "state", "%s", strings.TrimPrefix(se.Error(), "campaigns: "))
 		e.State = string(se.State)
@@ -514,13 +518,19 @@ type runView struct {
 	Campaign string `json:"campaign"`
 	// Account is the campaign's account.
 	Account  string     `json:"account"`
-	Run      int        `json:"run"`
+	Run int `json:"run"`
+	// State is running, paused, stopping (stopped: its last recipients are
+	// getting their outcomes; Final says what it will end as), completed,
+	// failed or cancelled. Finished is set only once every recipient has
+	// an outcome.
 	State    string     `json:"state"`
+	Final    string     `json:"final,omitempty"`
 	Reason   string     `json:"reason,omitempty"`
 	Size     int64      `json:"size"`
 	Expanded int64      `json:"expanded"`
 	Settled  int64      `json:"settled"`
 	Started  time.Time  `json:"started"`
+	Stopped  *time.Time `json:"stopped,omitempty"`
 	Finished *time.Time `json:"finished,omitempty"`
 	// Counters are the run's counters: per outcome, "code:N", "class:X"
 	// and "total".
@@ -541,8 +551,11 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) *Error {
 	if err != nil {
 		return storeError(err)
 	}
-	v := runView{Campaign: id, Account: c.Account, Run: run, State: rec.State, Reason: rec.Reason, Size: rec.Size, Expanded: rec.Expanded,
-		Settled: rec.Settled(), Started: rec.Started, Counters: rec.Counters}
+	v := runView{Campaign: id, Account: c.Account, Run: run, State: rec.State, Final: rec.Final, Reason: rec.Reason, Size: rec.Size,
+		Expanded: rec.Expanded, Settled: rec.Settled(), Started: rec.Started, Counters: rec.Counters}
+	if !rec.Stopped.IsZero() {
+		v.Stopped = &rec.Stopped
+	}
 	if !rec.Finished.IsZero() {
 		v.Finished = &rec.Finished
 	}

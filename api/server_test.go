@@ -60,7 +60,7 @@ func setup(t *testing.T, mutate ...func(*api.Config)) *testBundle {
 	store := campaigns.NewStore(r)
 	keys := &api.KeySet{}
 	require.NoError(t, keys.Add(testKey))
-	cfg := api.Config{Store: store, Producer: producer.New(client.Client, store, r, reg, nil, producer.Config{}), RDB: r, Keys: keys}
+	cfg := api.Config{Store: store, Producer: producer.New(client.Client, store, reg, nil, producer.Config{}), RDB: r, Keys: keys}
 	for _, m := range mutate {
 		m(&cfg)
 	}
@@ -262,13 +262,24 @@ func TestCampaignLifecycle(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, b.json(t, "GET", "/v1/campaigns/"+id+"/runs/9", "").status)
 	require.Equal(t, http.StatusBadRequest, b.json(t, "GET", "/v1/campaigns/"+id+"/runs/x", "").status)
 
-	for _, step := range []struct{ op, state string }{{"pause", "paused"}, {"resume", "running"}, {"cancel", "cancelled"}} {
+	// A cancel stops the run: stopping until its recipients have their
+	// outcomes (no worker runs here to settle them).
+	for _, step := range []struct{ op, state string }{{"pause", "paused"}, {"resume", "running"}, {"cancel", "stopping"}} {
 		a = b.json(t, "POST", "/v1/campaigns/"+id+"/"+step.op, "")
 		require.Equal(t, http.StatusOK, a.status, "%s: %s", step.op, a.raw)
 		require.Equal(t, step.state, a.body["state"], step.op)
 	}
-	a = b.json(t, "POST", "/v1/campaigns/"+id+"/resume", "")
-	require.Equal(t, http.StatusConflict, a.status)
+	a = b.json(t, "GET", "/v1/campaigns/"+id+"/runs/1", "")
+	require.Equal(t, http.StatusOK, a.status, a.raw)
+	require.Equal(t, "stopping", a.body["state"])
+	require.Equal(t, "cancelled", a.body["final"])
+	require.NotEmpty(t, a.body["stopped"])
+	require.Nil(t, a.body["finished"], "not finished before every recipient has an outcome")
+	for _, op := range []string{"resume", "pause", "cancel"} {
+		a = b.json(t, "POST", "/v1/campaigns/"+id+"/"+op, "")
+		require.Equal(t, http.StatusConflict, a.status, op)
+		require.Equal(t, "stopping", a.body["error"].(map[string]any)["state"], op)
+	}
 
 	a = b.json(t, "DELETE", "/v1/campaigns/"+id+"/start", "")
 	require.Equal(t, http.StatusMethodNotAllowed, a.status)
@@ -420,9 +431,9 @@ func TestReportAndExport(t *testing.T) {
 		}
 		settles = append(settles, rdb.Settle{OpenID: o, Outcome: out})
 	}
-	_, completed, err := b.rdb.RecordOutcomes(t.Context(), id, 1, "completed", settles...)
+	rec, err := b.rdb.RecordOutcomes(t.Context(), id, 1, "completed", settles...)
 	require.NoError(t, err)
-	require.True(t, completed)
+	require.Equal(t, "completed", rec.Finished)
 
 	a = b.json(t, "GET", "/v1/campaigns/"+id+"/runs/1/report", "")
 	require.Equal(t, http.StatusOK, a.status, a.raw)
@@ -484,7 +495,7 @@ func TestReportPageAndSignedLink(t *testing.T) {
 	a := b.json(t, "POST", "/v1/campaigns", inlineCampaign)
 	id := a.body["id"].(string)
 	require.Equal(t, http.StatusAccepted, b.json(t, "POST", "/v1/campaigns/"+id+"/start", "").status)
-	_, _, err := b.rdb.RecordOutcomes(t.Context(), id, 1, "completed",
+	_, err := b.rdb.RecordOutcomes(t.Context(), id, 1, "completed",
 		rdb.Settle{OpenID: "oTX0000000000000000000000001", Outcome: rdb.Outcome{Status: rdb.OutcomeSent, MsgID: 1}},
 		rdb.Settle{OpenID: "oTX0000000000000000000000002", Outcome: rdb.Outcome{Status: rdb.OutcomeFailed, Code: 43004, Class: "recipient"}})
 	require.NoError(t, err)
@@ -540,7 +551,7 @@ func TestRetryFailed(t *testing.T) {
 	a = b.json(t, "POST", "/v1/campaigns/"+id+"/runs/1/retry", "")
 	require.Equal(t, http.StatusConflict, a.status, "a running campaign has no retry: %s", a.raw)
 
-	_, _, err := b.rdb.RecordOutcomes(t.Context(), id, 1, "completed",
+	_, err := b.rdb.RecordOutcomes(t.Context(), id, 1, "completed",
 		rdb.Settle{OpenID: "oTX0000000000000000000000001", Outcome: rdb.Outcome{Status: rdb.OutcomeSent, MsgID: 5}},
 		rdb.Settle{OpenID: "oTX0000000000000000000000002", Outcome: rdb.Outcome{Status: rdb.OutcomeFailed, Code: 45015, Class: "recipient"}})
 	require.NoError(t, err)

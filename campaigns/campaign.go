@@ -167,13 +167,16 @@ type AudienceSpec struct {
 //
 //	draft     → scheduled, running, cancelled
 //	scheduled → running, cancelled, draft
-//	running   → paused, completed, cancelled, failed
-//	paused    → running, cancelled, failed
+//	running   → paused, completed, stopping
+//	paused    → running, stopping
+//	stopping  → cancelled, failed
 //	completed → running (the next run of a recurring campaign, or a retry
 //	            run of the failed recipients), cancelled (no more runs)
 //	failed    → running (a retry run only)
 //
-// Cancelled is terminal. A failed campaign (a campaign-fatal errcode such as
+// A live run that is cancelled, or meets a campaign-fatal errcode, stops:
+// the campaign is stopping until every recipient of the run has an
+// outcome, then cancelled or failed. Cancelled is terminal. A failed campaign (a campaign-fatal errcode such as
 // a deleted template) runs again only as a retry run over its failed or
 // skipped recipients, once the cause is fixed; the failed run's report
 // stays as it ended.
@@ -195,6 +198,11 @@ const (
 	// StateCompleted has given every recipient of its last run a final
 	// outcome.
 	StateCompleted State = "completed"
+	// StateStopping has stopped sending: its run's recipients without an
+	// outcome are getting theirs (skipped or cancelled if certainly never
+	// sent, unknown if an attempt may have reached WeChat, or the answer
+	// of a call still in flight); then it is cancelled or failed.
+	StateStopping State = "stopping"
 	// StateCancelled was stopped by an operator. It is terminal.
 	StateCancelled State = "cancelled"
 	// StateFailed was stopped by a campaign-fatal error. It is terminal.
@@ -209,8 +217,9 @@ var ErrBadTransition = errors.New("campaigns: bad state transition")
 var transitions = map[State][]State{
 	StateDraft:     {StateScheduled, StateRunning, StateCancelled},
 	StateScheduled: {StateRunning, StateCancelled, StateDraft},
-	StateRunning:   {StatePaused, StateCompleted, StateCancelled, StateFailed},
-	StatePaused:    {StateRunning, StateCancelled, StateFailed},
+	StateRunning:   {StatePaused, StateCompleted, StateStopping},
+	StatePaused:    {StateRunning, StateStopping},
+	StateStopping:  {StateCancelled, StateFailed},
 	StateCompleted: {StateRunning, StateCancelled},
 	// A failed campaign runs again only as a retry of its failed or
 	// skipped recipients (Store.StartRetryRun), once the cause is fixed.
@@ -220,7 +229,7 @@ var transitions = map[State][]State{
 // Valid reports whether s is one of the State constants.
 func (s State) Valid() bool {
 	switch s {
-	case StateDraft, StateScheduled, StateRunning, StatePaused, StateCompleted, StateCancelled, StateFailed:
+	case StateDraft, StateScheduled, StateRunning, StatePaused, StateStopping, StateCompleted, StateCancelled, StateFailed:
 		return true
 	}
 	return false

@@ -21,8 +21,9 @@ func TestStateCanTransition(t *testing.T) {
 	allowed := map[State][]State{
 		StateDraft:     {StateScheduled, StateRunning, StateCancelled},
 		StateScheduled: {StateRunning, StateCancelled, StateDraft},
-		StateRunning:   {StatePaused, StateCompleted, StateCancelled, StateFailed},
-		StatePaused:    {StateRunning, StateCancelled, StateFailed},
+		StateRunning:   {StatePaused, StateCompleted, StateStopping},
+		StatePaused:    {StateRunning, StateStopping},
+		StateStopping:  {StateCancelled, StateFailed},
 		StateCompleted: {StateRunning, StateCancelled},
 		StateCancelled: nil,
 		StateFailed:    {StateRunning}, // a retry run
@@ -62,13 +63,15 @@ func TestCampaignTransition(t *testing.T) {
 
 	require.NoError(t, c.Transition(StateCompleted, now))
 	require.NoError(t, c.Transition(StateRunning, now), "a recurring campaign's next run")
-	require.NoError(t, c.Transition(StateFailed, now))
+	require.NoError(t, c.Transition(StateStopping, now), "a fatal errcode")
+	require.NoError(t, c.Transition(StateFailed, now), "once its recipients have outcomes")
 	for _, to := range allStates {
 		if to != StateRunning {
 			require.True(t, errors.Is(c.Transition(to, now), ErrBadTransition), "failed leads only to a retry run")
 		}
 	}
 	require.NoError(t, c.Transition(StateRunning, now), "a retry run")
+	require.NoError(t, c.Transition(StateStopping, now))
 	require.NoError(t, c.Transition(StateCancelled, now))
 	for _, to := range allStates {
 		require.True(t, errors.Is(c.Transition(to, now), ErrBadTransition), "cancelled is terminal")

@@ -37,12 +37,16 @@ func (e *StateError) Is(t error) bool { return t == ErrBadTransition }
 // Store keeps campaigns, their audiences and their runs in Redis. It is safe
 // for concurrent use.
 type Store struct {
-	r   *rdb.RDB
-	now func() time.Time
+	r      *rdb.RDB
+	now    func() time.Time
+	ledger LedgerConfig
 }
 
-// NewStore returns a Store on r.
-func NewStore(r *rdb.RDB) *Store { return &Store{r: r, now: time.Now} }
+// NewStore returns a Store on r, whose ledger has the default
+// configuration (see WithLedger).
+func NewStore(r *rdb.RDB) *Store {
+	return (&Store{r: r, now: time.Now}).WithLedger(LedgerConfig{})
+}
 
 // WithClock returns a copy of s that reads the time from now instead of
 // time.Now: creation and update times, and the first fire time of a
@@ -205,31 +209,40 @@ func (s *Store) Resume(ctx context.Context, id string) error {
 	return s.setStates(ctx, "resume", id, StateRunning, "", StatePaused)
 }
 
-// Cancel stops a campaign for good; every recipient of its current run
-// without an outcome is recorded as cancelled, and it leaves its schedule.
-func (s *Store) Cancel(ctx context.Context, id string) error {
-	err := s.setStates(ctx, "cancel", id, StateCancelled, "cancelled by an operator",
-		StateDraft, StateScheduled, StateRunning, StatePaused, StateCompleted)
+// Cancel stops a campaign for good. A live run stops (see Stop): every
+// recipient without an outcome gets one, cancelled if it was certainly
+// never sent and unknown if an attempt may have reached WeChat, and the
+// run and the campaign are cancelled once all have theirs. A campaign
+// without a live run is cancelled at once. It leaves its schedule either
+// way. It reports whether a run was stopped, which the caller must then
+// settle (SettleStopped).
+func (s *Store) Cancel(ctx context.Context, id string) (stopped bool, run int, err error) {
+	rec, err := s.r.GetCampaign(ctx, id)
 	if err != nil {
-		return err
+		return false, 0, s.stateErr("cancel", id, err)
+	}
+	switch State(rec.State) {
+	case StateRunning, StatePaused:
+		stopped, err = s.Stop(ctx, id, rec.Run, StateCancelled, "cancelled by an operator")
+		if err != nil {
+			return false, 0, err
+		}
+		if !stopped {
+			// It finished or stopped meanwhile: what is its state now?
+			return s.Cancel(ctx, id)
+		}
+	default:
+		err := s.r.SetStates(ctx, id, rec.Run, string(StateCancelled), "", "cancelled by an operator",
+			string(StateDraft), string(StateScheduled), string(StateCompleted))
+		if err != nil {
+			return false, 0, s.stateErr("cancel", id, err)
+		}
 	}
 	// Once cancelled, no fire can claim the campaign: this only tidies its
 	// schedule, and the cancel stands if it fails (the next scheduler to
 	// find the index entry drops it), so its error is not the cancel's.
 	_ = s.r.DropSchedule(ctx, id)
-	return nil
-}
-
-// Fail stops a campaign's run after a campaign-fatal error; every recipient
-// without an outcome is recorded as skipped with reason.
-func (s *Store) Fail(ctx context.Context, id string, run int, reason string) error {
-	err := s.r.SetStates(ctx, id, run, string(StateFailed), string(StateFailed), reason, string(StateRunning), string(StatePaused))
-	return s.stateErr("fail", id, err)
-}
-
-// Run returns a run's state and counters.
-func (s *Store) Run(ctx context.Context, id string, run int) (rdb.RunRecord, error) {
-	return s.r.GetRun(ctx, id, run)
+	return stopped, rec.Run, nil
 }
 
 // uploadBatch is how many recipients of an upload go to Redis per round

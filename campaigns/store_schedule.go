@@ -21,7 +21,7 @@ const FireKeep = 7 * 24 * time.Hour
 // States in which a campaign on a schedule may be: waiting for its first
 // fire (scheduled), or, for a recurring schedule, during a run and between
 // runs.
-var onSchedule = []string{string(StateScheduled), string(StateRunning), string(StatePaused), string(StateCompleted)}
+var onSchedule = []string{string(StateScheduled), string(StateRunning), string(StatePaused), string(StateStopping), string(StateCompleted)}
 
 // Schedule puts a draft campaign on its Schedule: it moves to scheduled
 // and its first fire time after now is indexed for the schedulers. It
@@ -167,7 +167,7 @@ func (s *Store) Fire(ctx context.Context, c *Campaign, f Fire) (FireResult, erro
 	switch {
 	case c.Schedule.Recurring():
 		claim.StartFrom = []string{string(StateScheduled), string(StateCompleted)}
-		claim.Busy = []string{string(StateRunning), string(StatePaused)}
+		claim.Busy = []string{string(StateRunning), string(StatePaused), string(StateStopping)}
 	case c.Schedule != nil:
 		claim.StartFrom = []string{string(StateScheduled)}
 	}
@@ -179,4 +179,21 @@ func (s *Store) Fire(ctx context.Context, c *Campaign, f Fire) (FireResult, erro
 		return FireResult{}, err
 	}
 	return FireResult{Status: FireStatus(rep.Status), State: State(rep.State), Next: rep.Next, Run: rep.Run}, nil
+}
+
+// DueFire is one index entry of a campaign on its schedule: its id and its
+// next fire time.
+type DueFire = rdb.DueSchedule
+
+// DueFires returns at most limit schedule index entries due at now (fire
+// time ≤ now), earliest first.
+func (s *Store) DueFires(ctx context.Context, now time.Time, limit int64) ([]DueFire, error) {
+	return s.r.DueSchedules(ctx, now, limit)
+}
+
+// MoveFire moves campaign id's schedule index entry from fire time from to
+// fire time to (the zero time drops it), if it is still at from. It
+// reports whether it moved it.
+func (s *Store) MoveFire(ctx context.Context, id string, from, to time.Time) (bool, error) {
+	return s.r.MoveSchedule(ctx, id, from, to)
 }

@@ -77,7 +77,9 @@ func TestStoreScheduleUnschedule(t *testing.T) {
 	// Cancel takes a scheduled campaign off the index too.
 	require.NoError(t, s.Schedule(ctx, c.ID))
 	require.Len(t, indexed(t, r), 1)
-	require.NoError(t, s.Cancel(ctx, c.ID))
+	stopped, _, err := s.Cancel(ctx, c.ID)
+	require.NoError(t, err)
+	require.False(t, stopped, "a scheduled campaign has no run to stop")
 	require.Empty(t, indexed(t, r))
 	require.ErrorAs(t, s.Schedule(ctx, c.ID), &se)
 	require.Equal(t, campaigns.StateCancelled, se.State)

@@ -18,6 +18,7 @@ type Metrics struct {
 	rateWait  *prometheus.HistogramVec
 	refreshes *prometheus.CounterVec
 	runsEnded *prometheus.CounterVec
+	resolved  *prometheus.CounterVec
 }
 
 // NewMetrics registers wxmass's metrics with reg.
@@ -25,7 +26,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxmass_sends_total",
-			Help: "Recipients settled, by account (appid), message kind, outcome (sent, failed, skipped, cancelled) and errcode class.",
+			Help: "Recipients settled (each once, when it first gets an outcome), by account, message kind, outcome (sent, failed, unknown, skipped, cancelled) and errcode class.",
 		}, []string{"account", "kind", "outcome", "class"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "wxmass_send_duration_seconds",
@@ -42,11 +43,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "access_token fetches by this process, by account and result (ok, error).",
 		}, []string{"account", "result"}),
 		runsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wxmass_runs_completed_total",
-			Help: "Campaign runs this process saw complete (every recipient settled), by account.",
-		}, []string{"account"}),
+			Name: "wxmass_runs_finished_total",
+			Help: "Campaign runs this process saw finish (every recipient has an outcome), by account and the state they finished in (completed, failed, cancelled).",
+		}, []string{"account", "state"}),
+		resolved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxmass_unknown_resolved_total",
+			Help: "Recipients whose unknown outcome a late answer replaced, by account, message kind and the outcome it became (sent, failed).",
+		}, []string{"account", "kind", "outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.outcomes, m.latency, m.rateWait, m.refreshes, m.runsEnded} {
+	for _, c := range []prometheus.Collector{m.outcomes, m.latency, m.rateWait, m.refreshes, m.runsEnded, m.resolved} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -98,12 +103,22 @@ func (m *Metrics) TokenRefresh(account string, err error) {
 	m.refreshes.WithLabelValues(account, result).Inc()
 }
 
-// RunCompleted counts a run this process saw complete.
-func (m *Metrics) RunCompleted(account string) {
+// RunFinished counts a run this process saw finish in state (completed,
+// failed, cancelled).
+func (m *Metrics) RunFinished(account, state string) {
 	if m == nil {
 		return
 	}
-	m.runsEnded.WithLabelValues(account).Inc()
+	m.runsEnded.WithLabelValues(account, state).Inc()
+}
+
+// Resolved counts a recipient whose unknown outcome a late answer
+// replaced with outcome.
+func (m *Metrics) Resolved(account, kind, outcome string) {
+	if m == nil {
+		return
+	}
+	m.resolved.WithLabelValues(account, kind, outcome).Inc()
 }
 
 // QueueCollector reports the size of asynq queues at each scrape, by

@@ -27,17 +27,28 @@ func TestMetrics(t *testing.T) {
 	m.RateWait("wx1", "message/template/send", time.Millisecond)
 	m.TokenRefresh("wx1", nil)
 	m.TokenRefresh("wx1", errors.New("40164"))
-	m.RunCompleted("wx1")
+	m.Outcome("wx1", "custom", "unknown", "")
+	m.RunFinished("wx1", "completed")
+	m.RunFinished("wx1", "failed")
+	m.Resolved("wx1", "template", "sent")
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP wxmass_sends_total Recipients settled, by account (appid), message kind, outcome (sent, failed, skipped, cancelled) and errcode class.
+# HELP wxmass_runs_finished_total Campaign runs this process saw finish (every recipient has an outcome), by account and the state they finished in (completed, failed, cancelled).
+# TYPE wxmass_runs_finished_total counter
+wxmass_runs_finished_total{account="wx1",state="completed"} 1
+wxmass_runs_finished_total{account="wx1",state="failed"} 1
+# HELP wxmass_sends_total Recipients settled (each once, when it first gets an outcome), by account, message kind, outcome (sent, failed, unknown, skipped, cancelled) and errcode class.
 # TYPE wxmass_sends_total counter
+wxmass_sends_total{account="wx1",class="",kind="custom",outcome="unknown"} 1
 wxmass_sends_total{account="wx1",class="",kind="template",outcome="cancelled"} 3
 wxmass_sends_total{account="wx1",class="",kind="template",outcome="sent"} 1
 # HELP wxmass_token_refreshes_total access_token fetches by this process, by account and result (ok, error).
 # TYPE wxmass_token_refreshes_total counter
 wxmass_token_refreshes_total{account="wx1",result="error"} 1
 wxmass_token_refreshes_total{account="wx1",result="ok"} 1
-`), "wxmass_sends_total", "wxmass_token_refreshes_total"))
+# HELP wxmass_unknown_resolved_total Recipients whose unknown outcome a late answer replaced, by account, message kind and the outcome it became (sent, failed).
+# TYPE wxmass_unknown_resolved_total counter
+wxmass_unknown_resolved_total{account="wx1",kind="template",outcome="sent"} 1
+`), "wxmass_sends_total", "wxmass_token_refreshes_total", "wxmass_runs_finished_total", "wxmass_unknown_resolved_total"))
 	require.Equal(t, 1, testutil.CollectAndCount(reg, "wxmass_send_duration_seconds"))
 
 	// A second registration of the same metrics is an error, not a panic.

@@ -49,7 +49,7 @@ func TestClusterRunEndToEnd(t *testing.T) {
 	reg, err := account.NewRegistry(&account.Account{AppID: "wx00000000000fake1", Default: ratelimit.Limit{Rate: 1, Burst: 1}})
 	require.NoError(t, err)
 	store := campaigns.NewStore(r)
-	prod := producer.New(client.Client, store, r, reg, nil, producer.Config{ChunkSize: 10, Window: 1000})
+	prod := producer.New(client.Client, store, reg, nil, producer.Config{ChunkSize: 10, Window: 1000})
 
 	c := &campaigns.Campaign{
 		Name: "cluster", Account: "wx00000000000fake1", Kind: campaigns.KindTemplate,
@@ -81,7 +81,7 @@ func TestClusterRunEndToEnd(t *testing.T) {
 		mu.Lock()
 		sends[s.OpenID]++
 		mu.Unlock()
-		_, _, err = r.RecordOutcome(ctx, s.Campaign, s.Run.Run, campaigns.DoneState(c),
+		_, err = r.RecordOutcome(ctx, s.Campaign, s.Run.Run, campaigns.DoneState(c),
 			rdb.Settle{OpenID: s.OpenID, Outcome: rdb.Outcome{Status: rdb.OutcomeSent, MsgID: 1 << 40}})
 		return err
 	})

@@ -25,7 +25,6 @@ import (
 
 	"github.com/wxmass/wxmass/campaigns"
 	"github.com/wxmass/wxmass/internal/account"
-	"github.com/wxmass/wxmass/internal/rdb"
 	"github.com/wxmass/wxmass/internal/task"
 	"github.com/wxmass/wxmass/monitoring"
 	"github.com/wxmass/wxmass/wechat"
@@ -58,8 +57,8 @@ type Config struct {
 	// tries again.
 	WindowRecheck time.Duration
 	Logger        *zap.Logger
-	// Metrics counts the outcomes the producer records itself (the
-	// recipients of a cancelled or failed run); nil means none.
+	// Metrics counts the runs the producer sees finish (a stopped run
+	// settled, an empty audience); nil means none.
 	Metrics *monitoring.Metrics
 }
 
@@ -96,15 +95,14 @@ type Producer struct {
 	cfg      Config
 	client   *asynq.Client
 	store    *campaigns.Store
-	rdb      *rdb.RDB
 	accounts *account.Registry
 	wechat   *wechat.Client
 }
 
-// New returns a Producer that enqueues with client.
-func New(client *asynq.Client, store *campaigns.Store, r *rdb.RDB, accounts *account.Registry, wc *wechat.Client, cfg Config) *Producer {
+// New returns a Producer that enqueues with client and keeps runs in store.
+func New(client *asynq.Client, store *campaigns.Store, accounts *account.Registry, wc *wechat.Client, cfg Config) *Producer {
 	cfg.withDefaults()
-	return &Producer{cfg: cfg, client: client, store: store, rdb: r, accounts: accounts, wechat: wc}
+	return &Producer{cfg: cfg, client: client, store: store, accounts: accounts, wechat: wc}
 }
 
 // Config returns the producer's configuration with defaults applied.
@@ -125,13 +123,122 @@ func (p *Producer) Start(ctx context.Context, id string) (int, error) {
 		return 0, err
 	}
 	if err := p.enqueueLaunch(ctx, id, run); err != nil {
-		if ferr := p.store.Fail(ctx, id, run, "could not queue the launch: "+err.Error()); ferr != nil {
-			return 0, errors.Join(err, ferr)
-		}
-		return 0, err
+		return 0, p.abandon(ctx, c, run, "could not queue the launch", err)
 	}
 	p.cfg.Logger.Info("run started", zap.String("campaign_id", id), zap.Int("run", run))
 	return run, nil
+}
+
+// abandon stops a run that could not be set going because of err (its
+// recipients are skipped), and returns err.
+func (p *Producer) abandon(ctx context.Context, c *campaigns.Campaign, run int, what string, err error) error {
+	ctx = context.WithoutCancel(ctx)
+	if _, serr := p.Stop(ctx, c, run, campaigns.StateFailed, what+": "+err.Error()); serr != nil {
+		return errors.Join(err, serr)
+	}
+	return err
+}
+
+// Stop stops a live run of c bound for final (failed or cancelled) with
+// reason, and queues the settling of its recipients (HandleSettle): those
+// certainly never sent are skipped (or cancelled), those whose attempt may
+// have reached WeChat unknown, and those with a call in flight get its
+// answer. If the settle task cannot be queued, Stop settles what it can
+// itself; the workers' stall check queues it later. It reports whether
+// this call stopped the run (false: it had stopped or finished already).
+func (p *Producer) Stop(ctx context.Context, c *campaigns.Campaign, run int, final campaigns.State, reason string) (bool, error) {
+	stopped, err := p.store.Stop(ctx, c.ID, run, final, reason)
+	if err != nil || !stopped {
+		return stopped, err
+	}
+	p.cfg.Logger.Info("run stopping", zap.String("campaign_id", c.ID), zap.Int("run", run), zap.String("state", string(final)), zap.String("reason", reason))
+	if err := p.EnqueueSettle(ctx, c.ID, run, 0); err != nil {
+		p.cfg.Logger.Warn("queue the settling of a stopped run: settling here", zap.String("campaign_id", c.ID), zap.Int("run", run), zap.Error(err))
+		res, serr := p.store.SettleStopped(ctx, c, run)
+		if serr != nil {
+			return true, errors.Join(err, serr)
+		}
+		p.settled(c, run, res)
+	}
+	return true, nil
+}
+
+// Cancel cancels campaign id: a live run stops and settles (see Stop).
+func (p *Producer) Cancel(ctx context.Context, id string) error {
+	stopped, run, err := p.store.Cancel(ctx, id)
+	if err != nil || !stopped {
+		return err
+	}
+	p.cfg.Logger.Info("run stopping", zap.String("campaign_id", id), zap.Int("run", run), zap.String("state", string(campaigns.StateCancelled)))
+	if err := p.EnqueueSettle(ctx, id, run, 0); err != nil {
+		c, gerr := p.store.Get(ctx, id)
+		if gerr != nil {
+			return errors.Join(err, gerr)
+		}
+		res, serr := p.store.SettleStopped(ctx, c, run)
+		if serr != nil {
+			return errors.Join(err, serr)
+		}
+		p.settled(c, run, res)
+	}
+	return nil
+}
+
+// EnqueueSettle queues the settle task of a stopped run, to run after
+// delay. A settle task of the run already queued is enough.
+func (p *Producer) EnqueueSettle(ctx context.Context, id string, run int, delay time.Duration) error {
+	t := asynq.NewTask(task.TypeSettle, task.Encode(task.Run{Campaign: id, Run: run}))
+	_, err := p.client.EnqueueContext(ctx, t, asynq.TaskID(task.SettleID(id, run)), asynq.Queue(task.QueueControl),
+		asynq.MaxRetry(25), asynq.Timeout(10*time.Minute), asynq.ProcessIn(delay))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue settle: %w", err)
+	}
+	return nil
+}
+
+// HandleSettle is the asynq handler of settle tasks: it gives the
+// recipients of a stopped run their outcomes (campaigns.Store.SettleStopped)
+// and comes back while calls of the run may still be answered.
+func (p *Producer) HandleSettle(ctx context.Context, t *asynq.Task) error {
+	ref, err := task.DecodeRun(t.Payload())
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	c, err := p.store.Get(ctx, ref.Campaign)
+	if errors.Is(err, campaigns.ErrNotFound) {
+		return fmt.Errorf("settle: %w: %w", err, asynq.SkipRetry)
+	}
+	if err != nil {
+		return err
+	}
+	res, err := p.store.SettleStopped(ctx, c, ref.Run)
+	if errors.Is(err, campaigns.ErrRunNotFound) {
+		return fmt.Errorf("settle: %w: %w", err, asynq.SkipRetry)
+	}
+	if err != nil {
+		return err
+	}
+	p.settled(c, ref.Run, res)
+	if res.Pending > 0 {
+		// Calls begun less than the grace ago may still be answered; after
+		// it, their recipients are unknown.
+		wait := time.Until(res.Oldest.Add(p.store.LedgerConfig().StopGrace)) + 50*time.Millisecond
+		return &ThrottleError{RetryAfter: max(wait, 50*time.Millisecond), Reason: fmt.Sprintf("%d calls of the stopped run may still be answered", res.Pending)}
+	}
+	return nil
+}
+
+// settled counts what a settle did, and reports a run it finished.
+func (p *Producer) settled(c *campaigns.Campaign, run int, res campaigns.SettleResult) {
+	if res.Finished != "" {
+		p.finished(c, run, res.Finished)
+	}
+}
+
+// finished logs and counts a run that finished in state.
+func (p *Producer) finished(c *campaigns.Campaign, run int, state string) {
+	p.cfg.Metrics.RunFinished(c.Account, state)
+	p.cfg.Logger.Info("run finished", zap.String("campaign_id", c.ID), zap.Int("run", run), zap.String("state", state))
 }
 
 func (p *Producer) enqueueLaunch(ctx context.Context, id string, run int) error {
@@ -215,12 +322,15 @@ func (p *Producer) HandleLaunch(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	log := p.cfg.Logger.With(zap.String("campaign_id", ref.Campaign), zap.Int("run", ref.Run))
-	run, err := p.rdb.GetRun(ctx, ref.Campaign, ref.Run)
-	if errors.Is(err, rdb.ErrRunNotFound) {
+	run, err := p.store.Run(ctx, ref.Campaign, ref.Run)
+	if errors.Is(err, campaigns.ErrRunNotFound) {
 		return fmt.Errorf("launch: %w: %w", err, asynq.SkipRetry)
 	}
 	if err != nil {
 		return err
+	}
+	if !live(run.State) {
+		return nil // stopped before its launch: it settles without one
 	}
 	if run.Size < 0 {
 		c, err := p.store.Get(ctx, ref.Campaign)
@@ -231,16 +341,25 @@ func (p *Producer) HandleLaunch(ctx context.Context, t *asynq.Task) error {
 		if err != nil {
 			return err
 		}
-		if err := p.rdb.SetRunSize(ctx, ref.Campaign, ref.Run, n, p.rdb.Keys().RunAudience(ref.Campaign, ref.Run), campaigns.DoneState(c)); err != nil {
+		fin, err := p.store.SetRunSize(ctx, c, ref.Run, n)
+		if err != nil {
 			return err
 		}
 		log.Info("audience fetched", zap.Int64("recipients", n))
+		if fin != "" {
+			p.finished(c, ref.Run, fin)
+		}
 		run.Size = n
 	}
 	if run.Size == 0 {
 		return nil
 	}
 	return p.enqueueExpand(ctx, ref.Campaign, ref.Run, 0)
+}
+
+// live reports whether a run in state may still send.
+func live(state string) bool {
+	return state == string(campaigns.StateRunning) || state == string(campaigns.StatePaused)
 }
 
 // fetchAudience pages through the followers or tag members of the
@@ -251,7 +370,7 @@ func (p *Producer) fetchAudience(ctx context.Context, c *campaigns.Campaign, run
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
-	if err := p.rdb.ResetRunAudience(ctx, c.ID, run); err != nil {
+	if err := p.store.ResetRunAudience(ctx, c.ID, run); err != nil {
 		return 0, err
 	}
 	var fetch wechat.PageFunc
@@ -270,7 +389,7 @@ func (p *Producer) fetchAudience(ctx context.Context, c *campaigns.Campaign, run
 	var n int64
 	err = wechat.EachPage(ctx, fetch, func(openids []string) error {
 		n += int64(len(openids))
-		return p.rdb.AppendRunAudience(ctx, c.ID, run, openids)
+		return p.store.AppendRunAudience(ctx, c.ID, run, openids)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("fetch audience: %w", err)
@@ -279,23 +398,24 @@ func (p *Producer) fetchAudience(ctx context.Context, c *campaigns.Campaign, run
 }
 
 // HandleExpand is the asynq handler of expand tasks: it turns one chunk of
-// the run's audience into send tasks (or, for a cancelled or failed run,
-// into final outcomes directly), then queues the next chunk.
+// the run's audience into send tasks, then queues the next chunk. A run
+// that stopped is not expanded further: its settle task gives the
+// recipients their outcomes.
 func (p *Producer) HandleExpand(ctx context.Context, t *asynq.Task) error {
 	e, err := task.DecodeExpand(t.Payload())
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	id, runNo := e.Campaign, e.Run.Run
-	run, err := p.rdb.GetRun(ctx, id, runNo)
-	if errors.Is(err, rdb.ErrRunNotFound) {
+	run, err := p.store.Run(ctx, id, runNo)
+	if errors.Is(err, campaigns.ErrRunNotFound) {
 		return fmt.Errorf("expand: %w: %w", err, asynq.SkipRetry)
 	}
 	if err != nil {
 		return err
 	}
 	start := int64(e.Chunk) * int64(p.cfg.ChunkSize)
-	if run.Size <= 0 || start >= run.Size {
+	if !live(run.State) || run.Size <= 0 || start >= run.Size {
 		return nil
 	}
 	end := min(start+int64(p.cfg.ChunkSize), run.Size)
@@ -307,11 +427,11 @@ func (p *Producer) HandleExpand(ctx context.Context, t *asynq.Task) error {
 			return &ThrottleError{RetryAfter: p.cfg.WindowRecheck, Reason: "send window full"}
 		}
 	}
-	openids, err := p.rdb.AudienceRange(ctx, run.Audience, start, end-1)
+	openids, err := p.store.AudienceRange(ctx, run.Audience, start, end-1)
 	if err != nil {
 		return err
 	}
-	has, err := p.rdb.HasOutcomes(ctx, id, runNo, openids)
+	has, err := p.store.HasOutcomes(ctx, id, runNo, openids)
 	if err != nil {
 		return err
 	}
@@ -331,7 +451,7 @@ func (p *Producer) HandleExpand(ctx context.Context, t *asynq.Task) error {
 	// one as expanded, so the window holds. If this task fails from here on,
 	// its retry skips the window check (the chunk is already reserved) and
 	// queues only the recipients still without an outcome.
-	if err := p.rdb.MarkExpanded(ctx, id, runNo, end); err != nil {
+	if err := p.store.MarkExpanded(ctx, id, runNo, end); err != nil {
 		return err
 	}
 	if end < run.Size {
@@ -339,12 +459,7 @@ func (p *Producer) HandleExpand(ctx context.Context, t *asynq.Task) error {
 			return err
 		}
 	}
-	switch run.State {
-	case string(campaigns.StateCancelled), string(campaigns.StateFailed):
-		return p.settleAll(ctx, c, runNo, run, todo)
-	default:
-		return p.enqueueSends(ctx, c, runNo, todo)
-	}
+	return p.enqueueSends(ctx, c, runNo, todo)
 }
 
 func (p *Producer) enqueueSends(ctx context.Context, c *campaigns.Campaign, run int, openids []string) error {
@@ -355,33 +470,6 @@ func (p *Producer) enqueueSends(ctx context.Context, c *campaigns.Campaign, run 
 		g.Go(func() error { return p.EnqueueSend(gctx, typ, task.QueueBulk, c.ID, run, o) })
 	}
 	return g.Wait()
-}
-
-// settleAll gives every recipient of a cancelled or failed run's chunk its
-// final outcome without sending.
-func (p *Producer) settleAll(ctx context.Context, c *campaigns.Campaign, run int, rec rdb.RunRecord, openids []string) error {
-	o := rdb.Outcome{Status: rdb.OutcomeCancelled, Detail: "campaign cancelled"}
-	if rec.State == string(campaigns.StateFailed) {
-		o = rdb.Outcome{Status: rdb.OutcomeSkipped, Detail: "campaign stopped: " + rec.Reason}
-	}
-	const batch = 500
-	for len(openids) > 0 {
-		n := min(batch, len(openids))
-		settles := make([]rdb.Settle, n)
-		for i, oid := range openids[:n] {
-			settles[i] = rdb.Settle{OpenID: oid, Outcome: o}
-		}
-		recorded, completed, err := p.rdb.RecordOutcomes(ctx, c.ID, run, campaigns.DoneState(c), settles...)
-		if err != nil {
-			return err
-		}
-		p.cfg.Metrics.Outcomes(c.Account, string(c.Kind), o.Status, o.Class, recorded)
-		if completed {
-			p.cfg.Metrics.RunCompleted(c.Account)
-		}
-		openids = openids[n:]
-	}
-	return nil
 }
 
 // SendTransactional sends one message to one user (an order notice, say):
@@ -403,14 +491,11 @@ func (p *Producer) SendTransactional(ctx context.Context, c *campaigns.Campaign)
 	if err != nil {
 		return 0, err
 	}
-	if err := p.rdb.MarkExpanded(ctx, c.ID, run, 1); err != nil {
+	if err := p.store.MarkExpanded(ctx, c.ID, run, 1); err != nil {
 		return 0, err
 	}
 	if err := p.EnqueueSend(ctx, SendTaskType(c.Kind), task.QueueTransactional, c.ID, run, c.Audience.OpenIDs[0]); err != nil {
-		if ferr := p.store.Fail(ctx, c.ID, run, "could not queue the send: "+err.Error()); ferr != nil {
-			return 0, errors.Join(err, ferr)
-		}
-		return 0, err
+		return 0, p.abandon(ctx, c, run, "could not queue the send", err)
 	}
 	return run, nil
 }

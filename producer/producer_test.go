@@ -47,7 +47,7 @@ func setup(t *testing.T, cfg producer.Config) *bundle {
 	reg, err := account.NewRegistry(&account.Account{AppID: "wx00000000000fake1", Default: ratelimit.Limit{Rate: 1, Burst: 1}})
 	require.NoError(t, err)
 	store := campaigns.NewStore(r)
-	return &bundle{rdb: r, store: store, ins: ins, prod: producer.New(client.Client, store, r, reg, nil, cfg)}
+	return &bundle{rdb: r, store: store, ins: ins, prod: producer.New(client.Client, store, reg, nil, cfg)}
 }
 
 func (b *bundle) campaign(t *testing.T, n int) *campaigns.Campaign {
@@ -115,7 +115,7 @@ func TestExpandKeepsWindowAndNeverDoubleEnqueues(t *testing.T) {
 	for i := range 300 {
 		settles = append(settles, rdb.Settle{OpenID: fmt.Sprintf("oP%026d", i), Outcome: rdb.Outcome{Status: rdb.OutcomeSent}})
 	}
-	_, _, err = b.rdb.RecordOutcomes(t.Context(), c.ID, run, "completed", settles...)
+	_, err = b.rdb.RecordOutcomes(t.Context(), c.ID, run, "completed", settles...)
 	require.NoError(t, err)
 	for range 3 {
 		require.NoError(t, b.prod.HandleExpand(t.Context(), expandTask(c.ID, run, k)))
@@ -125,16 +125,30 @@ func TestExpandKeepsWindowAndNeverDoubleEnqueues(t *testing.T) {
 	require.ErrorAs(t, b.prod.HandleExpand(t.Context(), expandTask(c.ID, run, k)), &te)
 	require.Equal(t, window+300, b.queued(t, task.QueueBulk), "settled tasks are still in this queue: no worker ran them")
 
-	// Cancelled: the rest of the audience is settled without send tasks.
-	require.NoError(t, b.store.Cancel(t.Context(), c.ID))
+	// Cancelled: the run stops, nothing more is expanded, and its settle
+	// task (queued by Cancel) gives every recipient without an outcome,
+	// queued or not (none was attempted), cancelled.
+	require.NoError(t, b.prod.Cancel(t.Context(), c.ID))
 	for ; k*chunk < n; k++ {
 		require.NoError(t, b.prod.HandleExpand(t.Context(), expandTask(c.ID, run, k)))
 	}
 	require.Equal(t, window+300, b.queued(t, task.QueueBulk))
 	rec, err := b.rdb.GetRun(t.Context(), c.ID, run)
 	require.NoError(t, err)
-	require.EqualValues(t, n-(window+300), rec.Counters["cancelled"])
+	require.Equal(t, "stopping", rec.State)
+	require.EqualValues(t, 300, rec.Settled())
+	_, err = b.ins.GetTaskInfo(task.QueueControl, task.SettleID(c.ID, run))
+	require.NoError(t, err, "the settle task is queued")
+	require.NoError(t, b.prod.HandleSettle(t.Context(), asynq.NewTask(task.TypeSettle, task.Encode(task.Run{Campaign: c.ID, Run: run}))))
+	rec, err = b.rdb.GetRun(t.Context(), c.ID, run)
+	require.NoError(t, err)
+	require.Equal(t, "cancelled", rec.State)
+	require.EqualValues(t, n-300, rec.Counters["cancelled"])
 	require.EqualValues(t, 300, rec.Counters["sent"])
+	require.EqualValues(t, n, rec.Settled())
+	got, err := b.store.Get(t.Context(), c.ID)
+	require.NoError(t, err)
+	require.Equal(t, campaigns.StateCancelled, got.State)
 }
 
 func TestLaunchOfUnknownRunIsDropped(t *testing.T) {

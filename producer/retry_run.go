@@ -2,7 +2,6 @@ package producer
 
 import (
 	"context"
-	"errors"
 
 	"go.uber.org/zap"
 
@@ -11,22 +10,21 @@ import (
 
 // RetryFailed starts a new run of campaign id over the recipients of run
 // from that match f (by default, every failed one), and queues its launch.
-// It returns the new run and its size.
-func (p *Producer) RetryFailed(ctx context.Context, id string, from int, f campaigns.RetryFilter) (int, int64, error) {
+// It returns the new run, its size and what it risks (see
+// campaigns.RetryResult).
+func (p *Producer) RetryFailed(ctx context.Context, id string, from int, f campaigns.RetryFilter) (campaigns.RetryResult, error) {
 	c, err := p.store.Get(ctx, id)
 	if err != nil {
-		return 0, 0, err
+		return campaigns.RetryResult{}, err
 	}
-	run, n, err := p.store.StartRetryRun(ctx, c, from, f)
+	res, err := p.store.StartRetryRun(ctx, c, from, f)
 	if err != nil {
-		return 0, 0, err
+		return campaigns.RetryResult{}, err
 	}
-	if err := p.enqueueLaunch(ctx, id, run); err != nil {
-		if ferr := p.store.Fail(ctx, id, run, "could not queue the launch: "+err.Error()); ferr != nil {
-			return 0, 0, errors.Join(err, ferr)
-		}
-		return 0, 0, err
+	if err := p.enqueueLaunch(ctx, id, res.Run); err != nil {
+		return campaigns.RetryResult{}, p.abandon(ctx, c, res.Run, "could not queue the launch", err)
 	}
-	p.cfg.Logger.Info("retry run started", zap.String("campaign_id", id), zap.Int("run", run), zap.Int("from_run", from), zap.Int64("recipients", n))
-	return run, n, nil
+	p.cfg.Logger.Info("retry run started", zap.String("campaign_id", id), zap.Int("run", res.Run), zap.Int("from_run", from),
+		zap.Int64("recipients", res.Size), zap.Int64("unknown", res.Unknown), zap.Int64("may_duplicate", res.MayDuplicate))
+	return res, nil
 }

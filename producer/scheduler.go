@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxmass/wxmass/campaigns"
-	"github.com/wxmass/wxmass/internal/rdb"
 )
 
 // Defaults of SchedulerConfig.
@@ -80,7 +79,6 @@ type Scheduler struct {
 	cfg   SchedulerConfig
 	p     *Producer
 	store *campaigns.Store
-	rdb   *rdb.RDB
 	log   *zap.Logger
 
 	lastErrLog time.Time // Run's goroutine only
@@ -90,7 +88,7 @@ type Scheduler struct {
 // NewScheduler returns a Scheduler that starts runs with p.
 func NewScheduler(p *Producer, cfg SchedulerConfig) *Scheduler {
 	cfg.withDefaults()
-	return &Scheduler{cfg: cfg, p: p, store: p.store, rdb: p.rdb, log: cfg.Logger}
+	return &Scheduler{cfg: cfg, p: p, store: p.store, log: cfg.Logger}
 }
 
 // Schedule puts a draft campaign on its schedule (campaigns.Store.Schedule),
@@ -141,7 +139,7 @@ func (s *Scheduler) logError(err error) {
 // not handle; they stay due for the next tick.
 func (s *Scheduler) tick(ctx context.Context) error {
 	now := s.cfg.NowFunc()
-	due, err := s.rdb.DueSchedules(ctx, now, int64(s.cfg.DueBatch))
+	due, err := s.store.DueFires(ctx, now, int64(s.cfg.DueBatch))
 	if err != nil {
 		return err
 	}
@@ -158,11 +156,11 @@ func (s *Scheduler) tick(ctx context.Context) error {
 }
 
 // fire claims and does one due fire.
-func (s *Scheduler) fire(ctx context.Context, d rdb.DueSchedule, now time.Time) error {
+func (s *Scheduler) fire(ctx context.Context, d campaigns.DueFire, now time.Time) error {
 	log := s.log.With(zap.String("campaign_id", d.ID), zap.Time("fire_at", d.At))
 	c, err := s.store.Get(ctx, d.ID)
 	if errors.Is(err, campaigns.ErrNotFound) {
-		_, err := s.rdb.MoveSchedule(ctx, d.ID, d.At, time.Time{})
+		_, err := s.store.MoveFire(ctx, d.ID, d.At, time.Time{})
 		return err
 	}
 	if err != nil {
@@ -205,7 +203,7 @@ func (s *Scheduler) fire(ctx context.Context, d rdb.DueSchedule, now time.Time) 
 	case campaigns.FireSkipped:
 		log.Warn("missed fire skipped (missed: skip)", zap.Duration("late", now.Sub(d.At)))
 	case campaigns.FireBusy:
-		log.Warn("scheduled fire skipped: the previous run is still running or paused")
+		log.Warn("scheduled fire skipped: the previous run is still running, paused or stopping")
 	case campaigns.FireEmpty:
 		log.Warn("scheduled fire skipped: the audience is empty")
 	case campaigns.FireUnscheduled:
@@ -214,7 +212,7 @@ func (s *Scheduler) fire(ctx context.Context, d rdb.DueSchedule, now time.Time) 
 	if res.Won() && res.Next.IsZero() {
 		log.Info("schedule done: no more fire times")
 	}
-	_, err = s.rdb.MoveSchedule(ctx, c.ID, d.At, res.Next)
+	_, err = s.store.MoveFire(ctx, c.ID, d.At, res.Next)
 	return err
 }
 
@@ -222,11 +220,11 @@ func (s *Scheduler) fire(ctx context.Context, d rdb.DueSchedule, now time.Time) 
 // begun expanding (its launch ran) or ended. The task id deduplicates it
 // against a launch still queued.
 func (s *Scheduler) ensureLaunch(ctx context.Context, id string, run int) error {
-	rec, err := s.rdb.GetRun(ctx, id, run)
+	rec, err := s.store.Run(ctx, id, run)
 	if err != nil {
 		return err
 	}
-	if rec.Expanded > 0 || (rec.State != string(campaigns.StateRunning) && rec.State != string(campaigns.StatePaused)) {
+	if rec.Expanded > 0 || !live(rec.State) {
 		return nil
 	}
 	return s.p.enqueueLaunch(ctx, id, run)

@@ -71,7 +71,7 @@ func (b *schedBundle) twin(t *testing.T) *producer.Scheduler {
 	reg, err := account.NewRegistry(&account.Account{AppID: "wx00000000000fake1", Default: ratelimit.Limit{Rate: 1, Burst: 1}})
 	require.NoError(t, err)
 	store := campaigns.NewStore(r)
-	p := producer.New(client.Client, store, r, reg, nil, producer.Config{})
+	p := producer.New(client.Client, store, reg, nil, producer.Config{})
 	return producer.NewScheduler(p, producer.SchedulerConfig{NowFunc: b.clock.Now})
 }
 
@@ -114,10 +114,10 @@ func (b *schedBundle) latest(t *testing.T, id string) (campaigns.State, int) {
 // finish settles the recipient of a run, which completes it.
 func (b *schedBundle) finish(t *testing.T, id string, run int) {
 	t.Helper()
-	_, completed, err := b.rdb.RecordOutcomes(t.Context(), id, run, campaigns.DoneState(nil),
+	rec, err := b.rdb.RecordOutcomes(t.Context(), id, run, campaigns.DoneState(nil),
 		rdb.Settle{OpenID: schedOpenID, Outcome: rdb.Outcome{Status: rdb.OutcomeSent}})
 	require.NoError(t, err)
-	require.True(t, completed)
+	require.Equal(t, "completed", rec.Finished)
 }
 
 // launches returns the ids of the queued launch tasks, sorted.
@@ -322,7 +322,9 @@ func TestSchedulerCancelledStopsFiring(t *testing.T) {
 	b.finish(t, c.ID, 1)
 	fire2 := b.nextFire(t, c.ID)
 
-	require.NoError(t, b.store.Cancel(t.Context(), c.ID))
+	stopped, _, err := b.store.Cancel(t.Context(), c.ID)
+	require.NoError(t, err)
+	require.False(t, stopped, "between runs: nothing to stop")
 	require.Zero(t, b.nextFire(t, c.ID))
 	// Even an index entry left behind (a crash after the cancel's state
 	// change) fires nothing, and is dropped.

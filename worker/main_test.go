@@ -78,6 +78,13 @@ type procConfig struct {
 	probe       time.Duration
 	stall       time.Duration
 	rules       []retry.Rule // added to the test policy
+	// dedupeWindow, stopGrace and name configure the process's ledger
+	// (campaigns.LedgerConfig; zero: the defaults, "").
+	dedupeWindow time.Duration
+	stopGrace    time.Duration
+	name         string
+	// callTimeout bounds a WeChat call (5 s when zero).
+	callTimeout time.Duration
 }
 
 // proc is one worker process: its own Redis connections, WeChat client,
@@ -99,7 +106,10 @@ func (b *bundle) process(t *testing.T, pc procConfig) *proc {
 	}
 	rc := redistest.Client(t, redistest.DBWorker)
 	r := rdb.New(rc, b.prefix)
-	wc := wechat.New(wechat.WithBaseURLs(b.fake.URL()), wechat.WithHTTPClient(&http.Client{Transport: wechat.NewTransport(256)}), wechat.WithTimeout(5*time.Second))
+	if pc.callTimeout == 0 {
+		pc.callTimeout = 5 * time.Second
+	}
+	wc := wechat.New(wechat.WithBaseURLs(b.fake.URL()), wechat.WithHTTPClient(&http.Client{Transport: wechat.NewTransport(256)}), wechat.WithTimeout(pc.callTimeout))
 	t.Cleanup(wc.CloseIdleConnections)
 	tokens, err := wechat.NewTokenCache(r, wechat.TokenCacheConfig{
 		AppID: wechattest.AppIDDefault,
@@ -124,8 +134,9 @@ func (b *bundle) process(t *testing.T, pc procConfig) *proc {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = client.Close() })
 	log := zap.NewNop()
-	prod := producer.New(client.Client, campaigns.NewStore(r), r, accounts, wc, producer.Config{Window: pc.window, ChunkSize: pc.chunk, Logger: log})
-	w := worker.New(r, campaigns.NewStore(r), accounts, wc, limiter, policy, prod, worker.Config{
+	store := campaigns.NewStore(r).WithLedger(campaigns.LedgerConfig{DedupeWindow: pc.dedupeWindow, StopGrace: pc.stopGrace, Proc: pc.name})
+	prod := producer.New(client.Client, store, accounts, wc, producer.Config{Window: pc.window, ChunkSize: pc.chunk, Logger: log})
+	w := worker.New(store, accounts, wc, limiter, policy, prod, worker.Config{
 		QuotaProbeInterval: pc.probe, StallTimeout: pc.stall, Logger: log, PauseRecheck: 500 * time.Millisecond,
 	})
 	srv := worker.NewServer(b.opt, w, worker.ServerConfig{Concurrency: pc.concurrency, ShutdownTimeout: 10 * time.Second})

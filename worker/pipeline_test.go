@@ -122,7 +122,7 @@ func TestPauseResumeCancel(t *testing.T) {
 
 	require.NoError(t, b.store.Resume(t.Context(), c.ID))
 	require.Eventually(t, func() bool { return settled() >= pausedAt+500 }, 30*time.Second, 20*time.Millisecond)
-	require.NoError(t, b.store.Cancel(t.Context(), c.ID))
+	require.NoError(t, p.producer.Cancel(t.Context(), c.ID))
 
 	rec := b.waitSettled(t, c.ID, run, time.Minute)
 	require.Equal(t, string(campaigns.StateCancelled), rec.State)
@@ -216,7 +216,7 @@ func TestTransactionalGoesAheadOfBulk(t *testing.T) {
 	bulkRec, err := b.rdb.GetRun(t.Context(), bulk.ID, bulkRun)
 	require.NoError(t, err)
 	require.Less(t, bulkRec.Settled(), int64(n/2), "the transactional send did not wait behind the bulk campaign")
-	require.NoError(t, b.store.Cancel(t.Context(), bulk.ID))
+	require.NoError(t, p.producer.Cancel(t.Context(), bulk.ID))
 	b.waitSettled(t, bulk.ID, bulkRun, time.Minute)
 }
 

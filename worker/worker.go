@@ -18,7 +18,6 @@ import (
 
 	"github.com/wxmass/wxmass/campaigns"
 	"github.com/wxmass/wxmass/internal/account"
-	"github.com/wxmass/wxmass/internal/rdb"
 	"github.com/wxmass/wxmass/internal/task"
 	"github.com/wxmass/wxmass/monitoring"
 	"github.com/wxmass/wxmass/producer"
@@ -99,7 +98,6 @@ func (c *Config) withDefaults() {
 // goroutines.
 type Worker struct {
 	cfg      Config
-	rdb      *rdb.RDB
 	store    *campaigns.Store
 	accounts *account.Registry
 	wechat   *wechat.Client
@@ -113,10 +111,10 @@ type Worker struct {
 }
 
 // New returns a Worker.
-func New(r *rdb.RDB, store *campaigns.Store, accounts *account.Registry, wc *wechat.Client, limiter *ratelimit.Limiter,
+func New(store *campaigns.Store, accounts *account.Registry, wc *wechat.Client, limiter *ratelimit.Limiter,
 	policy *retry.Policy, prod *producer.Producer, cfg Config) *Worker {
 	cfg.withDefaults()
-	return &Worker{cfg: cfg, rdb: r, store: store, accounts: accounts, wechat: wc, limiter: limiter,
+	return &Worker{cfg: cfg, store: store, accounts: accounts, wechat: wc, limiter: limiter,
 		policy: policy, producer: prod, log: cfg.Logger}
 }
 
@@ -125,6 +123,7 @@ func (w *Worker) Mux() *asynq.ServeMux {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(task.TypeLaunch, w.producer.HandleLaunch)
 	mux.HandleFunc(task.TypeExpand, w.producer.HandleExpand)
+	mux.HandleFunc(task.TypeSettle, w.producer.HandleSettle)
 	mux.HandleFunc(task.TypeSendTemplate, w.HandleSend)
 	mux.HandleFunc(task.TypeSendCustom, w.HandleSend)
 	mux.HandleFunc(task.TypeSendSubscribe, w.HandleSend)
@@ -185,7 +184,7 @@ func (w *Worker) view(ctx context.Context, id string, run int) (*runView, *state
 	if st := v.state.Load(); st != nil && now.Before(st.until) {
 		return v, st, nil
 	}
-	rec, err := w.rdb.GetRun(ctx, id, run)
+	rec, err := w.store.Run(ctx, id, run)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -210,7 +209,7 @@ func (w *Worker) loadView(ctx context.Context, id string, run int) (*runView, er
 	if err != nil {
 		return nil, err
 	}
-	rec, err := w.rdb.GetRun(ctx, id, run)
+	rec, err := w.store.Run(ctx, id, run)
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +250,11 @@ func ClientMsgID(campaign string, run int, openid string) string {
 	return "wxm" + base64.RawURLEncoding.EncodeToString(h[:18])
 }
 
-// HandleSend is the asynq handler of send tasks.
+// HandleSend is the asynq handler of send tasks. Its path: the run's
+// state (cached), the rate tokens, the attempt (campaigns.Store's
+// BeginAttempt: one round trip shared with other sends, which also reads
+// the recipient's variables and settles a recipient that is not to be
+// sent), the WeChat call, and the outcome (one more shared round trip).
 func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 	p, err := task.DecodeSend(t.Payload())
 	if err != nil {
@@ -259,31 +262,11 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 	}
 	id, run, openid := p.Campaign, p.Run.Run, p.OpenID
 	v, st, err := w.view(ctx, id, run)
-	if errors.Is(err, rdb.ErrRunNotFound) || errors.Is(err, rdb.ErrCampaignNotFound) {
+	if errors.Is(err, campaigns.ErrRunNotFound) || errors.Is(err, campaigns.ErrNotFound) {
 		return fmt.Errorf("send: %w: %w", err, asynq.SkipRetry)
 	}
 	if err != nil {
 		return err
-	}
-	if done, err := w.settleIfStopped(ctx, v, st, id, run, openid); done || err != nil {
-		return err
-	}
-	now := w.cfg.NowFunc()
-	if !v.started.IsZero() && now.After(v.started.Add(w.cfg.RunDeadline)) {
-		return w.record(ctx, v, id, run, openid, rdb.Outcome{Status: rdb.OutcomeFailed, Class: "expired", Detail: "run deadline passed before the send could be made"})
-	}
-
-	done, vars, err := w.rdb.SendState(ctx, id, run, openid, v.hasVars)
-	if err != nil {
-		return err
-	}
-	if done {
-		return nil // settled by an earlier delivery of this task
-	}
-
-	prio := ratelimit.PriorityLow
-	if q, _ := asynq.GetQueueName(ctx); q == task.QueueTransactional {
-		prio = ratelimit.PriorityHigh
 	}
 	// The account is looked up per send: a reload of the accounts file
 	// takes effect on runs already sending.
@@ -291,30 +274,54 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("send: campaign %s: %w", id, err)
 	}
-	if v.c.Rate > 0 {
-		if err := w.limiter.Wait(ctx, "campaign:"+id, ratelimit.Limit{Rate: v.c.Rate, Burst: burstFor(v.c.Rate)}, prio); err != nil {
+	tokened := false
+	switch campaigns.State(st.state) {
+	case campaigns.StatePaused:
+		return &producer.ThrottleError{RetryAfter: w.cfg.PauseRecheck, Reason: "run paused"}
+	case campaigns.StateCompleted:
+		return nil // every recipient has an outcome
+	case campaigns.StateRunning:
+		if !v.started.IsZero() && w.cfg.NowFunc().After(v.started.Add(w.cfg.RunDeadline)) {
+			w.stop(ctx, v, acct.ID, "run deadline passed before every send could be made")
+			break
+		}
+		if err := w.waitRate(ctx, v, acct); err != nil {
 			return err
 		}
+		tokened = true
 	}
-	waitStart := time.Now()
-	if err := w.limiter.Wait(ctx, acct.BucketKey(v.api), acct.Limit(v.api), prio); err != nil {
+	// A stopped run takes no token: BeginAttempt settles its recipients.
+	b, err := w.store.BeginAttempt(ctx, v.c, run, openid, v.hasVars, !tokened)
+	if err != nil {
 		return err
 	}
-	w.cfg.Metrics.RateWait(acct.ID, v.api, time.Since(waitStart))
-	// The state may have changed while this send waited for its token; a
-	// stop announced meanwhile has dropped the cache.
-	if v, st, err = w.view(ctx, id, run); err != nil {
-		return err
-	}
-	if done, err := w.settleIfStopped(ctx, v, st, id, run, openid); done || err != nil {
-		return err
+	switch b.Action {
+	case campaigns.BeginNoToken:
+		// The cached state was ahead of Redis's (this process stopping the
+		// run): read it again and come back.
+		w.forget(id)
+		return &producer.ThrottleError{RetryAfter: 100 * time.Millisecond, Reason: "run state changed"}
+	case campaigns.BeginDone, campaigns.BeginInFlight:
+		// Settled already, or the stopped run's settle task waits for the
+		// answer of a call in flight elsewhere.
+		return nil
+	case campaigns.BeginPaused:
+		return &producer.ThrottleError{RetryAfter: w.cfg.PauseRecheck, Reason: "run paused"}
+	case campaigns.BeginSettled:
+		w.cfg.Metrics.Outcome(v.account, string(v.c.Kind), b.Status, "")
+		w.finished(v, run, b.Finished)
+		return nil
+	case campaigns.BeginNoSuchRun:
+		return fmt.Errorf("send: run %d of %s: %w", run, id, asynq.SkipRetry)
 	}
 
 	sendStart := time.Now()
-	msgid, sendErr := w.send(ctx, v, acct, id, run, openid, vars)
+	msgid, sendErr := w.send(ctx, v, acct, id, b.ClientMsgRun, openid, b.Vars)
 	w.cfg.Metrics.SendDuration(acct.ID, string(v.c.Kind), time.Since(sendStart))
 	retried, _ := asynq.GetRetryCount(ctx)
 	d := w.policy.Decide(sendErr, retried, w.cfg.NowFunc())
+	// lost: the call may have reached WeChat and its answer was not read.
+	lost := answerLost(sendErr, v.api)
 	// A send cut short by this process's shutdown says nothing about
 	// WeChat.
 	if ctx.Err() == nil && w.brake.observe(acct.BucketKey(v.api), outageFailure(d), w.cfg.NowFunc()) {
@@ -326,13 +333,11 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 	}
 	switch d.Action {
 	case retry.ActionSucceed:
-		return w.record(ctx, v, id, run, openid, rdb.Outcome{Status: rdb.OutcomeSent, MsgID: msgid})
+		return w.record(ctx, v, run, openid, campaigns.Outcome{Status: campaigns.OutcomeSent, MsgID: msgid})
 	case retry.ActionRetry:
-		if d.Ambiguous && v.c.Kind != campaigns.KindTemplate {
-			// No dedupe key: the message may have been delivered, so
-			// sending again could message the user twice.
-			return w.record(ctx, v, id, run, openid, rdb.Outcome{Status: rdb.OutcomeFailed, Class: "ambiguous",
-				Detail: "delivery unknown, not retried: " + d.Meaning})
+		if lost && v.c.Kind != campaigns.KindTemplate {
+			// No dedupe key: sending again could message the user twice.
+			return w.record(ctx, v, run, openid, unknownOutcome(d, "with no dedupe key it is never sent again"))
 		}
 		if d.Code == 45011 {
 			// WeChat's per-minute limit: slow every worker down, and come
@@ -340,38 +345,93 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 			if err := w.limiter.Slowdown(ctx, acct.BucketKey(v.api)); err != nil {
 				w.sendLog(ctx, id, run, openid).Warn("rate slowdown", zap.Int("errcode", d.Code), zap.Error(err))
 			}
-			return &producer.ThrottleError{RetryAfter: d.Delay, Reason: "errcode 45011: " + d.Meaning}
+			return w.later(ctx, v, run, openid, false, &producer.ThrottleError{RetryAfter: d.Delay, Reason: "errcode 45011: " + d.Meaning})
 		}
 		maxRetry, _ := asynq.GetMaxRetry(ctx)
 		if retried >= maxRetry {
-			return w.record(ctx, v, id, run, openid, failedOutcome(d, "retries exhausted: "))
+			if lost {
+				return w.record(ctx, v, run, openid, unknownOutcome(d, "retries exhausted"))
+			}
+			return w.record(ctx, v, run, openid, failedOutcome(d, "retries exhausted: "))
 		}
-		w.sendLog(ctx, id, run, openid).Debug("send will be retried", zap.Int("errcode", d.Code), zap.Duration("delay", d.Delay), zap.Error(sendErr))
-		return &retryError{after: d.Delay, err: sendErr}
+		w.sendLog(ctx, id, run, openid).Debug("send will be retried", zap.Int("errcode", d.Code), zap.Duration("delay", d.Delay), zap.Bool("answer_lost", lost), zap.Error(sendErr))
+		// A template send whose answer was lost is sent again with the
+		// same client_msg_id: WeChat delivers it at most once.
+		return w.later(ctx, v, run, openid, lost, &retryError{after: d.Delay, err: sendErr})
 	case retry.ActionFail:
-		return w.record(ctx, v, id, run, openid, failedOutcome(d, ""))
+		if lost {
+			return w.record(ctx, v, run, openid, unknownOutcome(d, "not retried"))
+		}
+		return w.record(ctx, v, run, openid, failedOutcome(d, ""))
 	case retry.ActionStopCampaign:
 		w.sendLog(ctx, id, run, openid).Error("campaign stopped by a fatal errcode", zap.Int("errcode", d.Code), zap.String("meaning", d.Meaning), zap.Error(sendErr))
-		reason := fmt.Sprintf("errcode %d: %s", d.Code, d.Meaning)
-		// Stop this process's other sends at once, before the round trip
-		// that stops the other processes'.
-		v.state.Store(&stateEntry{state: string(campaigns.StateFailed), reason: reason, until: w.cfg.NowFunc().Add(w.cfg.StateTTL)})
-		if err := w.store.Fail(ctx, id, run, reason); errors.Is(err, rdb.ErrState) {
-			w.forget(id) // stopped already, maybe otherwise: read it again
-		} else if err != nil {
-			return err
-		}
-		return w.record(ctx, v, id, run, openid, failedOutcome(d, ""))
+		w.stop(ctx, v, acct.ID, fmt.Sprintf("errcode %d: %s", d.Code, d.Meaning))
+		// This recipient's own answer is its outcome, as is every other
+		// send's that meets the errcode.
+		return w.record(ctx, v, run, openid, failedOutcome(d, ""))
 	case retry.ActionPause:
 		key := acct.BucketKey(v.api)
 		w.sendLog(ctx, id, run, openid).Warn("daily quota reached: pausing the account's use of the api", zap.String("account", acct.ID),
 			zap.String("api", v.api), zap.Time("until", d.Until))
 		if err := w.limiter.Pause(ctx, key, d.Until); err != nil {
-			return err
+			return errors.Join(err, w.store.EndAttempt(ctx, id, run, openid, false))
 		}
-		return &ratelimit.PausedError{Until: d.Until}
+		return w.later(ctx, v, run, openid, false, &ratelimit.PausedError{Until: d.Until})
 	}
 	return fmt.Errorf("send: unhandled action %v", d.Action)
+}
+
+// waitRate takes the campaign's own rate token, if it has a rate, and the
+// account's shared one for the run's API.
+func (w *Worker) waitRate(ctx context.Context, v *runView, acct *account.Account) error {
+	prio := ratelimit.PriorityLow
+	if q, _ := asynq.GetQueueName(ctx); q == task.QueueTransactional {
+		prio = ratelimit.PriorityHigh
+	}
+	if v.c.Rate > 0 {
+		if err := w.limiter.Wait(ctx, "campaign:"+v.c.ID, ratelimit.Limit{Rate: v.c.Rate, Burst: burstFor(v.c.Rate)}, prio); err != nil {
+			return err
+		}
+	}
+	waitStart := time.Now()
+	if err := w.limiter.Wait(ctx, acct.BucketKey(v.api), acct.Limit(v.api), prio); err != nil {
+		return err
+	}
+	w.cfg.Metrics.RateWait(acct.ID, v.api, time.Since(waitStart))
+	return nil
+}
+
+// later ends the recipient's attempt without an outcome (lost: its answer
+// was lost) and returns err, which asks asynq to run the task again.
+func (w *Worker) later(ctx context.Context, v *runView, run int, openid string, lost bool, err error) error {
+	if eerr := w.store.EndAttempt(ctx, v.c.ID, run, openid, lost); eerr != nil {
+		// The attempt stays open: the task's next try takes its answer as
+		// lost, which is the safe reading.
+		return errors.Join(err, eerr)
+	}
+	return err
+}
+
+// stop stops the run (failed, with reason) and stops this process's other
+// sends of it at once, before the round trip that tells the other
+// processes. A run stopped already is left as it is.
+func (w *Worker) stop(ctx context.Context, v *runView, account, reason string) {
+	v.state.Store(&stateEntry{state: string(campaigns.StateStopping), reason: reason, until: w.cfg.NowFunc().Add(w.cfg.StateTTL)})
+	if _, err := w.producer.Stop(ctx, v.c, v.run, campaigns.StateFailed, reason); err != nil {
+		// The next send of the run that meets the same cause stops it.
+		w.log.Error("stop run", zap.String("campaign_id", v.c.ID), zap.Int("run", v.run), zap.String("account", account), zap.Error(err))
+		w.forget(v.c.ID)
+	}
+}
+
+// answerLost reports whether err leaves open that the send call to api
+// reached WeChat while its answer was not read: a transport failure after
+// the request was written (a timeout, a dropped connection, HTTP 5xx, a
+// bad body). An error before the call (the token, the rendering) or an
+// errcode answer says the message was not sent.
+func answerLost(err error, api string) bool {
+	var te *wechat.TransportError
+	return errors.As(err, &te) && te.Sent && te.API == api
 }
 
 // sendLog is the logger of one send; built only when something is logged,
@@ -390,34 +450,21 @@ func maskTaskID(tid string) string {
 	return tid
 }
 
-func failedOutcome(d retry.Decision, prefix string) rdb.Outcome {
-	return rdb.Outcome{Status: rdb.OutcomeFailed, Code: d.Code, Class: d.Class.String(), Detail: prefix + d.Meaning}
+func failedOutcome(d retry.Decision, prefix string) campaigns.Outcome {
+	return campaigns.Outcome{Status: campaigns.OutcomeFailed, Code: d.Code, Class: d.Class.String(), Detail: prefix + d.Meaning}
+}
+
+// unknownOutcome is the outcome of a call whose answer was lost and is not
+// sent again (why says why not).
+func unknownOutcome(d retry.Decision, why string) campaigns.Outcome {
+	return campaigns.Outcome{Status: campaigns.OutcomeUnknown, Detail: "answer lost (" + d.Meaning + "); " + why + ": WeChat may have delivered it"}
 }
 
 // burstFor is the burst of a campaign's own rate: a tenth of a second's
 // worth, at least one.
 func burstFor(rate float64) int { return max(1, int(rate/10)) }
 
-// settleIfStopped records the outcome of a recipient of a run that is no
-// longer sending, or asks for a later retry while it is paused. It reports
-// whether the task is done.
-func (w *Worker) settleIfStopped(ctx context.Context, v *runView, st *stateEntry, id string, run int, openid string) (bool, error) {
-	switch campaigns.State(st.state) {
-	case campaigns.StateRunning:
-		return false, nil
-	case campaigns.StatePaused:
-		return true, &producer.ThrottleError{RetryAfter: w.cfg.PauseRecheck, Reason: "run paused"}
-	case campaigns.StateCancelled:
-		return true, w.record(ctx, v, id, run, openid, rdb.Outcome{Status: rdb.OutcomeCancelled, Detail: "campaign cancelled"})
-	case campaigns.StateFailed:
-		return true, w.record(ctx, v, id, run, openid, rdb.Outcome{Status: rdb.OutcomeSkipped, Detail: "campaign stopped: " + st.reason})
-	default:
-		// completed: every recipient already has an outcome.
-		return true, nil
-	}
-}
-
-func (w *Worker) send(ctx context.Context, v *runView, acct *account.Account, id string, run int, openid, varsJSON string) (int64, error) {
+func (w *Worker) send(ctx context.Context, v *runView, acct *account.Account, id string, cmidRun int, openid, varsJSON string) (int64, error) {
 	var vars map[string]string
 	if varsJSON != "" {
 		if err := json.Unmarshal([]byte(varsJSON), &vars); err != nil {
@@ -438,7 +485,10 @@ func (w *Worker) send(ctx context.Context, v *runView, acct *account.Account, id
 		}
 		return 0, w.wechat.SendSubscribe(ctx, acct.Tokens, m)
 	default:
-		m, err := v.msg.RenderTemplate(openid, vars, ClientMsgID(id, run, openid))
+		// The client_msg_id of the run that first tried this recipient: a
+		// retry run sending again a recipient whose answer was lost keeps
+		// it while WeChat's window lasts.
+		m, err := v.msg.RenderTemplate(openid, vars, ClientMsgID(id, cmidRun, openid))
 		if err != nil {
 			return 0, err
 		}
@@ -446,26 +496,75 @@ func (w *Worker) send(ctx context.Context, v *runView, acct *account.Account, id
 	}
 }
 
-// record stores the recipient's final outcome with the run's counters.
-func (w *Worker) record(ctx context.Context, v *runView, id string, run int, openid string, o rdb.Outcome) error {
-	recorded, completed, err := w.rdb.RecordOutcome(ctx, id, run, campaigns.DoneState(v.c), rdb.Settle{OpenID: openid, Outcome: o})
-	if err != nil {
-		return err
+// recordTries bounds how often record tries to store an outcome whose
+// round trip failed (Redis restarting, a failover) before it gives up and
+// lets the task's retry find the attempt open.
+const recordTries = 20
+
+// record stores the recipient's outcome of a call just answered (see
+// campaigns.RecordAnswered). The answer is the truth about the recipient:
+// while Redis does not take it, it is tried again within the task's time,
+// rather than leaving the attempt open, which a retry would have to read
+// as lost.
+func (w *Worker) record(ctx context.Context, v *runView, run int, openid string, o campaigns.Outcome) error {
+	var err error
+	for try := 0; try < recordTries; try++ {
+		var rec campaigns.Recorded
+		rec, err = w.store.Record(ctx, v.c, run, openid, o, campaigns.RecordAnswered)
+		if err == nil {
+			w.recorded(v, run, o, rec)
+			return nil
+		}
+		if ctx.Err() != nil || !wait(ctx, time.Duration(try+1)*100*time.Millisecond) {
+			break
+		}
 	}
-	if recorded {
-		w.cfg.Metrics.Outcome(v.account, string(v.c.Kind), o.Status, o.Class)
+	return err
+}
+
+// recorded counts what a record did.
+func (w *Worker) recorded(v *runView, run int, o campaigns.Outcome, rec campaigns.Recorded) {
+	kind := string(v.c.Kind)
+	if len(rec.Stored) == 0 {
+		return
 	}
-	if completed {
-		w.cfg.Metrics.RunCompleted(v.account)
-		w.log.Info("run completed", zap.String("campaign_id", id), zap.Int("run", run))
-		w.forget(id)
+	switch rec.Stored[0] {
+	case campaigns.StoredAsGiven:
+		w.cfg.Metrics.Outcome(v.account, kind, o.Status, o.Class)
+	case campaigns.StoredUnknown:
+		w.cfg.Metrics.Outcome(v.account, kind, campaigns.OutcomeUnknown, "")
+	case campaigns.StoredResolved:
+		w.cfg.Metrics.Resolved(v.account, kind, o.Status)
 	}
-	return nil
+	w.finished(v, run, rec.Finished)
+}
+
+// finished reports a run that finished in state ("" for none).
+func (w *Worker) finished(v *runView, run int, state string) {
+	if state == "" {
+		return
+	}
+	w.cfg.Metrics.RunFinished(v.account, state)
+	w.log.Info("run finished", zap.String("campaign_id", v.c.ID), zap.Int("run", run), zap.String("state", state))
+	w.forget(v.c.ID)
+}
+
+// wait waits for d or ctx, and reports whether d passed.
+func wait(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // HandleError is the asynq ErrorHandler: when a send task has used its last
 // retry (a panic, a timeout, Redis errors), its recipient still gets a final
-// outcome, so that the run's counters add up and it completes.
+// outcome, so that the run's counters add up and it completes: failed, or
+// unknown if an attempt of it may have reached WeChat.
 func (w *Worker) HandleError(ctx context.Context, t *asynq.Task, err error) {
 	switch t.Type() {
 	case task.TypeSendTemplate, task.TypeSendCustom, task.TypeSendSubscribe:
@@ -482,18 +581,20 @@ func (w *Worker) HandleError(ctx context.Context, t *asynq.Task, err error) {
 		}
 		id, _ := asynq.GetTaskID(ctx)
 		w.log.Warn("send task out of retries", zap.String("task_id", maskTaskID(id)), zap.Error(err))
-		o := rdb.Outcome{Status: rdb.OutcomeFailed, Class: "exhausted", Detail: "task failed: " + firstLine(err.Error())}
+		o := campaigns.Outcome{Status: campaigns.OutcomeFailed, Class: "exhausted", Detail: "task failed: " + firstLine(err.Error())}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		c, gerr := w.store.Get(rctx, p.Campaign)
 		if gerr != nil {
 			return
 		}
-		if n, _, rerr := w.rdb.RecordOutcomes(rctx, p.Campaign, p.Run.Run, campaigns.DoneState(c), rdb.Settle{OpenID: p.OpenID, Outcome: o}); rerr != nil {
+		rec, rerr := w.store.RecordAll(rctx, c, p.Run.Run, campaigns.Settle{OpenID: p.OpenID, Outcome: o, Mode: campaigns.RecordUnanswered})
+		if rerr != nil {
 			w.log.Error("record exhausted send", zap.Error(rerr))
-		} else if n > 0 {
-			w.cfg.Metrics.Outcome(c.Account, string(c.Kind), o.Status, o.Class)
+			return
 		}
+		v := &runView{c: c, run: p.Run.Run, account: c.Account}
+		w.recorded(v, p.Run.Run, o, rec)
 	}
 }
 
@@ -510,9 +611,8 @@ func firstLine(s string) string {
 // Run listens for announced state changes and probes paused quotas until
 // ctx ends.
 func (w *Worker) Run(ctx context.Context) error {
-	sub := w.rdb.Subscribe(ctx)
-	defer sub.Close()
-	ch := sub.Channel()
+	ch, stop := w.store.Changes(ctx)
+	defer func() { _ = stop() }()
 	probe := time.NewTicker(w.cfg.QuotaProbeInterval)
 	defer probe.Stop()
 	sweep := time.NewTicker(time.Minute)
@@ -523,11 +623,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case m, ok := <-ch:
+		case id, ok := <-ch:
 			if !ok {
 				return errors.New("worker: events subscription closed")
 			}
-			w.forget(m.Payload)
+			w.forget(id)
 		case <-probe.C:
 			w.probeQuotas(ctx)
 		case <-sweep.C:
@@ -542,7 +642,8 @@ func (w *Worker) Run(ctx context.Context) error {
 // for again, once it is running and has made no progress for StallTimeout
 // while this process handled none of its sends (see Config.StallTimeout).
 // It does so once per settled count: the same attempt by several processes
-// is one task.
+// is one task. A run stopped StallTimeout ago and still stopping gets its
+// settle task queued again.
 func (w *Worker) expandStalled(ctx context.Context) {
 	now := w.cfg.NowFunc()
 	w.runs.Range(func(_, x any) bool {
@@ -550,8 +651,18 @@ func (w *Worker) expandStalled(ctx context.Context) {
 		if now.Sub(time.Unix(0, v.used.Load())) < w.cfg.StallTimeout {
 			return true // its sends still come here
 		}
-		rec, err := w.rdb.GetRun(ctx, v.c.ID, v.run)
+		rec, err := w.store.Run(ctx, v.c.ID, v.run)
 		if err != nil {
+			return true
+		}
+		if rec.State == string(campaigns.StateStopping) && now.Sub(rec.Stopped) >= w.cfg.StallTimeout {
+			// Its settle task should have ended it long ago: it was lost,
+			// or never queued. The task id keeps it to one.
+			w.log.Warn("stopped run not settled: settling it", zap.String("campaign_id", v.c.ID), zap.Int("run", v.run),
+				zap.Int64("settled", rec.Settled()), zap.Int64("size", rec.Size))
+			if err := w.producer.EnqueueSettle(ctx, v.c.ID, v.run, 0); err != nil {
+				w.log.Warn("queue settle", zap.String("campaign_id", v.c.ID), zap.Error(err))
+			}
 			return true
 		}
 		if rec.State != string(campaigns.StateRunning) || rec.Size <= 0 || rec.Settled() >= rec.Size {

@@ -588,8 +588,8 @@ func (e *benchEnv) newProc(ctx context.Context, prefix string, wc *wechat.Client
 	}
 	p.store = campaigns.NewStore(p.rdb)
 	pcfg.Logger = e.log.Named("producer")
-	p.producer = producer.New(p.client.Client, p.store, p.rdb, accounts, wc, pcfg)
-	w := worker.New(p.rdb, p.store, accounts, wc, p.limiter, policy, p.producer, worker.Config{Logger: e.log.Named("worker")})
+	p.producer = producer.New(p.client.Client, p.store, accounts, wc, pcfg)
+	w := worker.New(p.store, accounts, wc, p.limiter, policy, p.producer, worker.Config{Logger: e.log.Named("worker")})
 	if scfg.Concurrency > 0 {
 		p.srv = worker.NewServer(opt, w, scfg)
 		if err := p.srv.Start(ctx); err != nil {

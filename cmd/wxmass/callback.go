@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v3"
 	"go.uber.org/zap"
 
+	"github.com/wxmass/wxmass/campaigns"
 	"github.com/wxmass/wxmass/internal/account"
 	"github.com/wxmass/wxmass/internal/rdb"
 	"github.com/wxmass/wxmass/wechat/callback"
@@ -32,11 +33,6 @@ func callbackFlags() []cli.Flag {
 	}
 }
 
-// receiptWait is how long a receipt waits for the record of its send.
-const receiptWait = 2 * time.Second
-
-var errUnknownMsgID = errors.New("receipt of a msgid with no outcome yet")
-
 // receiptDedupeTTL is how long a push's dedupe key is kept: WeChat retries
 // within seconds, and the handler refuses timestamps older than 5 minutes.
 const receiptDedupeTTL = 15 * time.Minute
@@ -50,13 +46,14 @@ func (a *app) newCallbackRouter(base string, hub *accountHub, r *rdb.RDB) (*call
 		return nil, usagef("--%s: %q must start with / and not be under /v1/", flagCallbackPath, base)
 	}
 	log := a.log.Named("callback")
+	store := campaigns.NewStore(r)
 	build := func(specs []account.Spec) (map[string]http.Handler, error) {
 		m := map[string]http.Handler{}
 		for i, s := range specs {
 			if s.Callback == nil {
 				continue
 			}
-			h, err := a.callbackHandler(s, r, log.With(zap.String("account", s.ID)))
+			h, err := a.callbackHandler(s, r, store, log.With(zap.String("account", s.ID)))
 			if err != nil {
 				return nil, fmt.Errorf("account %s: %w", s.ID, err)
 			}
@@ -91,7 +88,7 @@ func (a *app) newCallbackRouter(base string, hub *accountHub, r *rdb.RDB) (*call
 
 // callbackHandler is the callback receiver of one account. Receipts
 // (TEMPLATESENDJOBFINISH) move outcomes from sent to delivered or failed.
-func (a *app) callbackHandler(s account.Spec, r *rdb.RDB, log *zap.Logger) (http.Handler, error) {
+func (a *app) callbackHandler(s account.Spec, r *rdb.RDB, store *campaigns.Store, log *zap.Logger) (http.Handler, error) {
 	return callback.NewHandler(callback.Config{
 		Token:          s.Callback.Token.Reveal(),
 		AESKey:         s.Callback.AESKey,
@@ -102,32 +99,11 @@ func (a *app) callbackHandler(s account.Spec, r *rdb.RDB, log *zap.Logger) (http
 			if !e.IsReceipt() {
 				return nil
 			}
-			// A receipt can overtake the record of its send (the worker
-			// records right after WeChat answers): look again for a
-			// moment, then answer 500 so that WeChat pushes it again.
-			wait := 50 * time.Millisecond
-			deadline := time.Now().Add(receiptWait)
-			for {
-				res, err := r.ApplyReceipt(ctx, e.MsgID, e.Delivery == callback.DeliveryDelivered, e.Reason)
-				if err != nil {
-					return err // answered 500: WeChat pushes it again
-				}
-				if res.Found && res.Status != "" {
-					return nil
-				}
-				if time.Now().Add(wait).After(deadline) {
-					// Not recorded yet, another sender on the account, or
-					// an outcome expired.
-					log.Debug("receipt of an unknown msgid", zap.Int64("msgid", e.MsgID))
-					return errUnknownMsgID
-				}
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(wait):
-				}
-				wait = min(2*wait, 400*time.Millisecond)
+			_, err := store.Reconcile(ctx, e.MsgID, e.Delivery == callback.DeliveryDelivered, e.Reason, 0)
+			if errors.Is(err, campaigns.ErrUnknownMsgID) {
+				log.Debug("receipt of an unknown msgid", zap.Int64("msgid", e.MsgID))
 			}
+			return err // an error is answered 500: WeChat pushes it again
 		},
 		Dedupe: func(ctx context.Context, key string) (bool, error) {
 			return r.FirstDelivery(ctx, key, receiptDedupeTTL)

@@ -72,7 +72,7 @@ func newFleet(t *testing.T, db int, fake *wechattest.Server, env ...string) *fle
 			"WXMASS_LOG_LEVEL=warn",
 		}, env...),
 		rdb: r, store: store, fake: fake,
-		prod: producer.New(client, store, r, reg, nil, producer.Config{}),
+		prod: producer.New(client, store, reg, nil, producer.Config{}),
 	}
 	t.Cleanup(func() {
 		f.mu.Lock()

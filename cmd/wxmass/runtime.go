@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -40,7 +42,19 @@ const (
 	flagQuotaProbeInterval = "quota-probe-interval"
 	flagShutdownTimeout    = "shutdown-timeout"
 	flagMetricsListen      = "metrics-listen"
+	flagDedupeWindow       = "dedupe-window"
+	flagStopGrace          = "stop-grace"
 )
+
+// procName names this process in the attempt records it writes: host and
+// pid, so that an operator can tell which worker made a call.
+func procName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "?"
+	}
+	return host + ":" + strconv.Itoa(os.Getpid())
+}
 
 func pipelineFlags() []cli.Flag {
 	return []cli.Flag{
@@ -51,7 +65,9 @@ func pipelineFlags() []cli.Flag {
 		&cli.IntFlag{Name: flagPriorityConc, Value: 0, Usage: "transactional sends and launch/expand tasks handled at once, in slots of their own (0: a fifth of --concurrency, at least 4)", Sources: sources(flagPriorityConc)},
 		&cli.IntFlag{Name: flagChunkSize, Value: producer.ChunkSizeDefault, Usage: "recipients per expand task", Sources: sources(flagChunkSize)},
 		&cli.IntFlag{Name: flagWindow, Value: producer.WindowDefault, Usage: "most sends of one run queued and not yet settled, which bounds Redis memory per campaign", Sources: sources(flagWindow)},
-		&cli.DurationFlag{Name: flagRunDeadline, Value: worker.RunDeadlineDefault, Usage: "how long after a run starts its sends may still be made; later ones fail as expired", Sources: sources(flagRunDeadline)},
+		&cli.DurationFlag{Name: flagRunDeadline, Value: worker.RunDeadlineDefault, Usage: "how long after a run starts its sends may still be made; then the run stops, and the recipients not sent yet are skipped", Sources: sources(flagRunDeadline)},
+		&cli.DurationFlag{Name: flagDedupeWindow, Value: campaigns.DedupeWindowDefault, Usage: "how long after a recipient's first attempt a template send is still deduplicated by WeChat's client_msg_id (WeChat: 10 minutes): a lost answer is resolved by sending again inside it, and is recorded unknown after it", Sources: sources(flagDedupeWindow)},
+		&cli.DurationFlag{Name: flagStopGrace, Value: campaigns.StopGraceDefault, Usage: "how long a stopped run waits for the answers of calls in flight before their recipients are recorded unknown (a later answer still replaces unknown)", Sources: sources(flagStopGrace)},
 		&cli.DurationFlag{Name: flagQuotaProbeInterval, Value: worker.QuotaProbeIntervalDefault, Usage: "how often an API paused by 45009 is probed with quota/get to resume early", Sources: sources(flagQuotaProbeInterval)},
 		&cli.DurationFlag{Name: flagShutdownTimeout, Value: worker.ShutdownTimeoutDefault, Usage: "how long a worker waits for sends in flight when stopping", Sources: sources(flagShutdownTimeout)},
 	}
@@ -108,14 +124,18 @@ func (a *app) newRuntime(ctx context.Context, cmd *cli.Command, specs []account.
 		rt.close()
 		return nil, err
 	}
-	rt.store = campaigns.NewStore(r)
-	rt.producer = producer.New(rt.client.Client, rt.store, r, rt.accounts, wc, producer.Config{
+	rt.store = campaigns.NewStore(r).WithLedger(campaigns.LedgerConfig{
+		DedupeWindow: cmd.Duration(flagDedupeWindow),
+		StopGrace:    cmd.Duration(flagStopGrace),
+		Proc:         procName(),
+	})
+	rt.producer = producer.New(rt.client.Client, rt.store, rt.accounts, wc, producer.Config{
 		ChunkSize: int(cmd.Int(flagChunkSize)),
 		Window:    int(cmd.Int(flagWindow)),
 		Logger:    a.log.Named("producer"),
 		Metrics:   rt.metrics,
 	})
-	rt.worker = worker.New(r, rt.store, rt.accounts, wc, rt.limiter, policy, rt.producer, worker.Config{
+	rt.worker = worker.New(rt.store, rt.accounts, wc, rt.limiter, policy, rt.producer, worker.Config{
 		RunDeadline:        cmd.Duration(flagRunDeadline),
 		QuotaProbeInterval: cmd.Duration(flagQuotaProbeInterval),
 		Logger:             a.log.Named("worker"),

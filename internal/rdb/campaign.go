@@ -1,13 +1,10 @@
 package rdb
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -345,6 +342,15 @@ func (r *RDB) ResetRunAudience(ctx context.Context, id string, run int) error {
 	return nil
 }
 
+// ResetRunAttempts deletes a run's attempt records (before a retry run
+// that will be that run carries some over).
+func (r *RDB) ResetRunAttempts(ctx context.Context, id string, run int) error {
+	if err := r.c.Del(ctx, r.keys.Attempts(id, run)).Err(); err != nil {
+		return fmt.Errorf("reset run attempts: %w", err)
+	}
+	return nil
+}
+
 // startRun creates the next run of a campaign and sets the campaign's state,
 // if its state is one of the allowed ones.
 //
@@ -396,13 +402,20 @@ func (r *RDB) StartRun(ctx context.Context, id, campaignState, runState string, 
 
 // RunRecord is a run's state and counters.
 type RunRecord struct {
+	// State is running, paused, stopping (stopped, while its last
+	// recipients get their outcomes), completed, failed or cancelled.
 	State    string
 	Size     int64 // -1 until the audience is known
 	Expanded int64 // recipients handed to send tasks (or settled in bulk)
 	Audience string
 	Started  time.Time
-	Finished time.Time // zero while the run is live
+	Finished time.Time // zero while the run is live or stopping
 	Reason   string    // why it failed or was cancelled
+	// Final is the state a stopped run ends in once every recipient has an
+	// outcome (failed or cancelled); "" for a run never stopped.
+	Final string
+	// Stopped is when the run was stopped; zero if it never was.
+	Stopped  time.Time
 	Counters map[string]int64
 }
 
@@ -421,7 +434,7 @@ func (r *RDB) GetRun(ctx context.Context, id string, run int) (RunRecord, error)
 	if len(m) == 0 {
 		return RunRecord{}, ErrRunNotFound
 	}
-	rec := RunRecord{State: m["state"], Audience: m["audience"], Reason: m["reason"], Counters: map[string]int64{}}
+	rec := RunRecord{State: m["state"], Audience: m["audience"], Reason: m["reason"], Final: m["final"], Counters: map[string]int64{}}
 	rec.Size, _ = strconv.ParseInt(m["size"], 10, 64)
 	rec.Expanded, _ = strconv.ParseInt(m["expanded"], 10, 64)
 	if ms, err := strconv.ParseInt(m["started"], 10, 64); err == nil {
@@ -429,6 +442,9 @@ func (r *RDB) GetRun(ctx context.Context, id string, run int) (RunRecord, error)
 	}
 	if ms, err := strconv.ParseInt(m["finished"], 10, 64); err == nil && ms > 0 {
 		rec.Finished = time.UnixMilli(ms)
+	}
+	if ms, err := strconv.ParseInt(m["stopped"], 10, 64); err == nil && ms > 0 {
+		rec.Stopped = time.UnixMilli(ms)
 	}
 	for k, v := range cnt.Val() {
 		rec.Counters[k], _ = strconv.ParseInt(v, 10, 64)
@@ -446,38 +462,6 @@ func (r *RDB) GetRunState(ctx context.Context, id string, run int) (string, erro
 		return "", fmt.Errorf("get run state: %w", err)
 	}
 	return s, nil
-}
-
-// setRunSize sets the audience size and list of a run once it is known, and
-// completes the run at once if the audience is empty.
-//
-// KEYS[1] run hash, KEYS[2] campaign hash. ARGV[1] size, ARGV[2] list key,
-// ARGV[3] campaign state after completion.
-var setRunSize = redis.NewScript(campaignLua + `
-redis.call('HSET', KEYS[1], 'size', ARGV[1], 'audience', ARGV[2])
-if tonumber(ARGV[1]) == 0 then
-  local now = now()
-  local st = redis.call('HGET', KEYS[1], 'state')
-  if st == 'running' or st == 'paused' then
-    redis.call('HSET', KEYS[1], 'state', 'completed', 'finished', now)
-    local cst = redis.call('HGET', KEYS[2], 'state')
-    if cst == 'running' or cst == 'paused' then
-      redis.call('HSET', KEYS[2], 'state', ARGV[3], 'updated', now)
-    end
-  end
-end
-return 1
-`)
-
-// SetRunSize records the size and audience list of a run once the launch
-// knows them. An empty audience completes the run at once, and the
-// campaign moves to doneState.
-func (r *RDB) SetRunSize(ctx context.Context, id string, run int, size int64, list, doneState string) error {
-	err := setRunSize.Run(ctx, r.c, []string{r.keys.Run(id, run), r.keys.Campaign(id)}, size, list, doneState).Err()
-	if err != nil {
-		return fmt.Errorf("set run size: %w", err)
-	}
-	return nil
 }
 
 // markExpanded raises a run's expanded count to ARGV[1] if it is lower.
@@ -517,7 +501,7 @@ local now = now()
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updated', now)
 if ARGV[2] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
   local rst = redis.call('HGET', KEYS[2], 'state')
-  if rst ~= 'completed' and rst ~= 'cancelled' and rst ~= 'failed' then
+  if rst == 'running' or rst == 'paused' then
     redis.call('HSET', KEYS[2], 'state', ARGV[2])
     if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], 'reason', ARGV[3]) end
   end
@@ -554,350 +538,6 @@ func (r *RDB) Announce(ctx context.Context, id string) {
 // Subscribe returns a subscription to the events channel.
 func (r *RDB) Subscribe(ctx context.Context) *redis.PubSub {
 	return r.c.Subscribe(ctx, r.keys.Events())
-}
-
-// Outcome statuses.
-const (
-	OutcomeSent      = "sent"
-	OutcomeDelivered = "delivered"
-	OutcomeFailed    = "failed"
-	OutcomeSkipped   = "skipped"
-	OutcomeCancelled = "cancelled"
-)
-
-// Outcome is a recipient's final outcome in a run.
-type Outcome struct {
-	Status string
-	Code   int    // errcode of a failure (0 for transport failures)
-	Class  string // the errcode's class, from retry
-	MsgID  int64  // template sends
-	Detail string // reason of a skip or cancel, meaning of a failure
-	At     time.Time
-}
-
-// EncodeOutcome writes o as stored, "status|code|class|msgid|detail",
-// without the time the record script appends from the server clock.
-func EncodeOutcome(o Outcome) string { return o.encode() }
-
-// encode: see EncodeOutcome.
-func (o Outcome) encode() string {
-	detail := strings.ReplaceAll(o.Detail, "|", "/")
-	var b strings.Builder
-	b.Grow(len(o.Status) + len(o.Class) + len(detail) + 32)
-	b.WriteString(o.Status)
-	b.WriteByte('|')
-	if o.Code != 0 {
-		b.WriteString(strconv.Itoa(o.Code))
-	}
-	b.WriteByte('|')
-	b.WriteString(o.Class)
-	b.WriteByte('|')
-	if o.MsgID != 0 {
-		b.WriteString(strconv.FormatInt(o.MsgID, 10))
-	}
-	b.WriteByte('|')
-	b.WriteString(detail)
-	return b.String()
-}
-
-// ParseOutcome decodes a stored outcome.
-func ParseOutcome(s string) (Outcome, error) {
-	parts := strings.SplitN(s, "|", 6)
-	if len(parts) != 6 {
-		return Outcome{}, fmt.Errorf("outcome %q: want 6 fields", s)
-	}
-	o := Outcome{Status: parts[0], Class: parts[2], Detail: parts[4]}
-	var err error
-	if parts[1] != "" {
-		if o.Code, err = strconv.Atoi(parts[1]); err != nil {
-			return Outcome{}, fmt.Errorf("outcome %q: code: %w", s, err)
-		}
-	}
-	if parts[3] != "" {
-		if o.MsgID, err = strconv.ParseInt(parts[3], 10, 64); err != nil {
-			return Outcome{}, fmt.Errorf("outcome %q: msgid: %w", s, err)
-		}
-	}
-	ms, err := strconv.ParseInt(parts[5], 10, 64)
-	if err != nil {
-		return Outcome{}, fmt.Errorf("outcome %q: time: %w", s, err)
-	}
-	o.At = time.UnixMilli(ms)
-	return o, nil
-}
-
-// recordOutcomes stores final outcomes of recipients who have none yet and
-// updates the run's counters and timeline in the same step, so that the
-// counters always add up; when every recipient has an outcome the run (and
-// the campaign, if this is its current run) completes.
-//
-// KEYS[1] outcomes, KEYS[2] counters, KEYS[3] timeline, KEYS[4] run hash,
-// KEYS[5] campaign hash. ARGV[1] campaign state after completion, ARGV[2]
-// run number, then for each recipient: openid, encoded outcome, status,
-// errcode ("" for none), class ("" for none). Counter increments are summed
-// before they are written, so a batch of many outcomes costs one HINCRBY
-// per distinct counter. Returns {recorded, completed(0|1), flags}, flags a
-// string of '1' (recorded) or '0' (had an outcome already) per recipient.
-var recordOutcomes = redis.NewScript(campaignLua + `
-local now = now()
-local sec = math.floor(now / 1000)
-local recorded = 0
-local counts, order = {}, {}
-local function bump(k)
-  local c = counts[k]
-  if c == nil then
-    order[#order + 1] = k
-    c = 0
-  end
-  counts[k] = c + 1
-end
-local flags = {}
-for i = 3, #ARGV, 5 do
-  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1] .. '|' .. now) == 1 then
-    recorded = recorded + 1
-    flags[#flags + 1] = '1'
-    bump(ARGV[i + 2])
-    if ARGV[i + 3] ~= '' then bump('code:' .. ARGV[i + 3]) end
-    if ARGV[i + 4] ~= '' then bump('class:' .. ARGV[i + 4]) end
-  else
-    flags[#flags + 1] = '0'
-  end
-end
-flags = table.concat(flags)
-if recorded == 0 then
-  return {0, 0, flags}
-end
-for _, k in ipairs(order) do
-  redis.call('HINCRBY', KEYS[2], k, counts[k])
-  if string.find(k, ':', 1, true) == nil then
-    redis.call('HINCRBY', KEYS[3], k .. ':' .. sec, counts[k])
-  end
-end
-local total = redis.call('HINCRBY', KEYS[2], 'total', recorded)
-local size = tonumber(redis.call('HGET', KEYS[4], 'size') or '-1')
-if size >= 0 and total >= size then
-  local rst = redis.call('HGET', KEYS[4], 'state')
-  redis.call('HSET', KEYS[4], 'finished', now)
-  if rst == 'running' or rst == 'paused' then
-    redis.call('HSET', KEYS[4], 'state', 'completed')
-  end
-  if tonumber(redis.call('HGET', KEYS[5], 'run')) == tonumber(ARGV[2]) then
-    local cst = redis.call('HGET', KEYS[5], 'state')
-    if cst == 'running' or cst == 'paused' then
-      redis.call('HSET', KEYS[5], 'state', ARGV[1], 'updated', now)
-    end
-  end
-  return {recorded, 1, flags}
-end
-return {recorded, 0, flags}
-`)
-
-// Settle is one recipient's outcome to record.
-type Settle struct {
-	OpenID  string
-	Outcome Outcome
-}
-
-// RecordOutcomes stores the outcomes of recipients that have none yet,
-// with the run's counters, in one round trip (plus the msgid index entries
-// of sent template messages, pipelined in the same round trip). It returns
-// how many were new and whether the run is now complete; doneState is the
-// campaign's state once its run completes.
-func (r *RDB) RecordOutcomes(ctx context.Context, id string, run int, doneState string, settles ...Settle) (int, bool, error) {
-	if len(settles) == 0 {
-		return 0, false, nil
-	}
-	var res *redis.Cmd
-	err := r.withScripts(ctx, func(pipe redis.Pipeliner) {
-		res = r.queueRecord(ctx, pipe, id, run, doneState, settles)
-	}, recordOutcomes)
-	if err != nil {
-		return 0, false, fmt.Errorf("record outcomes: %w", err)
-	}
-	recorded, completed, _, err := recordReply(res)
-	if err != nil {
-		return 0, false, fmt.Errorf("record outcomes: %w", err)
-	}
-	return recorded, completed, nil
-}
-
-// recordReply decodes the record script's answer.
-func recordReply(res *redis.Cmd) (recorded int, completed bool, flags string, err error) {
-	v, err := res.Slice()
-	if err != nil {
-		return 0, false, "", err
-	}
-	if len(v) != 3 {
-		return 0, false, "", fmt.Errorf("record script answered %d values", len(v))
-	}
-	n, _ := v[0].(int64)
-	c, _ := v[1].(int64)
-	f, _ := v[2].(string)
-	return int(n), c == 1, f, nil
-}
-
-// queueRecord adds the record script of one run's settles, and their msgid
-// index entries, to pipe.
-func (r *RDB) queueRecord(ctx context.Context, pipe redis.Pipeliner, id string, run int, doneState string, settles []Settle) *redis.Cmd {
-	args := make([]any, 0, 2+5*len(settles))
-	args = append(args, doneState, run)
-	for _, s := range settles {
-		code := ""
-		if s.Outcome.Code != 0 {
-			code = strconv.Itoa(s.Outcome.Code)
-		}
-		args = append(args, s.OpenID, s.Outcome.encode(), s.Outcome.Status, code, s.Outcome.Class)
-	}
-	keys := []string{r.keys.Outcomes(id, run), r.keys.Counters(id, run), r.keys.Timeline(id, run), r.keys.Run(id, run), r.keys.Campaign(id)}
-	res := recordOutcomes.EvalSha(ctx, pipe, keys, args...)
-	for _, s := range settles {
-		if s.Outcome.MsgID != 0 {
-			pipe.HSet(ctx, r.keys.MsgIDIndex(s.Outcome.MsgID), strconv.FormatInt(s.Outcome.MsgID, 10), id+"|"+strconv.Itoa(run)+"|"+s.OpenID)
-		}
-	}
-	return res
-}
-
-// withScripts runs the commands fill queues in one pipeline. If the server
-// does not know a script (first use, or its script cache was flushed), it
-// loads scripts and runs the pipeline once more: the commands queued must
-// be safe to repeat.
-func (r *RDB) withScripts(ctx context.Context, fill func(redis.Pipeliner), scripts ...*redis.Script) error {
-	for try := 0; ; try++ {
-		pipe := r.c.Pipeline()
-		fill(pipe)
-		cmds, err := pipe.Exec(ctx)
-		if err != nil && try == 0 && anyNoScript(cmds) {
-			for _, s := range scripts {
-				if err := s.Load(ctx, r.c).Err(); err != nil {
-					return fmt.Errorf("load script: %w", err)
-				}
-			}
-			continue
-		}
-		return err
-	}
-}
-
-func anyNoScript(cmds []redis.Cmder) bool {
-	for _, c := range cmds {
-		if isNoScript(c.Err()) {
-			return true
-		}
-	}
-	return false
-}
-
-func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") }
-
-// HasOutcomes returns, for each openid, whether it already has an outcome
-// in the run.
-func (r *RDB) HasOutcomes(ctx context.Context, id string, run int, openids []string) ([]bool, error) {
-	if len(openids) == 0 {
-		return nil, nil
-	}
-	v, err := r.c.HMGet(ctx, r.keys.Outcomes(id, run), openids...).Result()
-	if err != nil {
-		return nil, fmt.Errorf("has outcomes: %w", err)
-	}
-	out := make([]bool, len(v))
-	for i, x := range v {
-		out[i] = x != nil
-	}
-	return out, nil
-}
-
-// GetOutcome returns a recipient's outcome in a run, and false if it has
-// none yet.
-func (r *RDB) GetOutcome(ctx context.Context, id string, run int, openid string) (Outcome, bool, error) {
-	s, err := r.c.HGet(ctx, r.keys.Outcomes(id, run), openid).Result()
-	if errors.Is(err, redis.Nil) {
-		return Outcome{}, false, nil
-	}
-	if err != nil {
-		return Outcome{}, false, fmt.Errorf("get outcome: %w", err)
-	}
-	o, err := ParseOutcome(s)
-	return o, err == nil, err
-}
-
-// ScanOutcomes calls fn with every outcome of a run, in no order, a page at
-// a time.
-func (r *RDB) ScanOutcomes(ctx context.Context, id string, run int, fn func(openid string, o Outcome) error) error {
-	var cursor uint64
-	for {
-		kv, next, err := r.c.HScan(ctx, r.keys.Outcomes(id, run), cursor, "", 1000).Result()
-		if err != nil {
-			return fmt.Errorf("scan outcomes: %w", err)
-		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			o, err := ParseOutcome(kv[i+1])
-			if err != nil {
-				return err
-			}
-			if err := fn(kv[i], o); err != nil {
-				return err
-			}
-		}
-		if next == 0 {
-			return nil
-		}
-		cursor = next
-	}
-}
-
-// LookupMsgID returns the campaign, run and openid of a sent template
-// message by its msgid.
-func (r *RDB) LookupMsgID(ctx context.Context, msgid int64) (id string, run int, openid string, ok bool, err error) {
-	s, err := r.c.HGet(ctx, r.keys.MsgIDIndex(msgid), strconv.FormatInt(msgid, 10)).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", 0, "", false, nil
-	}
-	if err != nil {
-		return "", 0, "", false, fmt.Errorf("lookup msgid: %w", err)
-	}
-	parts := strings.SplitN(s, "|", 3)
-	if len(parts) != 3 {
-		return "", 0, "", false, fmt.Errorf("lookup msgid: bad entry %q", s)
-	}
-	run, err = strconv.Atoi(parts[1])
-	if err != nil {
-		return "", 0, "", false, fmt.Errorf("lookup msgid: bad entry %q", s)
-	}
-	return parts[0], run, parts[2], true, nil
-}
-
-// TimelinePoint is how many recipients of a run settled with Status in the
-// second starting at Sec (Unix seconds, by the Redis clock).
-type TimelinePoint struct {
-	Sec    int64
-	Status string
-	N      int64
-}
-
-// GetTimeline returns a run's per-second outcome counts, oldest first.
-func (r *RDB) GetTimeline(ctx context.Context, id string, run int) ([]TimelinePoint, error) {
-	m, err := r.c.HGetAll(ctx, r.keys.Timeline(id, run)).Result()
-	if err != nil {
-		return nil, fmt.Errorf("get timeline: %w", err)
-	}
-	out := make([]TimelinePoint, 0, len(m))
-	for k, v := range m {
-		st, sec, ok := strings.Cut(k, ":")
-		s, err1 := strconv.ParseInt(sec, 10, 64)
-		n, err2 := strconv.ParseInt(v, 10, 64)
-		if !ok || err1 != nil || err2 != nil {
-			continue // not written by the record script
-		}
-		out = append(out, TimelinePoint{Sec: s, Status: st, N: n})
-	}
-	slices.SortFunc(out, func(a, b TimelinePoint) int {
-		if a.Sec != b.Sec {
-			return cmp.Compare(a.Sec, b.Sec)
-		}
-		return strings.Compare(a.Status, b.Status)
-	})
-	return out, nil
 }
 
 // CountCampaignStates counts every campaign by its state, reading the

@@ -76,7 +76,7 @@ func TestOutcomesExactlyOnceAndCompletion(t *testing.T) {
 	// 100 recipients, each recorded by 4 racing goroutines (redelivered
 	// tasks): exactly one outcome each, and counters that add up.
 	var wg sync.WaitGroup
-	completions := make(chan bool, 400)
+	completions := make(chan string, 400)
 	for i := range 100 {
 		for range 4 {
 			wg.Go(func() {
@@ -84,17 +84,18 @@ func TestOutcomesExactlyOnceAndCompletion(t *testing.T) {
 				if i%10 == 0 {
 					o = rdb.Outcome{Status: rdb.OutcomeFailed, Code: 43004, Class: "recipient", Detail: "user unfollowed | x"}
 				}
-				_, done, err := r.RecordOutcomes(ctx, "c1", run, "completed", rdb.Settle{OpenID: fmt.Sprint("o", i), Outcome: o})
+				rec, err := r.RecordOutcomes(ctx, "c1", run, "completed", rdb.Settle{OpenID: fmt.Sprint("o", i), Outcome: o})
 				require.NoError(t, err)
-				completions <- done
+				completions <- rec.Finished
 			})
 		}
 	}
 	wg.Wait()
 	close(completions)
 	n := 0
-	for done := range completions {
-		if done {
+	for fin := range completions {
+		if fin != "" {
+			require.Equal(t, "completed", fin)
 			n++
 		}
 	}

@@ -170,7 +170,15 @@ func TestCluster(t *testing.T) {
 			require.NoError(t, s.Pause(ctx, c.ID))
 			require.NoError(t, s.Resume(ctx, c.ID))
 		}
-		require.NoError(t, s.Cancel(ctx, cs[0].ID))
+		// A cancel stops the live run; settling it (never attempted:
+		// cancelled) ends it, all in the campaign's slot.
+		stopped, run, err := s.Cancel(ctx, cs[0].ID)
+		require.NoError(t, err)
+		require.True(t, stopped)
+		res, err := s.SettleStopped(ctx, cs[0], run)
+		require.NoError(t, err)
+		require.Equal(t, "cancelled", res.Finished)
+		require.Equal(t, 5, res.New)
 
 		ids, total, err := r.ListCampaigns(ctx, 0, 100)
 		require.NoError(t, err)
@@ -205,7 +213,9 @@ func TestCluster(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, r.ResetRunAudience(ctx, id, run))
 			require.NoError(t, r.AppendRunAudience(ctx, id, run, []string{"f1", "f2", "f3"}))
-			require.NoError(t, r.SetRunSize(ctx, id, run, 3, r.Keys().RunAudience(id, run), "completed"))
+			fin, err := r.SetRunSize(ctx, id, run, 3, r.Keys().RunAudience(id, run), "completed")
+			require.NoError(t, err)
+			require.Empty(t, fin)
 			require.NoError(t, r.MarkExpanded(ctx, id, run, 3))
 			rec, err := r.GetRun(ctx, id, run)
 			require.NoError(t, err)
@@ -214,7 +224,15 @@ func TestCluster(t *testing.T) {
 			openids, err := r.AudienceRange(ctx, rec.Audience, 0, -1)
 			require.NoError(t, err)
 			require.Equal(t, []string{"f1", "f2", "f3"}, openids)
-			require.NoError(t, r.SetStates(ctx, id, run, "failed", "failed", "errcode 40037", "running"))
+			// A stop, then the settling of its recipients, all in the
+			// campaign's slot (the audience list is the run's own).
+			stopped, _, err := r.StopRun(ctx, id, run, "failed", "errcode 40037")
+			require.NoError(t, err)
+			require.True(t, stopped)
+			res, err := r.SettleStopped(ctx, id, run, rec.Audience, 0, 2, "completed", time.Second)
+			require.NoError(t, err)
+			require.Equal(t, 3, res.New)
+			require.Equal(t, "failed", res.Finished)
 			st, err := r.GetRunState(ctx, id, run)
 			require.NoError(t, err)
 			require.Equal(t, "failed", st)
@@ -223,7 +241,9 @@ func TestCluster(t *testing.T) {
 			require.NoError(t, r.UpdateCampaign(ctx, id, nil, "draft", "failed"))
 			run, err = r.StartRun(ctx, id, "running", "running", -1, "", "draft")
 			require.NoError(t, err)
-			require.NoError(t, r.SetRunSize(ctx, id, run, 0, r.Keys().RunAudience(id, run), "completed"))
+			fin, err = r.SetRunSize(ctx, id, run, 0, r.Keys().RunAudience(id, run), "completed")
+			require.NoError(t, err)
+			require.Equal(t, "completed", fin)
 			c, err := r.GetCampaign(ctx, id)
 			require.NoError(t, err)
 			require.Equal(t, "completed", c.State)
@@ -261,15 +281,16 @@ func TestCluster(t *testing.T) {
 			for i := range n {
 				wg.Go(func() {
 					openid := fmt.Sprint("o", i)
-					done, vars, err := r.SendState(ctx, id, runs[id], openid, true)
+					b, err := r.BeginAttempt(ctx, id, runs[id], openid, rdb.BeginOptions{DoneState: "completed", Dedupe: true,
+						Window: 9 * time.Minute, Grace: 3 * time.Second, Proc: "test", Vars: true})
 					require.NoError(t, err)
-					require.False(t, done)
-					require.Equal(t, fmt.Sprintf(`{"i":%d}`, i), vars)
-					rec, comp, err := r.RecordOutcome(ctx, id, runs[id], "completed",
-						rdb.Settle{OpenID: openid, Outcome: rdb.Outcome{Status: rdb.OutcomeSent, MsgID: msgid(ci, i)}})
+					require.Equal(t, rdb.BeginSend, b.Action)
+					require.Equal(t, fmt.Sprintf(`{"i":%d}`, i), b.Vars)
+					rec, err := r.RecordOutcome(ctx, id, runs[id], "completed",
+						rdb.Settle{OpenID: openid, Outcome: rdb.Outcome{Status: rdb.OutcomeSent, MsgID: msgid(ci, i)}, Mode: rdb.RecordAnswered})
 					require.NoError(t, err)
-					require.True(t, rec)
-					if comp {
+					require.Equal(t, 1, rec.New)
+					if rec.Finished != "" {
 						completed <- id
 					}
 				})
@@ -326,10 +347,10 @@ func TestCluster(t *testing.T) {
 			run, err := r.StartRun(ctx, id, "running", "running", 1, r.Keys().Audience(id), "draft")
 			require.NoError(t, err)
 			wg.Go(func() {
-				rec, comp, err := r.RecordOutcome(ctx, id, run, "completed", rdb.Settle{OpenID: "o0", Outcome: rdb.Outcome{Status: rdb.OutcomeSkipped}})
+				rec, err := r.RecordOutcome(ctx, id, run, "completed", rdb.Settle{OpenID: "o0", Outcome: rdb.Outcome{Status: rdb.OutcomeSkipped}})
 				require.NoError(t, err)
-				require.True(t, rec)
-				require.True(t, comp)
+				require.Equal(t, 1, rec.New)
+				require.Equal(t, "completed", rec.Finished)
 			})
 		}
 		wg.Wait()

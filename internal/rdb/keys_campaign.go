@@ -28,7 +28,8 @@ func (k Keys) AudienceStaging(id string) string { return k.campaign(id) + ":aud:
 func (k Keys) AudienceVarsStaging(id string) string { return k.campaign(id) + ":vars:staging" }
 
 // Run is the hash of one run of a campaign: state, size, expanded, audience
-// (the list key), started, finished (ms), reason.
+// (the list key), started, finished, stopped (ms), reason, final (the state
+// a stopping run ends in).
 func (k Keys) Run(id string, run int) string { return k.campaign(id) + ":r:" + strconv.Itoa(run) }
 
 // RunAudience is the openid list of a run whose audience is fetched at
@@ -37,6 +38,10 @@ func (k Keys) RunAudience(id string, run int) string { return k.Run(id, run) + "
 
 // Outcomes maps each recipient of a run to its final outcome.
 func (k Keys) Outcomes(id string, run int) string { return k.Run(id, run) + ":out" }
+
+// Attempts maps each recipient of a run whose send was attempted to its
+// attempt record (see the ledger in ledger.go).
+func (k Keys) Attempts(id string, run int) string { return k.Run(id, run) + ":att" }
 
 // Counters holds a run's counters: total, each status, code:N, class:X.
 func (k Keys) Counters(id string, run int) string { return k.Run(id, run) + ":cnt" }

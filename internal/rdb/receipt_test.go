@@ -25,7 +25,7 @@ func receiptRun(t *testing.T, r *rdb.RDB, n int, base int64) int {
 	for i := range settles {
 		settles[i] = rdb.Settle{OpenID: fmt.Sprint("o", i), Outcome: rdb.Outcome{Status: rdb.OutcomeSent, MsgID: base + int64(i)}}
 	}
-	_, _, err = r.RecordOutcomes(ctx, "c1", run, "completed", settles...)
+	_, err = r.RecordOutcomes(ctx, "c1", run, "completed", settles...)
 	require.NoError(t, err)
 	return run
 }
@@ -149,7 +149,7 @@ func TestApplyReceiptUnknown(t *testing.T) {
 
 	const base = int64(1<<60) + 400
 	run := receiptRun(t, r, 1, base)
-	_, _, err = r.RecordOutcomes(ctx, "c1", run, "completed", rdb.Settle{OpenID: "f", Outcome: rdb.Outcome{Status: rdb.OutcomeFailed, Code: 43004, Class: "recipient", MsgID: base + 50}})
+	_, err = r.RecordOutcomes(ctx, "c1", run, "completed", rdb.Settle{OpenID: "f", Outcome: rdb.Outcome{Status: rdb.OutcomeFailed, Code: 43004, Class: "recipient", MsgID: base + 50}})
 	require.NoError(t, err)
 	before := counters(t, r, run)
 	res, err = r.ApplyReceipt(ctx, base+50, true, "")

@@ -9,148 +9,161 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// sendOp is a SendState or RecordOutcome call waiting for its group. The
-// two kinds share groups: a send's state read and another send's outcome
-// often go in the same round trip.
+// sendOp is a BeginAttempt, EndAttempt or RecordOutcome call waiting for
+// its group. The kinds share groups: one send's attempt and another's
+// outcome often go in the same round trip.
 type sendOp struct {
 	id     string
 	run    int
 	openid string
+	kind   sendOpKind
 
-	record bool // RecordOutcome, else SendState
+	begin     BeginOptions // opBegin
+	lost      bool         // opEnd
+	settle    Settle       // opRecord
+	doneState string       // opRecord
 
-	// SendState
-	withVars bool
-	has      bool
-	vars     string
-
-	// RecordOutcome
-	doneState string
-	outcome   Outcome
-	recorded  bool
-	completed bool
+	began    Begin    // opBegin's result
+	recorded Recorded // opRecord's result, for this recipient alone
 
 	err  error
 	done chan struct{}
 }
 
-// SendState tells a send task whether its recipient already has an outcome
-// in the run, and the recipient's variables ("" when none, or when withVars
-// is false). Concurrent SendState and RecordOutcome calls of a process share
-// round trips (see RecordOutcome).
-func (r *RDB) SendState(ctx context.Context, id string, run int, openid string, withVars bool) (done bool, vars string, err error) {
-	op := &sendOp{id: id, run: run, openid: openid, withVars: withVars, done: make(chan struct{})}
+type sendOpKind uint8
+
+const (
+	opBegin sendOpKind = iota
+	opEnd
+	opRecord
+)
+
+// BeginAttempt records the attempt of a send to one recipient of a run,
+// just before the WeChat call, or tells why no call is to be made (see
+// Begin and beginAttempts). Concurrent BeginAttempt, EndAttempt and
+// RecordOutcome calls of a process share round trips (see RecordOutcome).
+func (r *RDB) BeginAttempt(ctx context.Context, id string, run int, openid string, opt BeginOptions) (Begin, error) {
+	op := &sendOp{id: id, run: run, openid: openid, kind: opBegin, begin: opt, done: make(chan struct{})}
 	r.sendOps.add(op)
 	if err := wait(ctx, op.done); err != nil {
-		return false, "", fmt.Errorf("send state: %w", err)
+		return Begin{}, fmt.Errorf("begin attempt: %w", err)
 	}
-	return op.has, op.vars, op.err
+	return op.began, op.err
+}
+
+// EndAttempt closes the open attempt of one recipient whose call got an
+// answer that is not its outcome (a retry follows), or whose answer was
+// lost (Lost). It shares round trips like BeginAttempt.
+func (r *RDB) EndAttempt(ctx context.Context, id string, run int, e EndAttempt) error {
+	op := &sendOp{id: id, run: run, openid: e.OpenID, kind: opEnd, lost: e.Lost, done: make(chan struct{})}
+	r.sendOps.add(op)
+	if err := wait(ctx, op.done); err != nil {
+		return fmt.Errorf("end attempt: %w", err)
+	}
+	return op.err
 }
 
 // RecordOutcome is RecordOutcomes of one recipient, grouped with the
-// RecordOutcome and SendState calls of other goroutines of this process that
-// come at the same time: one round trip carries all of them (one record
-// script per run, one HMGET per run or audience, pipelined), so that many
-// concurrent sends do not pay a round trip each. It returns once the outcome
-// is stored, or with ctx's error (the outcome may then still be stored).
-// recorded is false when the recipient had an outcome already (which is
-// kept); completed is true for one caller of the call that completed the
-// run.
-func (r *RDB) RecordOutcome(ctx context.Context, id string, run int, doneState string, s Settle) (recorded, completed bool, err error) {
-	op := &sendOp{id: id, run: run, openid: s.OpenID, record: true, doneState: doneState, outcome: s.Outcome, done: make(chan struct{})}
+// BeginAttempt, EndAttempt and RecordOutcome calls of other goroutines of
+// this process that come at the same time: one round trip carries all of
+// them (one script per run and kind, pipelined), so that many concurrent
+// sends do not pay a round trip each. It returns once the outcome is
+// stored, or with ctx's error (the outcome may then still be stored).
+// Recorded.New is 1 for a first outcome; Recorded.Finished is set for one
+// caller of the call that finished the run.
+func (r *RDB) RecordOutcome(ctx context.Context, id string, run int, doneState string, s Settle) (Recorded, error) {
+	op := &sendOp{id: id, run: run, openid: s.OpenID, kind: opRecord, doneState: doneState, settle: s, done: make(chan struct{})}
 	r.sendOps.add(op)
 	if err := wait(ctx, op.done); err != nil {
-		return false, false, fmt.Errorf("record outcome: %w", err)
+		return Recorded{}, fmt.Errorf("record outcome: %w", err)
 	}
-	return op.recorded, op.completed, op.err
+	return op.recorded, op.err
 }
 
-// flushSendOps carries out a group of send ops in one pipeline.
+// flushSendOps carries out a group of send ops in one pipeline: per run,
+// one script per kind of op.
 func (r *RDB) flushSendOps(ctx context.Context, batch []*sendOp) {
-	// Outcomes: one record script per run.
 	type runOps struct {
-		ops     []*sendOp
-		settles []Settle
-		res     *redis.Cmd
+		op  *sendOp // the first, for the run's parameters
+		ops []*sendOp
+		res *redis.Cmd
 	}
-	var runs []*runOps
-	byRun := make(map[string]*runOps)
-	// State reads: one HMGET per key, of outcomes or of variables.
-	type read struct {
-		key      string
-		outcomes bool
-		ops      []*sendOp
-		fields   []string
-		cmd      *redis.SliceCmd
-	}
-	var reads []*read
-	byKey := make(map[string]*read)
-	addRead := func(key string, outcomes bool, op *sendOp) {
-		rd := byKey[key]
-		if rd == nil {
-			rd = &read{key: key, outcomes: outcomes}
-			byKey[key] = rd
-			reads = append(reads, rd)
-		}
-		rd.ops = append(rd.ops, op)
-		rd.fields = append(rd.fields, op.openid)
-	}
+	var groups []*runOps
+	byKey := make(map[string]*runOps)
 	for _, op := range batch {
-		if !op.record {
-			addRead(r.keys.Outcomes(op.id, op.run), true, op)
-			if op.withVars {
-				addRead(r.keys.AudienceVars(op.id), false, op)
-			}
-			continue
+		k := strconv.Itoa(int(op.kind)) + "|" + op.id + "|" + strconv.Itoa(op.run)
+		g := byKey[k]
+		if g == nil {
+			g = &runOps{op: op}
+			byKey[k] = g
+			groups = append(groups, g)
 		}
-		k := op.id + "|" + strconv.Itoa(op.run)
-		ro := byRun[k]
-		if ro == nil {
-			ro = &runOps{}
-			byRun[k] = ro
-			runs = append(runs, ro)
-		}
-		ro.ops = append(ro.ops, op)
-		ro.settles = append(ro.settles, Settle{OpenID: op.openid, Outcome: op.outcome})
+		g.ops = append(g.ops, op)
 	}
-
 	err := r.withScripts(ctx, func(pipe redis.Pipeliner) {
-		for _, rd := range reads {
-			rd.cmd = pipe.HMGet(ctx, rd.key, rd.fields...)
-		}
-		for _, ro := range runs {
-			op := ro.ops[0]
-			ro.res = r.queueRecord(ctx, pipe, op.id, op.run, op.doneState, ro.settles)
-		}
-	}, recordOutcomes)
-
-	for _, rd := range reads {
-		v, rerr := rd.cmd.Result()
-		for i, op := range rd.ops {
-			switch {
-			case rerr != nil || err != nil:
-				if op.err == nil {
-					op.err = fmt.Errorf("send state: %w", cmp.Or(rerr, err))
+		for _, g := range groups {
+			op := g.op
+			switch op.kind {
+			case opBegin:
+				args := op.begin.args(op.run)
+				for _, o := range g.ops {
+					args = append(args, o.openid)
 				}
-			case rd.outcomes:
-				op.has = v[i] != nil
-			default:
-				op.vars, _ = v[i].(string)
+				g.res = beginAttempts.EvalSha(ctx, pipe, r.ledgerKeys(op.id, op.run, r.keys.AudienceVars(op.id)), args...)
+			case opEnd:
+				ends := make([]EndAttempt, len(g.ops))
+				for i, o := range g.ops {
+					ends[i] = EndAttempt{OpenID: o.openid, Lost: o.lost}
+				}
+				g.res = r.queueEnd(ctx, pipe, op.id, op.run, ends)
+			case opRecord:
+				settles := make([]Settle, len(g.ops))
+				for i, o := range g.ops {
+					settles[i] = o.settle
+				}
+				g.res = r.queueRecord(ctx, pipe, op.id, op.run, op.doneState, settles)
 			}
 		}
-	}
-	for _, ro := range runs {
-		_, completed, flags, rerr := recordReply(ro.res)
-		for i, op := range ro.ops {
-			switch {
-			case rerr != nil:
-				op.err = fmt.Errorf("record outcome: %w", rerr)
-			case err != nil:
-				// The script ran; a msgid index entry or a read did not.
-				op.err = fmt.Errorf("record outcome: %w", err)
-			default:
-				op.recorded = i < len(flags) && flags[i] == '1'
-				op.completed = i == 0 && completed
+	}, beginAttempts, endAttempts, recordOutcomes)
+
+	for _, g := range groups {
+		switch g.op.kind {
+		case opBegin:
+			began, rerr := beginReply(g.res, g.op.run, len(g.ops))
+			for i, op := range g.ops {
+				if rerr != nil || err != nil {
+					op.err = fmt.Errorf("begin attempt: %w", cmp.Or(rerr, err))
+					continue
+				}
+				op.began = began[i]
+			}
+		case opEnd:
+			for _, op := range g.ops {
+				if rerr := cmp.Or(g.res.Err(), err); rerr != nil {
+					op.err = fmt.Errorf("end attempt: %w", rerr)
+				}
+			}
+		case opRecord:
+			rec, rerr := recordReply(g.res)
+			for i, op := range g.ops {
+				switch {
+				case rerr != nil:
+					op.err = fmt.Errorf("record outcome: %w", rerr)
+				case err != nil:
+					// The script ran; a msgid index entry did not.
+					op.err = fmt.Errorf("record outcome: %w", err)
+				default:
+					op.recorded = Recorded{Stored: []Stored{StoredNothing}}
+					if i < len(rec.Stored) {
+						op.recorded.Stored[0] = rec.Stored[i]
+					}
+					if op.recorded.Stored[0] == StoredAsGiven || op.recorded.Stored[0] == StoredUnknown {
+						op.recorded.New = 1
+					}
+					if i == 0 {
+						op.recorded.Finished = rec.Finished
+					}
+				}
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
@@ -31,10 +32,10 @@ func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 	}
 }
 
-// TestSendOpsShareRoundTrips: the state reads and outcome records of many
+// TestSendOpsShareRoundTrips: the attempts and outcome records of many
 // concurrent sends go in few round trips, and each caller still gets its
-// own answer: whether its recipient has an outcome, its variables, and for
-// exactly one of them that the run completed.
+// own answer: its attempt, its variables, whether its recipient has an
+// outcome, and for exactly one of them that the run completed.
 func TestSendOpsShareRoundTrips(t *testing.T) {
 	t.Parallel()
 	const n = 400
@@ -64,36 +65,42 @@ func TestSendOpsShareRoundTrips(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			openid := fmt.Sprint("o", i)
-			done, vars, err := r.SendState(ctx, "c1", run, openid, true)
+			b, err := r.BeginAttempt(ctx, "c1", run, openid, beginOpts(true))
 			require.NoError(t, err)
-			require.False(t, done)
+			require.Equal(t, rdb.BeginSend, b.Action)
+			require.Equal(t, 1, b.Attempt)
+			require.Equal(t, run, b.ClientMsgRun)
 			if i%2 == 0 {
-				require.Equal(t, fmt.Sprintf(`{"name":"n%d"}`, i), vars)
+				require.Equal(t, fmt.Sprintf(`{"name":"n%d"}`, i), b.Vars)
 			} else {
-				require.Empty(t, vars)
+				require.Empty(t, b.Vars)
 			}
 			o := rdb.Outcome{Status: rdb.OutcomeSent, MsgID: int64(1<<55) + int64(i)}
 			if i%5 == 0 {
 				o = rdb.Outcome{Status: rdb.OutcomeFailed, Code: 43004, Class: "recipient"}
 			}
-			rec, c, err := r.RecordOutcome(ctx, "c1", run, "completed", rdb.Settle{OpenID: openid, Outcome: o})
+			rec, err := r.RecordOutcome(ctx, "c1", run, "completed", rdb.Settle{OpenID: openid, Outcome: o, Mode: rdb.RecordAnswered})
 			require.NoError(t, err)
-			require.True(t, rec, "the first outcome is recorded")
-			if c {
+			require.Equal(t, 1, rec.New, "the first outcome is recorded")
+			require.Equal(t, []rdb.Stored{rdb.StoredAsGiven}, rec.Stored)
+			if rec.Finished != "" {
+				require.Equal(t, "completed", rec.Finished)
 				completed.Add(1)
 			}
 			// Recorded again (a redelivered task): no second outcome. (It
 			// may share the round trip that completes the run, and be the
 			// caller told so.)
-			rec, c, err = r.RecordOutcome(ctx, "c1", run, "completed", rdb.Settle{OpenID: openid, Outcome: rdb.Outcome{Status: rdb.OutcomeFailed, Class: "exhausted"}})
+			rec, err = r.RecordOutcome(ctx, "c1", run, "completed", rdb.Settle{OpenID: openid,
+				Outcome: rdb.Outcome{Status: rdb.OutcomeFailed, Class: "exhausted"}, Mode: rdb.RecordUnanswered})
 			require.NoError(t, err)
-			require.False(t, rec, "a second outcome is not")
-			if c {
+			require.Zero(t, rec.New, "a second outcome is not")
+			require.Equal(t, []rdb.Stored{rdb.StoredNothing}, rec.Stored)
+			if rec.Finished != "" {
 				completed.Add(1)
 			}
-			done, _, err = r.SendState(ctx, "c1", run, openid, false)
+			b, err = r.BeginAttempt(ctx, "c1", run, openid, beginOpts(false))
 			require.NoError(t, err)
-			require.True(t, done)
+			require.Equal(t, rdb.BeginDone, b.Action)
 		})
 	}
 	close(start)
@@ -101,7 +108,7 @@ func TestSendOpsShareRoundTrips(t *testing.T) {
 
 	ops := int64(4 * n)
 	trips := hook.n.Load() - before
-	t.Logf("%d state reads and outcome records in %d round trips", ops, trips)
+	t.Logf("%d attempts and outcome records in %d round trips", ops, trips)
 	require.Less(t, trips, ops/2, "concurrent send ops share round trips")
 	require.EqualValues(t, 1, completed.Load(), "exactly one caller learns that the run completed")
 
@@ -131,19 +138,28 @@ func TestSendOpsFailTogether(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Go(func() {
-			if i%2 == 0 {
-				_, _, err := r.SendState(t.Context(), "c1", 1, fmt.Sprint("o", i), true)
+			switch i % 3 {
+			case 0:
+				_, err := r.BeginAttempt(t.Context(), "c1", 1, fmt.Sprint("o", i), beginOpts(true))
 				require.Error(t, err)
-				return
+			case 1:
+				require.Error(t, r.EndAttempt(t.Context(), "c1", 1, rdb.EndAttempt{OpenID: fmt.Sprint("o", i), Lost: true}))
+			default:
+				_, err := r.RecordOutcome(t.Context(), "c1", 1, "completed", rdb.Settle{OpenID: fmt.Sprint("o", i), Outcome: rdb.Outcome{Status: rdb.OutcomeSent}})
+				require.Error(t, err)
 			}
-			_, _, err := r.RecordOutcome(t.Context(), "c1", 1, "completed", rdb.Settle{OpenID: fmt.Sprint("o", i), Outcome: rdb.Outcome{Status: rdb.OutcomeSent}})
-			require.Error(t, err)
 		})
 	}
 	wg.Wait()
 
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	_, _, err := r.SendState(ctx, "c1", 1, "o1", false)
+	_, err := r.BeginAttempt(ctx, "c1", 1, "o1", beginOpts(false))
 	require.ErrorIs(t, err, context.Canceled)
+}
+
+// beginOpts are the BeginAttempt options of a template campaign's send in
+// these tests.
+func beginOpts(vars bool) rdb.BeginOptions {
+	return rdb.BeginOptions{DoneState: "completed", Dedupe: true, Window: 9 * time.Minute, Grace: 3 * time.Second, Proc: "test", Vars: vars}
 }

@@ -191,7 +191,7 @@ func StartFleet(t *testing.T, cfg FleetConfig) *Fleet {
 		cfg: cfg,
 		env: append(env, cfg.Env...),
 		rc:  rc, rdb: r, store: store,
-		prod:   producer.New(pc.Client, store, r, reg, nil, producer.Config{}),
+		prod:   producer.New(pc.Client, store, reg, nil, producer.Config{}),
 		logDir: logDir,
 		exits:  make(chan string, 64),
 	}

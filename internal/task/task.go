@@ -8,6 +8,7 @@
 //	launch:{campaign}:{run}
 //	expand:{campaign}:{run}:{chunk}
 //	send:{campaign}:{run}:{openid}
+//	settle:{campaign}:{run}
 //
 // Payloads carry ids only; message bodies live once, in the campaign.
 package task
@@ -21,8 +22,11 @@ import (
 
 // Task types, colon hierarchies for prefix routing.
 const (
-	TypeLaunch        = "campaign:launch"
-	TypeExpand        = "campaign:expand"
+	TypeLaunch = "campaign:launch"
+	TypeExpand = "campaign:expand"
+	// TypeSettle gives the recipients of a stopped run their outcomes
+	// (payload: Run).
+	TypeSettle        = "campaign:settle"
 	TypeSendTemplate  = "wechat:template:send"
 	TypeSendCustom    = "wechat:custom:send"
 	TypeSendSubscribe = "wechat:subscribe:send"
@@ -59,6 +63,11 @@ type Send struct {
 // LaunchID is the id of a run's launch task.
 func LaunchID(campaign string, run int) string {
 	return "launch:" + campaign + ":" + strconv.Itoa(run)
+}
+
+// SettleID is the id of the settle task of a stopped run.
+func SettleID(campaign string, run int) string {
+	return "settle:" + campaign + ":" + strconv.Itoa(run)
 }
 
 // ExpandID is the id of the expand task of a chunk.

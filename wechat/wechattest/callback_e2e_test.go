@@ -106,7 +106,7 @@ func TestReceiptsEndToEnd(t *testing.T) {
 		msgids[o] = msgid
 		settles = append(settles, rdb.Settle{OpenID: o, Outcome: rdb.Outcome{Status: rdb.OutcomeSent, MsgID: msgid}})
 	}
-	_, _, err = r.RecordOutcomes(ctx, "c1", run, "completed", settles...)
+	_, err = r.RecordOutcomes(ctx, "c1", run, "completed", settles...)
 	require.NoError(t, err)
 	close(seeded)
 

@@ -517,8 +517,8 @@ func (s *Server) control(op func(*campaigns.Store, context.Context, string) erro
 type runView struct {
 	Campaign string `json:"campaign"`
 	// Account is the campaign's account.
-	Account  string     `json:"account"`
-	Run int `json:"run"`
+	Account string `json:"account"`
+	Run     int    `json:"run"`
 	// State is running, paused, stopping (stopped: its last recipients are
 	// getting their outcomes; Final says what it will end as), completed,
 	// failed or cancelled. Finished is set only once every recipient has

@@ -124,7 +124,7 @@ type Config struct {
 	// TimeScale divides TokenTTL, TokenOverlap, DedupeWindow,
 	// ForceRefreshSpacing and Callback.Delay, so that a demo sees tokens
 	// rotate in minutes. It does not change the one-second window of
-	// Limit.PerSecond, the daily reset, Faults.SlowDelay or
+	// Limit.PerSecond, the daily reset, Faults.SlowDelay, Faults.Latency or
 	// Callback.Timeout. Default: 1.
 	TimeScale float64
 	// NowFunc is the clock. Default: time.Now. Tests pass a ManualClock's

@@ -57,19 +57,21 @@ func TestControlEndpoints(t *testing.T) {
 	})
 
 	t.Run("faults", func(t *testing.T) {
-		m := b.post(t, "/fake/faults", `{"system_error":1,"slow_delay":"250ms"}`)
+		m := b.post(t, "/fake/faults", `{"system_error":1,"slow_delay":"250ms","latency":"2ms"}`)
 		require.Equal(t, map[string]any{"system_error": json.Number("1"), "http_5xx": json.Number("0"), "drop_after_record": json.Number("0"),
-			"slow": json.Number("0"), "slow_delay": "250ms", "invalidate_tokens": json.Number("0")}, m)
-		require.Equal(t, Faults{SystemError: 1, SlowDelay: 250 * time.Millisecond}, b.srv.Faults())
+			"slow": json.Number("0"), "slow_delay": "250ms", "invalidate_tokens": json.Number("0"), "latency": "2ms"}, m)
+		want := Faults{SystemError: 1, SlowDelay: 250 * time.Millisecond, Latency: 2 * time.Millisecond}
+		require.Equal(t, want, b.srv.Faults())
 		got := b.get(t, "/fake/faults")
 		require.Equal(t, m, got)
 
-		for _, bad := range []string{`{"system_eror":1}`, `{"system_error":2}`, `{"system_error":"x"}`, `{} {}`, ``, `{"slow_delay":"x"}`} {
+		for _, bad := range []string{`{"system_eror":1}`, `{"system_error":2}`, `{"system_error":"x"}`, `{} {}`, ``, `{"slow_delay":"x"}`,
+			`{"latency":"x"}`, `{"latency":"-1s"}`} {
 			status, raw := b.do(t, http.MethodPost, "/fake/faults", bad)
 			require.Equal(t, http.StatusBadRequest, status, bad)
 			require.Contains(t, decode(t, raw), "error")
 		}
-		require.Equal(t, Faults{SystemError: 1, SlowDelay: 250 * time.Millisecond}, b.srv.Faults())
+		require.Equal(t, want, b.srv.Faults())
 		b.post(t, "/fake/faults", `{}`)
 		require.Equal(t, Faults{}, b.srv.Faults())
 	})

@@ -270,9 +270,10 @@ func (s *Server) ResetQuotas() {
 	s.tokens.resetForce()
 }
 
-// SetFaults replaces the fault rates. It returns an error naming the field
-// when a rate is not in [0, 1] or SlowDelay is negative, and then keeps the
-// old rates.
+// SetFaults replaces the fault rates and the latency; calls already in
+// flight keep what they drew. It returns an error naming the field when a
+// rate is not in [0, 1] or SlowDelay or Latency is negative, and then keeps
+// the old Faults.
 func (s *Server) SetFaults(f Faults) error {
 	f, ferr := f.withDefaults()
 	if ferr != nil {
@@ -282,7 +283,7 @@ func (s *Server) SetFaults(f Faults) error {
 	return nil
 }
 
-// Faults returns the current fault rates.
+// Faults returns the current fault rates and latency.
 func (s *Server) Faults() Faults { return *s.faults.cur.Load() }
 
 // FollowerOpenIDs returns the openids of all followers in user/get order:
@@ -358,7 +359,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveAPI runs one WeChat API call: method, body, faults, token, limits,
-// the API's own handler, then the slow and drop faults.
+// the API's own handler, then the slow fault, the latency and the drop
+// fault.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, id apiID) {
 	st := &s.stats[id]
 	st.calls.Add(1)
@@ -366,18 +368,23 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, id apiID) {
 	x := s.getExchange()
 	defer s.putExchange(x)
 
+	// Calls refused before the draw still get the send APIs' latency.
+	var base faultDraw
+	if id.isSend() {
+		base = s.faults.base()
+	}
 	if r.Method != id.method() {
 		code := 43002
 		if id.method() == http.MethodGet {
 			code = 43001
 		}
-		s.finish(w, r, x, st, outcome{code: code}, faultDraw{}, now)
+		s.finish(w, r, x, st, outcome{code: code}, base, now)
 		return
 	}
 	if r.Method == http.MethodPost {
 		if err := x.readBody(r.Body); err != nil {
 			// Too large, or the client went away mid-body.
-			s.finish(w, r, x, st, outcome{code: 47001}, faultDraw{}, now)
+			s.finish(w, r, x, st, outcome{code: 47001}, base, now)
 			return
 		}
 	}
@@ -386,6 +393,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, id apiID) {
 		fault = s.faults.draw()
 		if fault.status != 0 {
 			st.http5xx.Add(1)
+			if fault.latency > 0 && !wait(r.Context(), fault.latency) {
+				return
+			}
 			write5xx(w, fault.status)
 			return
 		}
@@ -434,8 +444,8 @@ func (s *Server) handle(x *exchange, r *http.Request, id apiID, fault faultDraw,
 	return outcome{code: -1, msg: "unhandled api " + id.name()}
 }
 
-// finish counts the outcome and writes the answer, after the slow and drop
-// faults.
+// finish counts the outcome and writes the answer, after the slow fault and
+// the latency, or drops the connection.
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, x *exchange, st *apiStats, out outcome, fault faultDraw, now time.Time) {
 	if out.code != 0 {
 		x.out = s.appendError(x.out[:0], out.code, out.msg, now)
@@ -453,6 +463,9 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, x *exchange, st 
 		if !completed {
 			return
 		}
+	}
+	if fault.latency > 0 && !wait(r.Context(), fault.latency) {
+		return
 	}
 	if fault.drop {
 		st.drop.Add(1)

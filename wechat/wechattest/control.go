@@ -13,8 +13,8 @@ import (
 // controlPrefix is the path prefix of the fake's own endpoints.
 const controlPrefix = "/fake/"
 
-// deliveriesChunk is how many deliveries /fake/deliveries copies under the
-// recorder's lock at a time.
+// deliveriesChunk is how many deliveries /fake/deliveries (or calls
+// /fake/calls) copies under the log's lock at a time.
 const deliveriesChunk = 4096
 
 // serveControl serves the /fake/ endpoints listed in the package doc. They
@@ -28,7 +28,11 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 		}
 	case "deliveries":
 		if allow(w, r, http.MethodGet) {
-			s.writeDeliveries(w)
+			writeNDJSON(w, s.rec.count(), s.rec.slice)
+		}
+	case "calls":
+		if allow(w, r, http.MethodGet) {
+			writeNDJSON(w, s.calls.len(), s.callSlice)
 		}
 	case "invalidate-tokens":
 		if allow(w, r, http.MethodPost) {
@@ -100,17 +104,16 @@ func writeControlJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(body, '\n'))
 }
 
-// writeDeliveries streams every delivery as NDJSON, copying them in chunks
-// so that senders are not blocked for long.
-func (s *Server) writeDeliveries(w http.ResponseWriter) {
+// writeNDJSON streams the first n elements of a log as NDJSON, copying them
+// with slice in chunks so that senders are not blocked for long.
+func writeNDJSON[T any](w http.ResponseWriter, n int, slice func(from, to int) []T) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
-	n := s.rec.count()
 	for from := 0; from < n; from += deliveriesChunk {
-		for _, d := range s.rec.slice(from, min(from+deliveriesChunk, n)) {
-			if err := enc.Encode(d); err != nil {
+		for _, v := range slice(from, min(from+deliveriesChunk, n)) {
+			if err := enc.Encode(v); err != nil {
 				return // The client went away.
 			}
 		}

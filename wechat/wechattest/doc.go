@@ -16,6 +16,7 @@
 //
 //	GET  /fake/stats              Stats as JSON
 //	GET  /fake/deliveries         every accepted delivery, one JSON object a line
+//	GET  /fake/calls              every send call (Call), one JSON object a line
 //	POST /fake/invalidate-tokens  Server.InvalidateTokens
 //	POST /fake/reset-quotas       Server.ResetQuotas
 //	GET  /fake/faults             the current Faults as JSON
@@ -46,6 +47,19 @@
 // with bounded concurrency and WeChat's retries. PushReceipt pushes one by
 // hand and LastReceipt returns the last signed request, so that tests can
 // replay it. Stop waits for pushes in flight.
+//
+// # Calls
+//
+// Deliveries are what reached WeChat; Calls are what each send call's client
+// can have learnt about it. Every call of a send API gets a record (Call):
+// its account and touser, what the fake did (delivered, deduped, refused
+// with an errcode, HTTP 5xx) and how the answer went: answered, dropped by
+// the DropAfterRecord fault, or abandoned because the client went away
+// first (a client timeout during a Slow or Latency wait, a killed client, a
+// failed write). A test can so check that a message its client reports
+// "unknown" had a call whose answer the client never read, and
+// Faults.Latency holds calls in flight long enough to kill a client during
+// them.
 //
 // # API names
 //

@@ -43,6 +43,7 @@ type Server struct {
 	faults *faultInjector
 	dedupe *dedupeTable
 	rec    *recorder
+	calls  chunkLog[callRecord] // every send call, in arrival order
 	stats  [apiCount]apiStats
 
 	msgIDBase int64
@@ -290,10 +291,11 @@ func (s *Server) Faults() Faults { return *s.faults.cur.Load() }
 // the generated ones, then Config.FollowerIDs.
 func (s *Server) FollowerOpenIDs() []string { return s.followers.all() }
 
-// exchange holds one request's buffers; it is pooled.
+// exchange holds one request's buffers and call state; it is pooled.
 type exchange struct {
 	body []byte
 	out  []byte
+	call callState
 }
 
 // exchangeKeepMax is the largest buffer returned to the pool.
@@ -306,6 +308,7 @@ func (s *Server) putExchange(x *exchange) {
 		return
 	}
 	x.body, x.out = x.body[:0], x.out[:0]
+	x.call = callState{}
 	s.bufs.Put(x)
 }
 
@@ -371,6 +374,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, id apiID) {
 	// Calls refused before the draw still get the send APIs' latency.
 	var base faultDraw
 	if id.isSend() {
+		s.beginCall(x, id, now)
 		base = s.faults.base()
 	}
 	if r.Method != id.method() {
@@ -384,6 +388,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, id apiID) {
 	if r.Method == http.MethodPost {
 		if err := x.readBody(r.Body); err != nil {
 			// Too large, or the client went away mid-body.
+			x.call.parsed = true // Do not parse a partial body.
 			s.finish(w, r, x, st, outcome{code: 47001}, base, now)
 			return
 		}
@@ -393,10 +398,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, id apiID) {
 		fault = s.faults.draw()
 		if fault.status != 0 {
 			st.http5xx.Add(1)
-			if fault.latency > 0 && !wait(r.Context(), fault.latency) {
-				return
-			}
-			write5xx(w, fault.status)
+			s.settleCall(x, r, &outcome{}, fault.status, now)
+			// A failing proxy answers neither slowly nor by dropping.
+			s.answer(w, r, x, st, faultDraw{latency: fault.latency}, fault.status)
 			return
 		}
 		if fault.invalidate {
@@ -417,6 +421,7 @@ func (s *Server) handle(x *exchange, r *http.Request, id apiID, fault faultDraw,
 		return s.plainToken(x, r.URL.RawQuery, now)
 	}
 	acct, code := s.tokens.check(queryValue(r.URL.RawQuery, "access_token"), now)
+	x.call.rec.acct, x.call.checked = acct, true
 	if code != 0 {
 		return outcome{code: code}
 	}
@@ -444,8 +449,7 @@ func (s *Server) handle(x *exchange, r *http.Request, id apiID, fault faultDraw,
 	return outcome{code: -1, msg: "unhandled api " + id.name()}
 }
 
-// finish counts the outcome and writes the answer, after the slow fault and
-// the latency, or drops the connection.
+// finish counts the outcome and answers it.
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, x *exchange, st *apiStats, out outcome, fault faultDraw, now time.Time) {
 	if out.code != 0 {
 		x.out = s.appendError(x.out[:0], out.code, out.msg, now)
@@ -454,9 +458,31 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, x *exchange, st 
 		st.tokensIssued.Add(1)
 	}
 	st.count(&out)
+	s.settleCall(x, r, &out, 0, now)
+	s.answer(w, r, x, st, fault, 0)
+}
+
+// answer waits for the slow fault and the latency, then drops the
+// connection or writes the answer: x.out with HTTP 200 when status is 0,
+// else the HTML page of a 5xx status. It records how that went (endCall).
+//
+// The client going away shows as the end of r.Context(): for HTTP/1.1, the
+// server reads the connection in the background once the body is consumed
+// and cancels the context when the client closes it. A close that the server
+// notices only after the answer is on its way is caught by the error of the
+// write or of the explicit flush, when the kernel reports it by then.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, x *exchange, st *apiStats, fault faultDraw, status int) {
+	ctx := r.Context()
+	if x.call.slot != nil && (fault.slow > 0 || fault.latency > 0) {
+		// Show the handled call while it waits.
+		s.calls.store(x.call.slot, &x.call.rec)
+	}
 	if fault.slow > 0 {
 		st.slow.Add(1)
-		completed := wait(r.Context(), fault.slow)
+		completed := wait(ctx, fault.slow)
+		if !completed {
+			s.endCall(x, st, answerAbandoned)
+		}
 		if h := s.slowHook.Load(); h != nil {
 			(*h)(completed)
 		}
@@ -464,15 +490,37 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, x *exchange, st 
 			return
 		}
 	}
-	if fault.latency > 0 && !wait(r.Context(), fault.latency) {
+	if fault.latency > 0 && !wait(ctx, fault.latency) {
+		s.endCall(x, st, answerAbandoned)
 		return
 	}
 	if fault.drop {
 		st.drop.Add(1)
+		// Recorded first, so that the record is there when the client sees
+		// the connection close (and because dropConnection may panic).
+		s.endCall(x, st, answerDropped)
 		dropConnection(w)
 		return
 	}
-	writeBody(w, x.out)
+	if ctx.Err() != nil {
+		s.endCall(x, st, answerAbandoned)
+		return
+	}
+	// Recorded first, so that a client that has read its answer finds the
+	// call answered; corrected below when the answer does not go out.
+	s.endCall(x, st, answerAnswered)
+	var err error
+	if status == 0 {
+		err = writeBody(w, x.out)
+	} else {
+		err = write5xx(w, status)
+	}
+	if err == nil {
+		err = http.NewResponseController(w).Flush()
+	}
+	if err != nil {
+		s.unanswer(x, st)
+	}
 }
 
 // queryValue returns the first value of key in a raw URL query, unescaped.

@@ -87,3 +87,44 @@ func TestControlEndpoints(t *testing.T) {
 		require.Equal(t, http.StatusNotFound, status)
 	})
 }
+
+func TestTemplatesEndpoint(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	tok := b.token(t)
+	u := openID("tplep")
+	require.Equal(t, map[string]any{"template_ids": []any{TemplateIDDefault}}, b.get(t, "/fake/templates"))
+	require.Zero(t, errcode(t, b.send(t, nameTemplateSend, tok, mustJSON(t, templateBody(u, "")))))
+
+	m := b.post(t, "/fake/templates", `{"template_ids":["TPL_A","TPL_B"]}`)
+	require.Equal(t, map[string]any{"template_ids": []any{"TPL_A", "TPL_B"}}, m)
+	require.Equal(t, m, b.get(t, "/fake/templates"))
+	require.Equal(t, []string{"TPL_A", "TPL_B"}, b.srv.TemplateIDs())
+	require.Equal(t, 40037, errcode(t, b.send(t, nameTemplateSend, tok, mustJSON(t, templateBody(u, "")))))
+	require.Zero(t, errcode(t, b.send(t, nameTemplateSend, tok, mustJSON(t, templateBodyWith(u, "TPL_B")))))
+
+	for _, tc := range []struct{ body, want string }{
+		{``, "decode templates: json offset 0: unexpected end of data"},
+		{`[]`, "decode templates: array, not an object"},
+		{`{}`, "template_ids: missing"},
+		{`{"template_ids":null}`, "template_ids: null, not an array"},
+		{`{"template_ids":"TPL_A"}`, "template_ids: string, not an array"},
+		{`{"template_ids":[]}`, "template_ids: empty list"},
+		{`{"template_ids":["TPL_A",7]}`, "template_ids[1]: number, not a string"},
+		{`{"template_ids":["TPL_A",""]}`, "template_ids[1]: empty id"},
+		{`{"template_ids":["TPL_A","TPL_A"]}`, `template_ids[1]: duplicate id "TPL_A"`},
+		{`{"template_ids":["TPL_A"],"template_id":"x"}`, `decode templates: unknown field "template_id"`},
+		{`{"Template_IDs":["TPL_A"]}`, `decode templates: unknown field "Template_IDs"`},
+		{`{"template_ids":["TPL_A"],"template_ids":["TPL_C"]}`, `decode templates: json key "template_ids": duplicate object key`},
+		{`{"template_ids":["TPL_A"]} {}`, "decode templates: json offset"},
+		{"{\"template_ids\":[\"\xff\"]}", "decode templates: invalid UTF-8"},
+	} {
+		status, raw := b.do(t, http.MethodPost, "/fake/templates", tc.body)
+		require.Equal(t, http.StatusBadRequest, status, tc.body)
+		require.Contains(t, decode(t, raw)["error"], tc.want, tc.body)
+	}
+	require.Equal(t, []string{"TPL_A", "TPL_B"}, b.srv.TemplateIDs())
+
+	status, _ := b.do(t, http.MethodDelete, "/fake/templates", "")
+	require.Equal(t, http.StatusMethodNotAllowed, status)
+}

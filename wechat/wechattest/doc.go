@@ -21,6 +21,8 @@
 //	POST /fake/reset-quotas       Server.ResetQuotas
 //	GET  /fake/faults             the current Faults as JSON
 //	POST /fake/faults             Server.SetFaults with a JSON Faults body
+//	GET  /fake/templates          {"template_ids":[...]}: template/send's allow-list
+//	POST /fake/templates          Server.SetTemplateIDs with such a body
 //
 // # Strictness
 //

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,10 +36,10 @@ type Server struct {
 	followers *followerList
 	tags      map[int64]*tagList
 
-	templates    map[string]string // allowed template id -> canonical string
-	subTemplates map[string]string
-	mediaIDs     map[string]bool // nil accepts any
-	kfAccounts   map[string]bool // nil accepts any name@domain
+	templates    atomic.Pointer[templateSet] // template/send's; SetTemplateIDs swaps it
+	subTemplates map[string]string           // allowed template id -> canonical string
+	mediaIDs     map[string]bool             // nil accepts any
+	kfAccounts   map[string]bool             // nil accepts any name@domain
 
 	faults *faultInjector
 	dedupe *dedupeTable
@@ -91,7 +92,6 @@ func New(cfg Config) (*Server, error) {
 		accounts:     make(map[string]*account, len(set.accounts)),
 		followers:    followers,
 		tags:         newTagLists(set.tags),
-		templates:    canonical(set.templateIDs),
 		subTemplates: canonical(set.subTemplateIDs),
 		faults:       newFaultInjector(set.seed, set.faults),
 		dedupe:       newDedupeTable(set.dedupeWindow),
@@ -101,6 +101,7 @@ func New(cfg Config) (*Server, error) {
 		msgIDBase: MsgIDBase + (now.Unix()%(1<<30))<<24,
 		ridSalt:   rand.New(rand.NewPCG(uint64(set.seed), 1)).Uint32(),
 	}
+	s.templates.Store(newTemplateSet(set.templateIDs))
 	if len(set.mediaIDs) > 0 {
 		s.mediaIDs = make(map[string]bool, len(set.mediaIDs))
 		for _, id := range set.mediaIDs {
@@ -135,12 +136,26 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// canonical maps each allowed id to itself: the string that records keep,
+// owned by the server rather than by a request.
 func canonical(ids []string) map[string]string {
 	m := make(map[string]string, len(ids))
 	for _, id := range ids {
 		m[id] = id
 	}
 	return m
+}
+
+// templateSet is an allow-list of template/send. It is never changed once
+// stored; SetTemplateIDs stores a new one.
+type templateSet struct {
+	ids   []string          // in the order they were set
+	canon map[string]string // see canonical
+}
+
+func newTemplateSet(ids []string) *templateSet {
+	ids = slices.Clone(ids)
+	return &templateSet{ids: ids, canon: canonical(ids)}
 }
 
 // Start serves a new Server for the test on an httptest.Server. In
@@ -286,6 +301,29 @@ func (s *Server) SetFaults(f Faults) error {
 
 // Faults returns the current fault rates and latency.
 func (s *Server) Faults() Faults { return *s.faults.cur.Load() }
+
+// SetTemplateIDs replaces the allow-list of template/send (Config.TemplateIDs)
+// with a copy of ids, so that a test can make sends answer 40037 in the
+// middle of a campaign, as when an operator deletes a template. Sends that
+// are being handled may still see the old list; later ones see the new one.
+// Config.TemplateKeywords keep applying to the ids they name, and other ids
+// accept any well-formed keywords. It returns an error, and keeps the old
+// list, when ids is empty or has an empty or duplicate id. It is safe for
+// concurrent use with sends: template/send reads the list through an atomic
+// pointer.
+func (s *Server) SetTemplateIDs(ids []string) error {
+	if len(ids) == 0 {
+		return errors.New("wechattest: template ids: empty list")
+	}
+	if i, reason := badID(ids); i >= 0 {
+		return fmt.Errorf("wechattest: template ids[%d]: %s", i, reason)
+	}
+	s.templates.Store(newTemplateSet(ids))
+	return nil
+}
+
+// TemplateIDs returns a copy of the current allow-list of template/send.
+func (s *Server) TemplateIDs() []string { return slices.Clone(s.templates.Load().ids) }
 
 // FollowerOpenIDs returns the openids of all followers in user/get order:
 // the generated ones, then Config.FollowerIDs.

@@ -54,7 +54,7 @@ func (s *Server) templateSend(x *exchange, acct *account, now time.Time) outcome
 	if templateID == "" {
 		return outcome{code: 40036}
 	}
-	tpl, ok := s.templates[templateID]
+	tpl, ok := s.templates.Load().canon[templateID]
 	if !ok {
 		return outcome{code: 40037}
 	}

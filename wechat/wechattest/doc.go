@@ -40,6 +40,8 @@
 // client_msg_id window, daily quota resets and the one-second windows with a
 // ManualClock instead of sleeping. Config.TimeScale shortens WeChat's
 // documented durations (token lifetime, overlap, dedupe window) for demos.
+// The waits of Faults.SlowDelay and Faults.Latency are in real time: they
+// hold real connections open.
 //
 // # Receipts
 //
@@ -58,14 +60,15 @@
 // with an errcode, HTTP 5xx) and how the answer went: answered, dropped by
 // the DropAfterRecord fault, or abandoned because the client went away
 // first (a client timeout during a Slow or Latency wait, a killed client, a
-// failed write). A test can so check that a message its client reports
-// "unknown" had a call whose answer the client never read, and
-// Faults.Latency holds calls in flight long enough to kill a client during
-// them.
+// failed write). A test can thus check that a message its client reports
+// "unknown" had a call whose answer the client never read; Faults.Latency
+// holds calls in flight long enough to kill a client during them, and
+// SetTemplateIDs (or POST /fake/templates) makes template/send answer 40037
+// from the next call on.
 //
 // # API names
 //
-// Stats, Deliveries and Config.Limits name an API by its path below
+// Stats, Deliveries, Calls and Config.Limits name an API by its path below
 // /cgi-bin/, such as "message/template/send". These are the same strings as
 // the API* constants of package wechat.
 package wechattest

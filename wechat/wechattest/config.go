@@ -67,7 +67,8 @@ type Config struct {
 	Accounts []Account
 
 	// TemplateIDs is the allow-list of template/send; other ids answer 40037
-	// and an empty template_id 40036. Default: TemplateIDDefault.
+	// and an empty template_id 40036. Server.SetTemplateIDs replaces it at
+	// run time. Default: TemplateIDDefault.
 	TemplateIDs []string
 	// SubscribeTemplateIDs is the allow-list of subscribe/bizsend; other or
 	// empty ids answer 40037. Default: SubscribeTemplateIDDefault.
@@ -124,7 +125,7 @@ type Config struct {
 	// TimeScale divides TokenTTL, TokenOverlap, DedupeWindow,
 	// ForceRefreshSpacing and Callback.Delay, so that a demo sees tokens
 	// rotate in minutes. It does not change the one-second window of
-	// Limit.PerSecond, the daily reset, Faults.SlowDelay or
+	// Limit.PerSecond, the daily reset, Faults.SlowDelay, Faults.Latency or
 	// Callback.Timeout. Default: 1.
 	TimeScale float64
 	// NowFunc is the clock. Default: time.Now. Tests pass a ManualClock's
@@ -433,17 +434,26 @@ func idList(ids []string, def string, p []pathElem) ([]string, error) {
 		}
 		return []string{def}, nil
 	}
+	if i, reason := badID(ids); i >= 0 {
+		return nil, configErrorf(append(p, indexElem(i)), "%s", reason)
+	}
+	return ids, nil
+}
+
+// badID returns the index of the first empty (or blank) or duplicate id of
+// an allow-list and what is wrong with it, or -1.
+func badID(ids []string) (int, string) {
 	seen := make(map[string]bool, len(ids))
 	for i, id := range ids {
 		if strings.TrimSpace(id) == "" {
-			return nil, configErrorf(append(p, indexElem(i)), "empty id")
+			return i, "empty id"
 		}
 		if seen[id] {
-			return nil, configErrorf(append(p, indexElem(i)), "duplicate id %q", id)
+			return i, fmt.Sprintf("duplicate id %q", id)
 		}
 		seen[id] = true
 	}
-	return ids, nil
+	return -1, ""
 }
 
 func validateKeywords(kw map[string][]string, tpl, sub []string) (map[string][]string, error) {

@@ -45,7 +45,7 @@ type fileConfig struct {
 //	terminal: {oAAAAAAAAAAAAAAAAAAAAAAAAAAA: 43004}
 //	limits:
 //	  message/template/send: {per_second: 500, daily: 100000}
-//	faults: {system_error: 0.01, slow: 0.001, slow_delay: 3s}
+//	faults: {system_error: 0.01, slow: 0.001, slow_delay: 3s, latency: 20ms}
 //	seed: 42
 //	time_scale: 60
 //	quota_location: Asia/Shanghai

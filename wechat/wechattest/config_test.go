@@ -55,7 +55,8 @@ func TestNewDefaults(t *testing.T) {
 	s, err := New(Config{})
 	require.NoError(t, err)
 	require.Contains(t, s.accounts, AppIDDefault)
-	require.Equal(t, map[string]string{TemplateIDDefault: TemplateIDDefault}, s.templates)
+	require.Equal(t, map[string]string{TemplateIDDefault: TemplateIDDefault}, s.templates.Load().canon)
+	require.Equal(t, []string{TemplateIDDefault}, s.TemplateIDs())
 	require.Equal(t, map[string]string{SubscribeTemplateIDDefault: SubscribeTemplateIDDefault}, s.subTemplates)
 	require.Equal(t, PageSizeDefault, s.set.pageSize)
 	require.Equal(t, TokenTTL, s.set.tokenTTL)
@@ -88,7 +89,7 @@ limits:
   message/template/send: {per_second: 500, daily: 100000}
   stable_token: {daily: 500000}
 page_size: 5000
-faults: {system_error: 0.01, http_5xx: 0.02, drop_after_record: 0.001, slow: 0.01, slow_delay: 3s, invalidate_tokens: 0.0001}
+faults: {system_error: 0.01, http_5xx: 0.02, drop_after_record: 0.001, slow: 0.01, slow_delay: 3s, invalidate_tokens: 0.0001, latency: 20ms}
 seed: 42
 time_scale: 60
 quota_location: UTC
@@ -115,7 +116,7 @@ func TestLoadConfig(t *testing.T) {
 		Terminal:             map[string]int{"oBBBBBBBBBBBBBBBBBBBBBBBBBBB": 43004},
 		Limits:               map[string]Limit{nameTemplateSend: {PerSecond: 500, Daily: 100000}, nameStableToken: {Daily: 500000}},
 		PageSize:             5000,
-		Faults:               Faults{SystemError: 0.01, HTTP5xx: 0.02, DropAfterRecord: 0.001, Slow: 0.01, SlowDelay: 3 * time.Second, InvalidateTokens: 0.0001},
+		Faults:               Faults{SystemError: 0.01, HTTP5xx: 0.02, DropAfterRecord: 0.001, Slow: 0.01, SlowDelay: 3 * time.Second, InvalidateTokens: 0.0001, Latency: 20 * time.Millisecond},
 		Seed:                 42,
 		TimeScale:            60,
 		QuotaLocation:        time.UTC,
@@ -146,6 +147,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"invalid api", "seed: 1\nlimits:\n  nope: {daily: 1}\n", `config line 3: limits["nope"]: unknown API`},
 		{"invalid tag member", "tags:\n  7:\n    - oAAAAAAAAAAAAAAAAAAAAAAAAAAA\n    - bad\n", `config line 4: tags["7"][1]: "bad" is not an openid`},
 		{"invalid rate", "faults:\n  http_5xx: 2\n", `config line 2: faults.http_5xx: rate 2 is not in [0, 1]`},
+		{"negative latency", "faults:\n  slow: 0\n  latency: -1s\n", `config line 3: faults.latency: -1s is negative`},
 		{"duplicate follower", "followers: 0\nfollower_ids:\n  - oAAAAAAAAAAAAAAAAAAAAAAAAAAA\n  - oAAAAAAAAAAAAAAAAAAAAAAAAAAA\n", `config line 4: follower_ids[1]: duplicate openid`},
 		{"location", "quota_location: Mars/Olympus\n", `config line 1: quota_location: unknown time zone Mars/Olympus`},
 		{"time scale", "time_scale: -2\n", `config line 1: time_scale: -2 is not a positive number`},

@@ -8,13 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"unicode/utf8"
 )
 
 // controlPrefix is the path prefix of the fake's own endpoints.
 const controlPrefix = "/fake/"
 
-// deliveriesChunk is how many deliveries /fake/deliveries copies under the
-// recorder's lock at a time.
+// deliveriesChunk is how many deliveries /fake/deliveries (or calls
+// /fake/calls) copies under the log's lock at a time.
 const deliveriesChunk = 4096
 
 // serveControl serves the /fake/ endpoints listed in the package doc. They
@@ -28,7 +29,11 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 		}
 	case "deliveries":
 		if allow(w, r, http.MethodGet) {
-			s.writeDeliveries(w)
+			writeNDJSON(w, s.rec.count(), s.rec.slice)
+		}
+	case "calls":
+		if allow(w, r, http.MethodGet) {
+			writeNDJSON(w, s.calls.len(), s.callSlice)
 		}
 	case "invalidate-tokens":
 		if allow(w, r, http.MethodPost) {
@@ -58,9 +63,78 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", "GET, POST")
 			writeControlJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed"})
 		}
+	case "templates":
+		switch r.Method {
+		case http.MethodGet:
+			writeControlJSON(w, http.StatusOK, templatesBody{TemplateIDs: s.TemplateIDs()})
+		case http.MethodPost:
+			ids, err := decodeTemplateIDs(r.Body)
+			if err == nil {
+				err = s.SetTemplateIDs(ids)
+			}
+			if err != nil {
+				writeControlJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+				return
+			}
+			writeControlJSON(w, http.StatusOK, templatesBody{TemplateIDs: s.TemplateIDs()})
+		default:
+			w.Header().Set("Allow", "GET, POST")
+			writeControlJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed"})
+		}
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// templatesBody is the JSON of /fake/templates.
+type templatesBody struct {
+	TemplateIDs []string `json:"template_ids"`
+}
+
+// decodeTemplateIDs decodes exactly one {"template_ids":[...]} object with
+// the package's strict parser: keys match exactly, unknown and duplicate
+// keys are errors and every id must be a non-empty string, unique. Errors
+// name the field, such as template_ids[2].
+func decodeTemplateIDs(body io.Reader) ([]string, error) {
+	raw, err := io.ReadAll(io.LimitReader(body, MaxBodyBytes))
+	if err != nil {
+		return nil, fmt.Errorf("read templates: %w", err)
+	}
+	if !utf8.Valid(raw) {
+		return nil, errors.New("decode templates: invalid UTF-8")
+	}
+	root, err := parseJSON(raw)
+	if err != nil {
+		return nil, fmt.Errorf("decode templates: %w", err)
+	}
+	if root.kind != jsonObject {
+		return nil, fmt.Errorf("decode templates: %s, not an object", root.kind)
+	}
+	for _, f := range root.fields {
+		if f.key != "template_ids" {
+			return nil, fmt.Errorf("decode templates: unknown field %q", f.key)
+		}
+	}
+	list := root.field("template_ids")
+	switch {
+	case list == nil:
+		return nil, errors.New("template_ids: missing")
+	case list.kind != jsonArray:
+		return nil, fmt.Errorf("template_ids: %s, not an array", list.kind)
+	case len(list.elems) == 0:
+		return nil, errors.New("template_ids: empty list")
+	}
+	ids := make([]string, len(list.elems))
+	for i, v := range list.elems {
+		if v.kind != jsonString {
+			return nil, fmt.Errorf("template_ids[%d]: %s, not a string", i, v.kind)
+		}
+		ids[i] = v.s
+	}
+	if i, reason := badID(ids); i >= 0 {
+		return nil, fmt.Errorf("template_ids[%d]: %s", i, reason)
+	}
+	return ids, nil
 }
 
 // allow answers 405 and returns false unless r uses method.
@@ -100,17 +174,16 @@ func writeControlJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(body, '\n'))
 }
 
-// writeDeliveries streams every delivery as NDJSON, copying them in chunks
-// so that senders are not blocked for long.
-func (s *Server) writeDeliveries(w http.ResponseWriter) {
+// writeNDJSON streams the first n elements of a log as NDJSON, copying them
+// with slice in chunks so that senders are not blocked for long.
+func writeNDJSON[T any](w http.ResponseWriter, n int, slice func(from, to int) []T) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
-	n := s.rec.count()
 	for from := 0; from < n; from += deliveriesChunk {
-		for _, d := range s.rec.slice(from, min(from+deliveriesChunk, n)) {
-			if err := enc.Encode(d); err != nil {
+		for _, v := range slice(from, min(from+deliveriesChunk, n)) {
+			if err := enc.Encode(v); err != nil {
 				return // The client went away.
 			}
 		}

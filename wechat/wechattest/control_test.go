@@ -57,19 +57,21 @@ func TestControlEndpoints(t *testing.T) {
 	})
 
 	t.Run("faults", func(t *testing.T) {
-		m := b.post(t, "/fake/faults", `{"system_error":1,"slow_delay":"250ms"}`)
+		m := b.post(t, "/fake/faults", `{"system_error":1,"slow_delay":"250ms","latency":"2ms"}`)
 		require.Equal(t, map[string]any{"system_error": json.Number("1"), "http_5xx": json.Number("0"), "drop_after_record": json.Number("0"),
-			"slow": json.Number("0"), "slow_delay": "250ms", "invalidate_tokens": json.Number("0")}, m)
-		require.Equal(t, Faults{SystemError: 1, SlowDelay: 250 * time.Millisecond}, b.srv.Faults())
+			"slow": json.Number("0"), "slow_delay": "250ms", "invalidate_tokens": json.Number("0"), "latency": "2ms"}, m)
+		want := Faults{SystemError: 1, SlowDelay: 250 * time.Millisecond, Latency: 2 * time.Millisecond}
+		require.Equal(t, want, b.srv.Faults())
 		got := b.get(t, "/fake/faults")
 		require.Equal(t, m, got)
 
-		for _, bad := range []string{`{"system_eror":1}`, `{"system_error":2}`, `{"system_error":"x"}`, `{} {}`, ``, `{"slow_delay":"x"}`} {
+		for _, bad := range []string{`{"system_eror":1}`, `{"system_error":2}`, `{"system_error":"x"}`, `{} {}`, ``, `{"slow_delay":"x"}`,
+			`{"latency":"x"}`, `{"latency":"-1s"}`} {
 			status, raw := b.do(t, http.MethodPost, "/fake/faults", bad)
 			require.Equal(t, http.StatusBadRequest, status, bad)
 			require.Contains(t, decode(t, raw), "error")
 		}
-		require.Equal(t, Faults{SystemError: 1, SlowDelay: 250 * time.Millisecond}, b.srv.Faults())
+		require.Equal(t, want, b.srv.Faults())
 		b.post(t, "/fake/faults", `{}`)
 		require.Equal(t, Faults{}, b.srv.Faults())
 	})
@@ -84,4 +86,45 @@ func TestControlEndpoints(t *testing.T) {
 		status, _ = b.do(t, http.MethodGet, "/fake/nothing", "")
 		require.Equal(t, http.StatusNotFound, status)
 	})
+}
+
+func TestTemplatesEndpoint(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	tok := b.token(t)
+	u := openID("tplep")
+	require.Equal(t, map[string]any{"template_ids": []any{TemplateIDDefault}}, b.get(t, "/fake/templates"))
+	require.Zero(t, errcode(t, b.send(t, nameTemplateSend, tok, mustJSON(t, templateBody(u, "")))))
+
+	m := b.post(t, "/fake/templates", `{"template_ids":["TPL_A","TPL_B"]}`)
+	require.Equal(t, map[string]any{"template_ids": []any{"TPL_A", "TPL_B"}}, m)
+	require.Equal(t, m, b.get(t, "/fake/templates"))
+	require.Equal(t, []string{"TPL_A", "TPL_B"}, b.srv.TemplateIDs())
+	require.Equal(t, 40037, errcode(t, b.send(t, nameTemplateSend, tok, mustJSON(t, templateBody(u, "")))))
+	require.Zero(t, errcode(t, b.send(t, nameTemplateSend, tok, mustJSON(t, templateBodyWith(u, "TPL_B")))))
+
+	for _, tc := range []struct{ body, want string }{
+		{``, "decode templates: json offset 0: unexpected end of data"},
+		{`[]`, "decode templates: array, not an object"},
+		{`{}`, "template_ids: missing"},
+		{`{"template_ids":null}`, "template_ids: null, not an array"},
+		{`{"template_ids":"TPL_A"}`, "template_ids: string, not an array"},
+		{`{"template_ids":[]}`, "template_ids: empty list"},
+		{`{"template_ids":["TPL_A",7]}`, "template_ids[1]: number, not a string"},
+		{`{"template_ids":["TPL_A",""]}`, "template_ids[1]: empty id"},
+		{`{"template_ids":["TPL_A","TPL_A"]}`, `template_ids[1]: duplicate id "TPL_A"`},
+		{`{"template_ids":["TPL_A"],"template_id":"x"}`, `decode templates: unknown field "template_id"`},
+		{`{"Template_IDs":["TPL_A"]}`, `decode templates: unknown field "Template_IDs"`},
+		{`{"template_ids":["TPL_A"],"template_ids":["TPL_C"]}`, `decode templates: json key "template_ids": duplicate object key`},
+		{`{"template_ids":["TPL_A"]} {}`, "decode templates: json offset"},
+		{"{\"template_ids\":[\"\xff\"]}", "decode templates: invalid UTF-8"},
+	} {
+		status, raw := b.do(t, http.MethodPost, "/fake/templates", tc.body)
+		require.Equal(t, http.StatusBadRequest, status, tc.body)
+		require.Contains(t, decode(t, raw)["error"], tc.want, tc.body)
+	}
+	require.Equal(t, []string{"TPL_A", "TPL_B"}, b.srv.TemplateIDs())
+
+	status, _ := b.do(t, http.MethodDelete, "/fake/templates", "")
+	require.Equal(t, http.StatusMethodNotAllowed, status)
 }

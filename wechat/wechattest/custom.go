@@ -65,12 +65,14 @@ func (s *Server) customSend(x *exchange, acct *account, now time.Time) outcome {
 	}
 	root, err := parseJSON(x.body)
 	if err != nil || root.kind != jsonObject {
+		x.parsed("", "")
 		return outcome{code: 47001}
 	}
 	f := fieldReader{obj: &root}
 	touser, _ := f.str("touser")
 	msgtype, _ := f.str("msgtype")
 	cs := f.object("customservice")
+	x.parsed(touser, "")
 	if f.bad {
 		return outcome{code: 47001}
 	}

@@ -16,10 +16,13 @@
 //
 //	GET  /fake/stats              Stats as JSON
 //	GET  /fake/deliveries         every accepted delivery, one JSON object a line
+//	GET  /fake/calls              every send call (Call), one JSON object a line
 //	POST /fake/invalidate-tokens  Server.InvalidateTokens
 //	POST /fake/reset-quotas       Server.ResetQuotas
 //	GET  /fake/faults             the current Faults as JSON
 //	POST /fake/faults             Server.SetFaults with a JSON Faults body
+//	GET  /fake/templates          {"template_ids":[...]}: template/send's allow-list
+//	POST /fake/templates          Server.SetTemplateIDs with such a body
 //
 // # Strictness
 //
@@ -37,6 +40,8 @@
 // client_msg_id window, daily quota resets and the one-second windows with a
 // ManualClock instead of sleeping. Config.TimeScale shortens WeChat's
 // documented durations (token lifetime, overlap, dedupe window) for demos.
+// The waits of Faults.SlowDelay and Faults.Latency are in real time: they
+// hold real connections open.
 //
 // # Receipts
 //
@@ -47,9 +52,23 @@
 // hand and LastReceipt returns the last signed request, so that tests can
 // replay it. Stop waits for pushes in flight.
 //
+// # Calls
+//
+// Deliveries are what reached WeChat; Calls are what each send call's client
+// can have learnt about it. Every call of a send API gets a record (Call):
+// its account and touser, what the fake did (delivered, deduped, refused
+// with an errcode, HTTP 5xx) and how the answer went: answered, dropped by
+// the DropAfterRecord fault, or abandoned because the client went away
+// first (a client timeout during a Slow or Latency wait, a killed client, a
+// failed write). A test can thus check that a message its client reports
+// "unknown" had a call whose answer the client never read; Faults.Latency
+// holds calls in flight long enough to kill a client during them, and
+// SetTemplateIDs (or POST /fake/templates) makes template/send answer 40037
+// from the next call on.
+//
 // # API names
 //
-// Stats, Deliveries and Config.Limits name an API by its path below
+// Stats, Deliveries, Calls and Config.Limits name an API by its path below
 // /cgi-bin/, such as "message/template/send". These are the same strings as
 // the API* constants of package wechat.
 package wechattest

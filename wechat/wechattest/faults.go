@@ -17,10 +17,11 @@ import (
 const SlowDelayDefault = 2 * time.Second
 
 // Faults are the rates, each in [0, 1], at which the fake injects failures
-// into the send APIs (template/send, custom/send, subscribe/bizsend). Each
-// send call draws one number per fault kind from a PRNG seeded by
-// Config.Seed, so a sequential client sees the same faults on every run.
-// The zero Faults injects nothing.
+// into the send APIs (template/send, custom/send, subscribe/bizsend), and the
+// base latency of their answers. Each send call draws one number per fault
+// kind from a PRNG seeded by Config.Seed, so a sequential client sees the
+// same faults on every run. The zero Faults injects nothing and answers at
+// once.
 type Faults struct {
 	// SystemError answers errcode -1 "system error" instead of handling the
 	// call. Nothing is delivered.
@@ -42,12 +43,20 @@ type Faults struct {
 	// the call is handled, as if another system had refreshed them; the call
 	// itself then answers 40001.
 	InvalidateTokens float64 `yaml:"invalidate_tokens"`
+	// Latency delays the answer of every send call (HTTP 5xx answers and
+	// dropped connections included) after the call is handled, and after a
+	// Slow call's SlowDelay, in real time (not scaled by TimeScale). The
+	// wait ends early, without an answer, when the request's context ends:
+	// when the client goes away, so that a test can kill a client while its
+	// calls are in flight. Default: 0, no delay.
+	Latency time.Duration `yaml:"latency"`
 }
 
 // faultFieldError names the Faults field that is invalid.
 type faultFieldError struct{ field, key, reason string }
 
-// withDefaults validates f and fills in SlowDelay.
+// withDefaults validates f (rates in [0, 1], durations not negative) and
+// fills in SlowDelay.
 func (f Faults) withDefaults() (Faults, *faultFieldError) {
 	rates := []struct {
 		field, key string
@@ -67,6 +76,9 @@ func (f Faults) withDefaults() (Faults, *faultFieldError) {
 	if f.SlowDelay < 0 {
 		return Faults{}, &faultFieldError{"SlowDelay", "slow_delay", fmt.Sprintf("%v is negative", f.SlowDelay)}
 	}
+	if f.Latency < 0 {
+		return Faults{}, &faultFieldError{"Latency", "latency", fmt.Sprintf("%v is negative", f.Latency)}
+	}
 	if f.Slow > 0 && f.SlowDelay == 0 {
 		f.SlowDelay = SlowDelayDefault
 	}
@@ -81,10 +93,11 @@ type faultsJSON struct {
 	Slow             float64 `json:"slow"`
 	SlowDelay        string  `json:"slow_delay,omitempty"`
 	InvalidateTokens float64 `json:"invalidate_tokens"`
+	Latency          string  `json:"latency,omitempty"`
 }
 
-// MarshalJSON encodes f with snake_case keys and SlowDelay as a Go duration
-// string such as "2s".
+// MarshalJSON encodes f with snake_case keys, and SlowDelay and Latency as Go
+// duration strings such as "2s" (omitted when 0).
 func (f Faults) MarshalJSON() ([]byte, error) {
 	j := faultsJSON{
 		SystemError:      f.SystemError,
@@ -95,6 +108,9 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 	}
 	if f.SlowDelay != 0 {
 		j.SlowDelay = f.SlowDelay.String()
+	}
+	if f.Latency != 0 {
+		j.Latency = f.Latency.String()
 	}
 	return json.Marshal(j)
 }
@@ -108,22 +124,36 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 	if err := dec.Decode(&j); err != nil {
 		return fmt.Errorf("faults: %w", err)
 	}
-	var d time.Duration
-	if j.SlowDelay != "" {
-		var err error
-		if d, err = time.ParseDuration(j.SlowDelay); err != nil {
-			return fmt.Errorf("faults: slow_delay: %w", err)
-		}
+	slowDelay, err := parseJSONDuration("slow_delay", j.SlowDelay)
+	if err != nil {
+		return err
+	}
+	latency, err := parseJSONDuration("latency", j.Latency)
+	if err != nil {
+		return err
 	}
 	*f = Faults{
 		SystemError:      j.SystemError,
 		HTTP5xx:          j.HTTP5xx,
 		DropAfterRecord:  j.DropAfterRecord,
 		Slow:             j.Slow,
-		SlowDelay:        d,
+		SlowDelay:        slowDelay,
 		InvalidateTokens: j.InvalidateTokens,
+		Latency:          latency,
 	}
 	return nil
+}
+
+// parseJSONDuration parses the duration string of the JSON key key; "" is 0.
+func parseJSONDuration(key, s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("faults: %s: %w", key, err)
+	}
+	return d, nil
 }
 
 // faultDraw is what the PRNG chose for one call.
@@ -133,6 +163,7 @@ type faultDraw struct {
 	sysErr     bool
 	slow       time.Duration
 	drop       bool
+	latency    time.Duration // Faults.Latency, for every send call
 }
 
 // faultInjector draws faults. The rates are read without locking; the PRNG
@@ -149,16 +180,16 @@ func newFaultInjector(seed int64, f Faults) *faultInjector {
 	return fi
 }
 
-// draw decides the faults of one call. It always consumes the same number of
-// PRNG values for the same rates, so sequential runs repeat.
+// draw decides the faults of one send call. It always consumes the same
+// number of PRNG values for the same rates, so sequential runs repeat.
 func (fi *faultInjector) draw() faultDraw {
 	f := fi.cur.Load()
 	if f.SystemError == 0 && f.HTTP5xx == 0 && f.DropAfterRecord == 0 && f.Slow == 0 && f.InvalidateTokens == 0 {
-		return faultDraw{}
+		return faultDraw{latency: f.Latency}
 	}
 	fi.mu.Lock()
 	defer fi.mu.Unlock()
-	var d faultDraw
+	d := faultDraw{latency: f.Latency}
 	if fi.rng.Float64() < f.HTTP5xx {
 		d.status = http.StatusBadGateway
 		if fi.rng.IntN(2) == 1 {
@@ -172,6 +203,12 @@ func (fi *faultInjector) draw() faultDraw {
 	}
 	d.drop = fi.rng.Float64() < f.DropAfterRecord
 	return d
+}
+
+// base returns the faults of a send call that is refused before faults are
+// drawn (wrong method, unreadable body): the latency only.
+func (fi *faultInjector) base() faultDraw {
+	return faultDraw{latency: fi.cur.Load().Latency}
 }
 
 // wait blocks for d or until ctx ends, and reports whether d passed.

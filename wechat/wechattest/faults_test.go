@@ -180,6 +180,7 @@ func TestSetFaults(t *testing.T) {
 	require.Equal(t, Faults{Slow: 0.5, SlowDelay: SlowDelayDefault}, s.Faults())
 	require.EqualError(t, s.SetFaults(Faults{HTTP5xx: 1.5}), "wechattest: Faults.HTTP5xx: rate 1.5 is not in [0, 1]")
 	require.EqualError(t, s.SetFaults(Faults{SlowDelay: -time.Second}), "wechattest: Faults.SlowDelay: -1s is negative")
+	require.EqualError(t, s.SetFaults(Faults{Latency: -time.Millisecond}), "wechattest: Faults.Latency: -1ms is negative")
 	require.Equal(t, Faults{Slow: 0.5, SlowDelay: SlowDelayDefault}, s.Faults())
 
 	_, err = New(Config{Faults: Faults{DropAfterRecord: -0.1}})
@@ -188,13 +189,43 @@ func TestSetFaults(t *testing.T) {
 
 func TestFaultsJSON(t *testing.T) {
 	t.Parallel()
-	f := Faults{SystemError: 0.1, HTTP5xx: 0.2, DropAfterRecord: 0.3, Slow: 0.4, SlowDelay: 1500 * time.Millisecond, InvalidateTokens: 0.5}
+	f := Faults{SystemError: 0.1, HTTP5xx: 0.2, DropAfterRecord: 0.3, Slow: 0.4, SlowDelay: 1500 * time.Millisecond, InvalidateTokens: 0.5, Latency: 40 * time.Millisecond}
 	raw, err := json.Marshal(f)
 	require.NoError(t, err)
-	require.JSONEq(t, `{"system_error":0.1,"http_5xx":0.2,"drop_after_record":0.3,"slow":0.4,"slow_delay":"1.5s","invalidate_tokens":0.5}`, string(raw))
+	require.JSONEq(t, `{"system_error":0.1,"http_5xx":0.2,"drop_after_record":0.3,"slow":0.4,"slow_delay":"1.5s","invalidate_tokens":0.5,"latency":"40ms"}`, string(raw))
 	var back Faults
 	require.NoError(t, json.Unmarshal(raw, &back))
 	require.Equal(t, f, back)
 	require.ErrorContains(t, json.Unmarshal([]byte(`{"slow_dely":"1s"}`), &back), `unknown field "slow_dely"`)
 	require.ErrorContains(t, json.Unmarshal([]byte(`{"slow_delay":"soon"}`), &back), "slow_delay")
+	require.ErrorContains(t, json.Unmarshal([]byte(`{"latency":"soon"}`), &back), "latency")
+}
+
+// TestFaultLatency checks that send answers (a success, an errcode, a wrong
+// method and a 5xx) come no sooner than Latency.
+func TestFaultLatency(t *testing.T) {
+	t.Parallel()
+	const latency = 30 * time.Millisecond
+	b := setup(t, Config{Faults: Faults{Latency: latency}})
+	tok := b.token(t)
+	elapsed := func(f func()) time.Duration {
+		start := time.Now()
+		f()
+		return time.Since(start)
+	}
+	require.GreaterOrEqual(t, elapsed(func() {
+		require.Zero(t, errcode(t, b.send(t, nameTemplateSend, tok, mustJSON(t, templateBody(openID("lat"), "")))))
+	}), latency)
+	require.GreaterOrEqual(t, elapsed(func() {
+		require.Equal(t, 40003, errcode(t, b.send(t, nameCustomSend, tok, mustJSON(t, customBody("nobody", "text", map[string]any{"content": "x"})))))
+	}), latency)
+	require.GreaterOrEqual(t, elapsed(func() {
+		require.Equal(t, 43002, errcode(t, b.get(t, "/cgi-bin/"+nameBizSend+"?access_token="+tok)))
+	}), latency)
+	require.NoError(t, b.srv.SetFaults(Faults{HTTP5xx: 1, Latency: latency}))
+	require.GreaterOrEqual(t, elapsed(func() {
+		status, _ := b.do(t, http.MethodPost, "/cgi-bin/"+nameTemplateSend+"?access_token="+tok, mustJSON(t, templateBody(openID("lat"), "")))
+		require.Contains(t, []int{http.StatusBadGateway, http.StatusServiceUnavailable}, status)
+	}), latency)
+	require.Equal(t, Faults{HTTP5xx: 1, Latency: latency}, b.srv.Faults())
 }

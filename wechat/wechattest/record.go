@@ -73,16 +73,70 @@ type dupKey struct {
 // shardCount is the number of lock shards of the dedupe and duplicate maps.
 const shardCount = 64
 
-// recordChunk is the number of records per chunk of the recorder: records
-// are appended to fixed-size chunks so that recording never copies the
-// records already stored.
+// recordChunk is the number of elements per chunk of a chunkLog: elements
+// are appended to fixed-size chunks so that appending never copies the
+// elements already stored.
 const recordChunk = 4096
+
+// chunkLog is an append-only list stored in chunks of recordChunk elements.
+// An element never moves once appended, so add can return its address for
+// later updates through store. All methods are safe for concurrent use.
+type chunkLog[T any] struct {
+	mu     sync.Mutex
+	chunks [][]T
+	n      int
+}
+
+// add appends v and returns the address of the stored copy, which may be
+// read or written only under l.mu (see store).
+func (l *chunkLog[T]) add(v T) *T {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n%recordChunk == 0 {
+		l.chunks = append(l.chunks, make([]T, 0, recordChunk))
+	}
+	last := len(l.chunks) - 1
+	l.chunks[last] = append(l.chunks[last], v)
+	l.n++
+	return &l.chunks[last][len(l.chunks[last])-1]
+}
+
+// store replaces the element at p, an address add returned, with *v.
+func (l *chunkLog[T]) store(p, v *T) {
+	l.mu.Lock()
+	*p = *v
+	l.mu.Unlock()
+}
+
+// len returns the number of elements.
+func (l *chunkLog[T]) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n
+}
+
+// copyRange returns a copy of elements [from, to) clipped to what exists.
+func (l *chunkLog[T]) copyRange(from, to int) []T {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	to = min(to, l.n)
+	if from >= to {
+		return nil
+	}
+	out := make([]T, 0, to-from)
+	for i := from; i < to; {
+		c := l.chunks[i/recordChunk]
+		off := i % recordChunk
+		n := min(len(c)-off, to-i)
+		out = append(out, c[off:off+n]...)
+		i += n
+	}
+	return out
+}
 
 // recorder keeps the deliveries in order and counts duplicates.
 type recorder struct {
-	mu     sync.Mutex
-	chunks [][]record
-	n      int
+	list chunkLog[record]
 
 	seed   maphash.Seed
 	shards [shardCount]struct {
@@ -117,41 +171,18 @@ func (r *recorder) add(rec record) {
 		sh.seen[k] = struct{}{}
 	}
 	sh.mu.Unlock()
-
-	r.mu.Lock()
-	if r.n%recordChunk == 0 {
-		r.chunks = append(r.chunks, make([]record, 0, recordChunk))
-	}
-	last := len(r.chunks) - 1
-	r.chunks[last] = append(r.chunks[last], rec)
-	r.n++
-	r.mu.Unlock()
+	r.list.add(rec)
 }
 
 // count returns the number of deliveries.
-func (r *recorder) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.n
-}
+func (r *recorder) count() int { return r.list.len() }
 
 // slice returns deliveries [from, to) clipped to what exists.
 func (r *recorder) slice(from, to int) []Delivery {
-	r.mu.Lock()
-	to = min(to, r.n)
-	if from >= to {
-		r.mu.Unlock()
+	recs := r.list.copyRange(from, to)
+	if len(recs) == 0 {
 		return nil
 	}
-	recs := make([]record, 0, to-from)
-	for i := from; i < to; {
-		c := r.chunks[i/recordChunk]
-		off := i % recordChunk
-		n := min(len(c)-off, to-i)
-		recs = append(recs, c[off:off+n]...)
-		i += n
-	}
-	r.mu.Unlock()
 	out := make([]Delivery, len(recs))
 	for i := range recs {
 		out[i] = recs[i].delivery()

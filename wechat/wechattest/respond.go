@@ -1,6 +1,7 @@
 package wechattest
 
 import (
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -189,23 +190,27 @@ func appendJSONStringBody(dst []byte, s string) []byte {
 	return dst
 }
 
-// writeBody writes a complete JSON answer with HTTP 200.
-func writeBody(w http.ResponseWriter, body []byte) {
+// writeBody writes a complete JSON answer with HTTP 200. An error means the
+// client went away.
+func writeBody(w http.ResponseWriter, body []byte) error {
 	h := w.Header()
 	h["Content-Type"] = []string{contentTypeJSON}
 	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body) // The client may be gone; there is nobody to tell.
+	_, err := w.Write(body)
+	return err
 }
 
 // write5xx answers like a failing front-end proxy: a 502 or 503 status with
-// an HTML body that is not WeChat's JSON.
-func write5xx(w http.ResponseWriter, status int) {
+// an HTML body that is not WeChat's JSON. An error means the client went
+// away.
+func write5xx(w http.ResponseWriter, status int) error {
 	body := "<html>\r\n<head><title>" + strconv.Itoa(status) + " " + http.StatusText(status) +
 		"</title></head>\r\n<body>\r\n<center><h1>" + strconv.Itoa(status) + " " + http.StatusText(status) +
 		"</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
 	w.Header().Set("Content-Type", "text/html")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	_, _ = w.Write([]byte(body))
+	_, err := io.WriteString(w, body)
+	return err
 }

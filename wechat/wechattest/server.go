@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,14 +36,15 @@ type Server struct {
 	followers *followerList
 	tags      map[int64]*tagList
 
-	templates    map[string]string // allowed template id -> canonical string
-	subTemplates map[string]string
-	mediaIDs     map[string]bool // nil accepts any
-	kfAccounts   map[string]bool // nil accepts any name@domain
+	templates    atomic.Pointer[templateSet] // template/send's; SetTemplateIDs swaps it
+	subTemplates map[string]string           // allowed template id -> canonical string
+	mediaIDs     map[string]bool             // nil accepts any
+	kfAccounts   map[string]bool             // nil accepts any name@domain
 
 	faults *faultInjector
 	dedupe *dedupeTable
 	rec    *recorder
+	calls  chunkLog[callRecord] // every send call, in arrival order
 	stats  [apiCount]apiStats
 
 	msgIDBase int64
@@ -90,7 +92,6 @@ func New(cfg Config) (*Server, error) {
 		accounts:     make(map[string]*account, len(set.accounts)),
 		followers:    followers,
 		tags:         newTagLists(set.tags),
-		templates:    canonical(set.templateIDs),
 		subTemplates: canonical(set.subTemplateIDs),
 		faults:       newFaultInjector(set.seed, set.faults),
 		dedupe:       newDedupeTable(set.dedupeWindow),
@@ -100,6 +101,7 @@ func New(cfg Config) (*Server, error) {
 		msgIDBase: MsgIDBase + (now.Unix()%(1<<30))<<24,
 		ridSalt:   rand.New(rand.NewPCG(uint64(set.seed), 1)).Uint32(),
 	}
+	s.templates.Store(newTemplateSet(set.templateIDs))
 	if len(set.mediaIDs) > 0 {
 		s.mediaIDs = make(map[string]bool, len(set.mediaIDs))
 		for _, id := range set.mediaIDs {
@@ -134,12 +136,26 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// canonical maps each allowed id to itself: the string that records keep,
+// owned by the server rather than by a request.
 func canonical(ids []string) map[string]string {
 	m := make(map[string]string, len(ids))
 	for _, id := range ids {
 		m[id] = id
 	}
 	return m
+}
+
+// templateSet is an allow-list of template/send. It is never changed once
+// stored; SetTemplateIDs stores a new one.
+type templateSet struct {
+	ids   []string          // in the order they were set
+	canon map[string]string // see canonical
+}
+
+func newTemplateSet(ids []string) *templateSet {
+	ids = slices.Clone(ids)
+	return &templateSet{ids: ids, canon: canonical(ids)}
 }
 
 // Start serves a new Server for the test on an httptest.Server. In
@@ -270,9 +286,10 @@ func (s *Server) ResetQuotas() {
 	s.tokens.resetForce()
 }
 
-// SetFaults replaces the fault rates. It returns an error naming the field
-// when a rate is not in [0, 1] or SlowDelay is negative, and then keeps the
-// old rates.
+// SetFaults replaces the fault rates and the latency; calls already in
+// flight keep what they drew. It returns an error naming the field when a
+// rate is not in [0, 1] or SlowDelay or Latency is negative, and then keeps
+// the old Faults.
 func (s *Server) SetFaults(f Faults) error {
 	f, ferr := f.withDefaults()
 	if ferr != nil {
@@ -282,17 +299,41 @@ func (s *Server) SetFaults(f Faults) error {
 	return nil
 }
 
-// Faults returns the current fault rates.
+// Faults returns the current fault rates and latency.
 func (s *Server) Faults() Faults { return *s.faults.cur.Load() }
+
+// SetTemplateIDs replaces the allow-list of template/send (Config.TemplateIDs)
+// with a copy of ids, so that a test can make sends answer 40037 in the
+// middle of a campaign, as when an operator deletes a template. Sends that
+// are being handled may still see the old list; later ones see the new one.
+// Config.TemplateKeywords keep applying to the ids they name, and other ids
+// accept any well-formed keywords. It returns an error, and keeps the old
+// list, when ids is empty or has an empty or duplicate id. It is safe for
+// concurrent use with sends: template/send reads the list through an atomic
+// pointer.
+func (s *Server) SetTemplateIDs(ids []string) error {
+	if len(ids) == 0 {
+		return errors.New("wechattest: template ids: empty list")
+	}
+	if i, reason := badID(ids); i >= 0 {
+		return fmt.Errorf("wechattest: template ids[%d]: %s", i, reason)
+	}
+	s.templates.Store(newTemplateSet(ids))
+	return nil
+}
+
+// TemplateIDs returns a copy of the current allow-list of template/send.
+func (s *Server) TemplateIDs() []string { return slices.Clone(s.templates.Load().ids) }
 
 // FollowerOpenIDs returns the openids of all followers in user/get order:
 // the generated ones, then Config.FollowerIDs.
 func (s *Server) FollowerOpenIDs() []string { return s.followers.all() }
 
-// exchange holds one request's buffers; it is pooled.
+// exchange holds one request's buffers and call state; it is pooled.
 type exchange struct {
 	body []byte
 	out  []byte
+	call callState
 }
 
 // exchangeKeepMax is the largest buffer returned to the pool.
@@ -305,6 +346,7 @@ func (s *Server) putExchange(x *exchange) {
 		return
 	}
 	x.body, x.out = x.body[:0], x.out[:0]
+	x.call = callState{}
 	s.bufs.Put(x)
 }
 
@@ -358,7 +400,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveAPI runs one WeChat API call: method, body, faults, token, limits,
-// the API's own handler, then the slow and drop faults.
+// the API's own handler, then the slow fault, the latency and the drop
+// fault.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, id apiID) {
 	st := &s.stats[id]
 	st.calls.Add(1)
@@ -366,18 +409,25 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, id apiID) {
 	x := s.getExchange()
 	defer s.putExchange(x)
 
+	// Calls refused before the draw still get the send APIs' latency.
+	var base faultDraw
+	if id.isSend() {
+		s.beginCall(x, id, now)
+		base = s.faults.base()
+	}
 	if r.Method != id.method() {
 		code := 43002
 		if id.method() == http.MethodGet {
 			code = 43001
 		}
-		s.finish(w, r, x, st, outcome{code: code}, faultDraw{}, now)
+		s.finish(w, r, x, st, outcome{code: code}, base, now)
 		return
 	}
 	if r.Method == http.MethodPost {
 		if err := x.readBody(r.Body); err != nil {
 			// Too large, or the client went away mid-body.
-			s.finish(w, r, x, st, outcome{code: 47001}, faultDraw{}, now)
+			x.call.parsed = true // Do not parse a partial body.
+			s.finish(w, r, x, st, outcome{code: 47001}, base, now)
 			return
 		}
 	}
@@ -386,7 +436,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, id apiID) {
 		fault = s.faults.draw()
 		if fault.status != 0 {
 			st.http5xx.Add(1)
-			write5xx(w, fault.status)
+			s.settleCall(x, r, &outcome{}, fault.status, now)
+			// A failing proxy answers neither slowly nor by dropping.
+			s.answer(w, r, x, st, faultDraw{latency: fault.latency}, fault.status)
 			return
 		}
 		if fault.invalidate {
@@ -407,6 +459,7 @@ func (s *Server) handle(x *exchange, r *http.Request, id apiID, fault faultDraw,
 		return s.plainToken(x, r.URL.RawQuery, now)
 	}
 	acct, code := s.tokens.check(queryValue(r.URL.RawQuery, "access_token"), now)
+	x.call.rec.acct, x.call.checked = acct, true
 	if code != 0 {
 		return outcome{code: code}
 	}
@@ -434,8 +487,7 @@ func (s *Server) handle(x *exchange, r *http.Request, id apiID, fault faultDraw,
 	return outcome{code: -1, msg: "unhandled api " + id.name()}
 }
 
-// finish counts the outcome and writes the answer, after the slow and drop
-// faults.
+// finish counts the outcome and answers it.
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, x *exchange, st *apiStats, out outcome, fault faultDraw, now time.Time) {
 	if out.code != 0 {
 		x.out = s.appendError(x.out[:0], out.code, out.msg, now)
@@ -444,9 +496,31 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, x *exchange, st 
 		st.tokensIssued.Add(1)
 	}
 	st.count(&out)
+	s.settleCall(x, r, &out, 0, now)
+	s.answer(w, r, x, st, fault, 0)
+}
+
+// answer waits for the slow fault and the latency, then drops the
+// connection or writes the answer: x.out with HTTP 200 when status is 0,
+// else the HTML page of a 5xx status. It records how that went (endCall).
+//
+// The client going away shows as the end of r.Context(): for HTTP/1.1, the
+// server reads the connection in the background once the body is consumed
+// and cancels the context when the client closes it. A close that the server
+// notices only after the answer is on its way is caught by the error of the
+// write or of the explicit flush, when the kernel reports it by then.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, x *exchange, st *apiStats, fault faultDraw, status int) {
+	ctx := r.Context()
+	if x.call.slot != nil && (fault.slow > 0 || fault.latency > 0) {
+		// Show the handled call while it waits.
+		s.calls.store(x.call.slot, &x.call.rec)
+	}
 	if fault.slow > 0 {
 		st.slow.Add(1)
-		completed := wait(r.Context(), fault.slow)
+		completed := wait(ctx, fault.slow)
+		if !completed {
+			s.endCall(x, st, answerAbandoned)
+		}
 		if h := s.slowHook.Load(); h != nil {
 			(*h)(completed)
 		}
@@ -454,12 +528,37 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, x *exchange, st 
 			return
 		}
 	}
+	if fault.latency > 0 && !wait(ctx, fault.latency) {
+		s.endCall(x, st, answerAbandoned)
+		return
+	}
 	if fault.drop {
 		st.drop.Add(1)
+		// Recorded first, so that the record is there when the client sees
+		// the connection close (and because dropConnection may panic).
+		s.endCall(x, st, answerDropped)
 		dropConnection(w)
 		return
 	}
-	writeBody(w, x.out)
+	if ctx.Err() != nil {
+		s.endCall(x, st, answerAbandoned)
+		return
+	}
+	// Recorded first, so that a client that has read its answer finds the
+	// call answered; corrected below when the answer does not go out.
+	s.endCall(x, st, answerAnswered)
+	var err error
+	if status == 0 {
+		err = writeBody(w, x.out)
+	} else {
+		err = write5xx(w, status)
+	}
+	if err == nil {
+		err = http.NewResponseController(w).Flush()
+	}
+	if err != nil {
+		s.unanswer(x, st)
+	}
 }
 
 // queryValue returns the first value of key in a raw URL query, unescaped.

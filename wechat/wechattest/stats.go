@@ -7,7 +7,9 @@ import (
 )
 
 // Stats is a snapshot of what the fake received and answered. Every call is
-// counted once in Calls and once in either OK, Errors or Faults.HTTP5xx.
+// counted once in Calls and once in either OK, Errors or Faults.HTTP5xx;
+// once it has ended, it is also counted once in Answered, Dropped or
+// Abandoned, so Calls minus those three is the number of calls in flight.
 type Stats struct {
 	// APIs maps every API name (such as "message/template/send") to its
 	// counters, including APIs that were never called.
@@ -43,6 +45,16 @@ type APIStats struct {
 	// TokensIssued is the number of new access_tokens issued (token APIs
 	// only).
 	TokensIssued int64 `json:"tokens_issued"`
+	// Answered is the number of calls whose answer was written and flushed
+	// without error (see AnswerAnswered). It is counted just before the
+	// write and moved to Abandoned when the write fails.
+	Answered int64 `json:"answered"`
+	// Dropped is the number of connections the DropAfterRecord fault closed
+	// instead of answering (see AnswerDropped).
+	Dropped int64 `json:"dropped"`
+	// Abandoned is the number of calls whose client went away before the
+	// answer could be written (see AnswerAbandoned).
+	Abandoned int64 `json:"abandoned"`
 	// Peak1s is the most calls received in any sliding one-second window of
 	// the fake's clock (calls exactly one second apart are in different
 	// windows).
@@ -68,6 +80,8 @@ type apiStats struct {
 	calls, ok, accepted, deduped, tokensIssued atomic.Int64
 
 	http5xx, sysErr, drop, slow, invalidate atomic.Int64
+
+	answered, dropped, abandoned atomic.Int64
 
 	errMu  sync.Mutex
 	errors map[int]int64
@@ -102,6 +116,8 @@ func (st *apiStats) snapshot() APIStats {
 		errs[code] = n
 	}
 	st.errMu.Unlock()
+	// Ended calls first, so that Calls is never less than their sum.
+	answered, dropped, abandoned := st.answered.Load(), st.dropped.Load(), st.abandoned.Load()
 	return APIStats{
 		Calls:    st.calls.Load(),
 		OK:       st.ok.Load(),
@@ -116,6 +132,9 @@ func (st *apiStats) snapshot() APIStats {
 			InvalidateTokens: st.invalidate.Load(),
 		},
 		TokensIssued: st.tokensIssued.Load(),
+		Answered:     answered,
+		Dropped:      dropped,
+		Abandoned:    abandoned,
 		Peak1s:       st.peak.max(),
 	}
 }

@@ -16,6 +16,7 @@ func (s *Server) bizSend(x *exchange, acct *account, now time.Time) outcome {
 	}
 	root, err := parseJSON(x.body)
 	if err != nil || root.kind != jsonObject {
+		x.parsed("", "")
 		return outcome{code: 47001}
 	}
 	f := fieldReader{obj: &root}
@@ -24,6 +25,7 @@ func (s *Server) bizSend(x *exchange, acct *account, now time.Time) outcome {
 	f.str("page")
 	mp := f.object("miniprogram")
 	data := root.field("data")
+	x.parsed(touser, "")
 	if f.bad {
 		return outcome{code: 47001}
 	}

@@ -27,6 +27,7 @@ func (s *Server) templateSend(x *exchange, acct *account, now time.Time) outcome
 	}
 	root, err := parseJSON(x.body)
 	if err != nil || root.kind != jsonObject {
+		x.parsed("", "")
 		return outcome{code: 47001}
 	}
 	f := fieldReader{obj: &root}
@@ -38,6 +39,7 @@ func (s *Server) templateSend(x *exchange, acct *account, now time.Time) outcome
 	f.str("color")
 	f.str("topcolor")
 	data := root.field("data")
+	x.parsed(touser, clientMsgID)
 	if f.bad {
 		return outcome{code: 47001}
 	}
@@ -52,7 +54,7 @@ func (s *Server) templateSend(x *exchange, acct *account, now time.Time) outcome
 	if templateID == "" {
 		return outcome{code: 40036}
 	}
-	tpl, ok := s.templates[templateID]
+	tpl, ok := s.templates.Load().canon[templateID]
 	if !ok {
 		return outcome{code: 40037}
 	}

@@ -1,7 +1,10 @@
 package wechattest
 
 import (
+	"encoding/json"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -224,4 +227,98 @@ func TestTemplateRecipient(t *testing.T) {
 	require.Equal(t, 40037, errcode(t, b.send(t, nameTemplateSend, tok, mustJSON(t, bad))))
 	require.Len(t, b.srv.Deliveries(), 1)
 	require.Equal(t, map[int]int64{43004: 1, 48002: 1, 43101: 1, 40037: 1}, b.srv.Stats().APIs[nameTemplateSend].Errors)
+}
+
+// templateBodyWith is templateBody with another template id.
+func templateBodyWith(openid, templateID string) map[string]any {
+	body := templateBody(openid, "")
+	body["template_id"] = templateID
+	return body
+}
+
+func TestSetTemplateIDs(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{TemplateKeywords: map[string][]string{TemplateIDDefault: {"thing1", "character_string2", "time3", "amount4"}}})
+	tok := b.token(t)
+	u := openID("tpl")
+	require.Zero(t, errcode(t, b.send(t, nameTemplateSend, tok, mustJSON(t, templateBody(u, "")))))
+
+	ids := []string{"TPL_NEW", "TPL_OTHER"}
+	require.NoError(t, b.srv.SetTemplateIDs(ids))
+	ids[0] = "changed by the caller"
+	require.Equal(t, []string{"TPL_NEW", "TPL_OTHER"}, b.srv.TemplateIDs())
+	require.Equal(t, 40037, errcode(t, b.send(t, nameTemplateSend, tok, mustJSON(t, templateBody(u, "")))))
+	require.Zero(t, errcode(t, b.send(t, nameTemplateSend, tok, mustJSON(t, templateBodyWith(u, "TPL_NEW")))))
+	require.Equal(t, "TPL_NEW", b.srv.Deliveries()[1].TemplateID)
+
+	// Back again: the keywords configured for the id still apply.
+	require.NoError(t, b.srv.SetTemplateIDs([]string{TemplateIDDefault}))
+	body := templateBody(u, "")
+	body["data"].(map[string]any)["thing5"] = map[string]any{"value": "x"}
+	require.Equal(t, 47003, errcode(t, b.send(t, nameTemplateSend, tok, mustJSON(t, body))))
+
+	for _, tc := range []struct {
+		ids  []string
+		want string
+	}{
+		{nil, "wechattest: template ids: empty list"},
+		{[]string{}, "wechattest: template ids: empty list"},
+		{[]string{"A", " "}, "wechattest: template ids[1]: empty id"},
+		{[]string{"A", "B", "A"}, `wechattest: template ids[2]: duplicate id "A"`},
+	} {
+		require.EqualError(t, b.srv.SetTemplateIDs(tc.ids), tc.want)
+	}
+	require.Equal(t, []string{TemplateIDDefault}, b.srv.TemplateIDs())
+	// subscribe/bizsend has its own list.
+	require.Zero(t, errcode(t, b.send(t, nameBizSend, tok, mustJSON(t, bizBody(u)))))
+}
+
+// TestSetTemplateIDsConcurrent swaps the allow-list while sends run; the race
+// detector checks the hot path's read.
+func TestSetTemplateIDsConcurrent(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	tok := b.token(t)
+	const senders, sends = 4, 25
+	type answer struct {
+		code int
+		err  error
+	}
+	answers := make(chan answer, senders*sends)
+	url := b.srv.URL() + "/cgi-bin/" + nameTemplateSend + "?access_token=" + tok
+	var wg sync.WaitGroup
+	for g := range senders {
+		wg.Go(func() {
+			for i := range sends {
+				// Not require: this is not the test's goroutine.
+				body := `{"touser":"` + openID("c"+strconv.Itoa(g*sends+i)) + `","template_id":"` + TemplateIDDefault + `","data":{"thing1":{"value":"x"}}}`
+				resp, err := b.client.Post(url, "application/json", strings.NewReader(body))
+				if err != nil {
+					answers <- answer{err: err}
+					continue
+				}
+				var m struct {
+					Errcode int `json:"errcode"`
+				}
+				err = json.NewDecoder(resp.Body).Decode(&m)
+				resp.Body.Close()
+				answers <- answer{code: m.Errcode, err: err}
+			}
+		})
+	}
+	for i := range 50 {
+		ids := []string{TemplateIDDefault}
+		if i%2 == 0 {
+			ids = []string{"TPL_ELSE"}
+		}
+		require.NoError(t, b.srv.SetTemplateIDs(ids))
+	}
+	wg.Wait()
+	close(answers)
+	seen := map[int]int{}
+	for a := range answers {
+		require.NoError(t, a.err)
+		seen[a.code]++
+	}
+	require.Equal(t, senders*sends, seen[0]+seen[40037], "%v", seen)
 }

@@ -24,8 +24,8 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/campaigns"
-	"github.com/wxmass/wxmass/internal/account"
 	"github.com/wxmass/wxmass/internal/bench"
 	"github.com/wxmass/wxmass/internal/rdb"
 	"github.com/wxmass/wxmass/internal/secret"

@@ -11,7 +11,7 @@ import (
 	"github.com/urfave/cli/v3"
 	"go.uber.org/zap"
 
-	"github.com/wxmass/wxmass/internal/account"
+	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/internal/rdb"
 	"github.com/wxmass/wxmass/wechat/callback"
 )

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
-	"github.com/wxmass/wxmass/internal/account"
+	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/internal/rdb"
 	"github.com/wxmass/wxmass/internal/redistest"
 	"github.com/wxmass/wxmass/internal/secret"

@@ -5,8 +5,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/api"
-	"github.com/wxmass/wxmass/internal/account"
 	"github.com/wxmass/wxmass/ratelimit"
 )
 

@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/campaigns"
-	"github.com/wxmass/wxmass/internal/account"
 )
 
 // scheduleCampaign puts a draft campaign on its schedule:

@@ -23,8 +23,8 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/campaigns"
-	"github.com/wxmass/wxmass/internal/account"
 	"github.com/wxmass/wxmass/internal/task"
 	"github.com/wxmass/wxmass/monitoring"
 	"github.com/wxmass/wxmass/wechat"

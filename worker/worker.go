@@ -16,8 +16,8 @@ import (
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 
+	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/campaigns"
-	"github.com/wxmass/wxmass/internal/account"
 	"github.com/wxmass/wxmass/internal/task"
 	"github.com/wxmass/wxmass/monitoring"
 	"github.com/wxmass/wxmass/producer"

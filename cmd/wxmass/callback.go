@@ -6,13 +6,14 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v3"
 	"go.uber.org/zap"
 
+	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/campaigns"
-	"github.com/wxmass/wxmass/internal/account"
 	"github.com/wxmass/wxmass/internal/rdb"
 	"github.com/wxmass/wxmass/wechat/callback"
 )
@@ -37,10 +38,28 @@ func callbackFlags() []cli.Flag {
 // within seconds, and the handler refuses timestamps older than 5 minutes.
 const receiptDedupeTTL = 15 * time.Minute
 
+// callbackRouter serves each account's callback receiver at
+// base/{account id}, and the default account's at base itself. Handlers
+// are swapped whole when the accounts change.
+type callbackRouter struct {
+	base     string
+	handlers atomic.Pointer[map[string]http.Handler] // by account id; "" is the default
+}
+
+func (cr *callbackRouter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := strings.Trim(strings.TrimPrefix(r.URL.Path, cr.base), "/")
+	h, ok := (*cr.handlers.Load())[id]
+	if !ok || strings.Contains(id, "/") {
+		http.NotFound(w, r)
+		return
+	}
+	h.ServeHTTP(w, r)
+}
+
 // newCallbackRouter returns the callback receivers of the accounts that
 // configure one, under base (--callback-path): base/{account id} for each, and
 // base itself for the default account. It follows the accounts' changes.
-func (a *app) newCallbackRouter(base string, hub *accountHub, r *rdb.RDB) (*callbackRouter, error) {
+func (a *app) newCallbackRouter(base string, hub *account.Hub, r *rdb.RDB) (*callbackRouter, error) {
 	path := strings.TrimRight(base, "/")
 	if !strings.HasPrefix(path, "/") || strings.HasPrefix(path, "/v1/") {
 		return nil, usagef("--%s: %q must start with / and not be under /v1/", flagCallbackPath, base)
@@ -64,7 +83,7 @@ func (a *app) newCallbackRouter(base string, hub *accountHub, r *rdb.RDB) (*call
 		}
 		return m, nil
 	}
-	m, err := build(hub.current())
+	m, err := build(hub.Specs())
 	if err != nil {
 		return nil, usagef("callback: %w", err)
 	}
@@ -75,7 +94,7 @@ func (a *app) newCallbackRouter(base string, hub *accountHub, r *rdb.RDB) (*call
 			log.Info("callback receiver on", zap.String("path", path+"/"+id), zap.String("account", id))
 		}
 	}
-	hub.onApply = append(hub.onApply, func(specs []account.Spec) {
+	hub.OnApply(func(specs []account.Spec) {
 		m, err := build(specs)
 		if err != nil {
 			log.Error("callback receivers not rebuilt; the old ones stay", zap.Error(err))

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
-	"github.com/wxmass/wxmass/internal/account"
+	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/internal/rdb"
 	"github.com/wxmass/wxmass/internal/redistest"
 	"github.com/wxmass/wxmass/internal/secret"
@@ -38,8 +38,7 @@ func TestCallbackRouterFollowsRotation(t *testing.T) {
 		return s
 	}
 	specs := []account.Spec{spec("shop", "wx0000000000000001", "old-token"), spec("news", "wx0000000000000002", "")}
-	wc := wechat.New()
-	hub, err := newAccountHub(wc, r, nil, zap.NewNop(), specs)
+	hub, err := account.NewHub(account.HubConfig{WeChat: wechat.New(), RDB: r}, specs)
 	require.NoError(t, err)
 	a := &app{log: zap.NewNop()}
 	cr, err := a.newCallbackRouter("/wechat/callback/", hub, r)
@@ -68,13 +67,10 @@ func TestCallbackRouterFollowsRotation(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, check("/wechat/callback/shop/x", "old-token"))
 
 	rotated := []account.Spec{spec("shop", "wx0000000000000001", "new-token"), spec("news", "wx0000000000000002", "news-token")}
-	require.NoError(t, hub.apply(context.Background(), rotated, account.Diff(specs, rotated)))
+	require.NoError(t, hub.Apply(context.Background(), rotated))
 	require.Equal(t, http.StatusOK, check("/wechat/callback/shop", "new-token"))
 	require.Equal(t, http.StatusUnauthorized, check("/wechat/callback/shop", "old-token"), "the old token is refused")
 	require.Equal(t, http.StatusOK, check("/wechat/callback/news", "news-token"), "an added callback answers")
-
-	// The registry follows too, with the token cache of each appid kept.
-	shop, err := hub.reg.Get("shop")
-	require.NoError(t, err)
-	require.Same(t, hub.tokens["wx0000000000000001"], shop.Tokens)
+	// That the registry follows too, with the token cache of each appid
+	// kept, is account.TestHubApply's.
 }

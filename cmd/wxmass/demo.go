@@ -15,8 +15,8 @@ import (
 	"github.com/urfave/cli/v3"
 	"go.uber.org/zap"
 
+	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/campaigns"
-	"github.com/wxmass/wxmass/internal/account"
 	"github.com/wxmass/wxmass/internal/rdb"
 	"github.com/wxmass/wxmass/internal/secret"
 	"github.com/wxmass/wxmass/retry"

@@ -18,8 +18,8 @@ import (
 	"github.com/urfave/cli/v3"
 	"go.uber.org/zap"
 
+	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/campaigns"
-	"github.com/wxmass/wxmass/internal/account"
 	"github.com/wxmass/wxmass/internal/rdb"
 	"github.com/wxmass/wxmass/monitoring"
 	"github.com/wxmass/wxmass/producer"
@@ -84,7 +84,7 @@ type runtime struct {
 	policy   *retry.Policy
 	store    *campaigns.Store
 	accounts *account.Registry
-	hub      *accountHub
+	hub      *account.Hub
 	producer *producer.Producer
 	worker   *worker.Worker
 	// registry holds the process's metrics (metrics records into it).
@@ -114,11 +114,13 @@ func (a *app) newRuntime(ctx context.Context, cmd *cli.Command, specs []account.
 		rt.close()
 		return nil, err
 	}
-	if rt.hub, err = newAccountHub(wc, r, rt.metrics, a.log, specs); err != nil {
+	hubCfg := a.hubConfig(cmd, wc, r)
+	hubCfg.Metrics = rt.metrics
+	if rt.hub, err = account.NewHub(hubCfg, specs); err != nil {
 		rt.close()
 		return nil, err
 	}
-	rt.accounts = rt.hub.reg
+	rt.accounts = rt.hub.Registry()
 	rt.limiter, err = ratelimit.New(r, ratelimit.Config{DayEnd: policy.NextQuotaReset, Logger: a.log.Named("ratelimit")})
 	if err != nil {
 		rt.close()
@@ -191,7 +193,8 @@ func (a *app) workerCommand() *cli.Command {
 				return err
 			}
 			defer rt.close()
-			rt.hub.watch(ctx, cmd)
+			stopWatch := a.watchAccounts(ctx, cmd, rt.hub)
+			defer stopWatch()
 			srv := worker.NewServer(rt.asynqOpt, rt.worker, serverConfig(cmd))
 			if err := srv.Start(ctx); err != nil {
 				return err

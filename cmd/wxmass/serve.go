@@ -101,7 +101,6 @@ func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) e
 		return err
 	}
 	defer rt.close()
-	rt.hub.watch(ctx, cmd)
 	ins := asynq.NewInspector(rt.asynqOpt)
 	defer ins.Close()
 	rt.registry.MustRegister(monitoring.NewQueueCollector(ins, task.QueueTransactional, task.QueueControl, task.QueueBulk),
@@ -124,6 +123,9 @@ func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) e
 	if err != nil {
 		return err
 	}
+	// After the callback router, which follows the accounts' reloads.
+	stopWatch := a.watchAccounts(ctx, cmd, rt.hub)
+	defer stopWatch()
 	// WeChat signs its pushes; it has no API key.
 	root := http.NewServeMux()
 	root.Handle(cb.base, cb)

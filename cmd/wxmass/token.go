@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v3"
+
+	"github.com/wxmass/wxmass/account"
 )
 
 func (a *app) tokenCommand() *cli.Command {
@@ -31,7 +33,7 @@ func (a *app) tokenCommand() *cli.Command {
 					return err
 				}
 				defer client.CloseIdleConnections()
-				hub, err := newAccountHub(client, r, nil, a.log, specs)
+				hub, err := account.NewHub(a.hubConfig(cmd, client, r), specs)
 				if err != nil {
 					return err
 				}
@@ -43,7 +45,11 @@ func (a *app) tokenCommand() *cli.Command {
 					fmt.Fprintf(w, "account:    %s\n", s.ID)
 					fmt.Fprintf(w, "appid:      %s\n", s.AppID)
 					fmt.Fprintf(w, "token api:  %s via %s\n", s.TokenAPI, client.BaseURL())
-					if _, err := hub.tokens[s.AppID].Token(ctx); err != nil {
+					acct, err := hub.Registry().Get(s.ID)
+					if err != nil {
+						return err
+					}
+					if _, err := acct.Tokens.Token(ctx); err != nil {
 						return fmt.Errorf("account %s: %w", s.ID, err)
 					}
 					info, err := r.TokenInfo(ctx, s.AppID)

@@ -16,8 +16,8 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/stretchr/testify/require"
 
+	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/api"
-	"github.com/wxmass/wxmass/internal/account"
 	"github.com/wxmass/wxmass/wechat/wechattest"
 )
 

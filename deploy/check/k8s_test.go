@@ -28,7 +28,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
-	"github.com/wxmass/wxmass/internal/account"
+	"github.com/wxmass/wxmass/account"
 )
 
 // kustomization is the part of kustomization.yaml deploy/k8s uses (decoded

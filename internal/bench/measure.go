@@ -1,7 +1,3 @@
-// Package bench holds the measuring instruments of `wxmass bench`: a go-redis
-// hook that counts round trips, an asynq connection option that installs it
-// on asynq's own clients, the process's CPU time, and a sampler of the Redis
-// server's INFO (memory, command counts, CPU).
 package bench
 
 import (

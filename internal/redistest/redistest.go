@@ -37,10 +37,10 @@ const (
 	DBAPI      = 4
 	DBCmd      = 5
 	DBRateTest = 6
-	DBCmdRate  = 7 // cmd's test of the rate limit across worker processes
-	DBCmdCrash = 8 // cmd's test of killed worker processes
-	DBBench    = 9 // `wxmass bench` by default (make bench)
-	DBCmdBench = 10
+	DBCmdRate  = 7  // cmd's test of the rate limit across worker processes
+	DBCmdCrash = 8  // cmd's test of killed worker processes
+	DBBench    = 9  // `wxmass bench` by default (make bench)
+	DBBenchRun = 10 // internal/bench's test of Run, which deletes the asynq queues of its DB
 	DBCmdServe = 11 // cmd's test of `wxmass all` through the API
 	DBCmdSched = 12 // cmd's test of two `wxmass all` processes firing a schedule
 	DBCmdAccts = 13 // cmd's test of several accounts and secret rotation

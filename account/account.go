@@ -1,6 +1,7 @@
 // Package account holds the Official Accounts a wxmass process sends for:
-// each one's name, appid, shared access token and rate limits per API, and
-// the accounts file they are configured in (see LoadFile and Watch).
+// each one's name, appid, shared access token and rate limits per API, the
+// accounts file they are configured in (see LoadFile and Watch), and the
+// Hub that builds them and keeps them in step with the file.
 package account
 
 import (

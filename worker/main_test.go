@@ -19,6 +19,7 @@ import (
 	"github.com/wxmass/wxmass/internal/redistest"
 	"github.com/wxmass/wxmass/internal/secret"
 	"github.com/wxmass/wxmass/internal/task"
+	"github.com/wxmass/wxmass/internal/truth"
 	"github.com/wxmass/wxmass/producer"
 	"github.com/wxmass/wxmass/ratelimit"
 	"github.com/wxmass/wxmass/retry"
@@ -198,6 +199,23 @@ func (b *bundle) waitSettled(t *testing.T, id string, run int, timeout time.Dura
 		return rec.Size >= 0 && rec.Settled() >= rec.Size
 	}, timeout, 50*time.Millisecond, "run %s/%d did not settle: %+v", id, run, &rec)
 	return rec
+}
+
+// truth checks each recipient of the runs of c against the fake's record
+// (internal/truth) and fails the test on any violation; killed names the
+// processes killed during the test.
+func (b *bundle) truth(t *testing.T, c *campaigns.Campaign, killed func(string) bool, runs ...int) truth.Report {
+	t.Helper()
+	var rs []truth.Run
+	for _, run := range runs {
+		r, err := truth.Load(t.Context(), b.store, c.ID, run)
+		require.NoError(t, err)
+		rs = append(rs, r)
+	}
+	rep := truth.Check(b.fake, truth.Options{API: c.Kind.API(), AppID: wechattest.AppIDDefault, Killed: killed}, rs...)
+	t.Log(rep)
+	truth.Require(t, rep)
+	return rep
 }
 
 // outcomes reads every outcome of a run.

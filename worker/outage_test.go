@@ -32,6 +32,7 @@ func TestOutageSlowsTheFleetDown(t *testing.T) {
 	require.NoError(t, b.fake.SetFaults(wechattest.Faults{}))
 
 	rec := b.waitSettled(t, c.ID, run, 2*time.Minute)
+	b.truth(t, c, nil, run)
 	require.EqualValues(t, n, rec.Counters["sent"], "the outage fails nobody: %v", rec.Counters)
 	st := b.fake.Stats()
 	require.Positive(t, st.APIs[wechat.APITemplateSend].Faults.HTTP5xx)

@@ -33,6 +33,7 @@ func TestCampaignWithFaults(t *testing.T) {
 	require.NoError(t, err)
 
 	rec := b.waitSettled(t, c.ID, run, 3*time.Minute)
+	b.truth(t, c, nil, run)
 	require.Equal(t, string(campaigns.StateCompleted), rec.State)
 	require.EqualValues(t, n, rec.Settled())
 	require.EqualValues(t, n-len(terminal), rec.Counters["sent"])
@@ -68,7 +69,11 @@ func TestCampaignWithFaults(t *testing.T) {
 	require.Equal(t, campaigns.StateCompleted, c2.State)
 }
 
-func TestCustomCampaignNeverRetriesAmbiguousFailures(t *testing.T) {
+// TestCustomCampaignNeverSendsTwice: a customer-service send has no dedupe
+// key, so one whose answer was lost (a connection dropped after WeChat
+// took the message) is never sent again: it ends unknown, and nobody gets
+// the message twice; one answered -1 (nothing delivered) is retried.
+func TestCustomCampaignNeverSendsTwice(t *testing.T) {
 	const n = 2000
 	ids := openIDs(n)
 	b := setup(t, wechattest.Config{Seed: 3, Faults: wechattest.Faults{DropAfterRecord: 0.05, SystemError: 0.05}})
@@ -77,19 +82,18 @@ func TestCustomCampaignNeverRetriesAmbiguousFailures(t *testing.T) {
 	run, err := p.producer.Start(t.Context(), c.ID)
 	require.NoError(t, err)
 	rec := b.waitSettled(t, c.ID, run, time.Minute)
+	rep := b.truth(t, c, nil, run)
 	require.EqualValues(t, n, rec.Settled())
 
-	ambiguous := rec.Counters["class:ambiguous"]
-	require.Positive(t, ambiguous)
-	require.EqualValues(t, n, rec.Counters["sent"]+ambiguous, "%v", rec.Counters)
-	st := b.fake.Stats()
-	require.EqualValues(t, 0, st.DuplicatesDelivered, "a custom send is never repeated after an ambiguous failure")
-	// A dropped connection may follow a recorded delivery (that user got the
-	// message once) or a -1 (nothing delivered): either way the report says
-	// the delivery is unknown, and nobody got it twice.
-	accepted := st.APIs[wechat.APICustomSend].Accepted
-	require.GreaterOrEqual(t, accepted, rec.Counters["sent"])
-	require.LessOrEqual(t, accepted, rec.Counters["sent"]+ambiguous)
+	unknown := rec.Counters["unknown"]
+	require.Positive(t, unknown)
+	require.EqualValues(t, n, rec.Counters["sent"]+unknown, "%v", rec.Counters)
+	require.Zero(t, rec.Counters["failed"], "a -1 is retried, not failed")
+	require.EqualValues(t, 0, b.fake.Stats().DuplicatesDelivered, "a custom send is never repeated after its answer was lost")
+	// A dropped connection follows a delivery or, after a -1, none: the
+	// client cannot tell which, so both are unknown.
+	require.EqualValues(t, b.fake.Stats().APIs[wechat.APICustomSend].Dropped, unknown)
+	require.Positive(t, rep.UnknownDelivered)
 }
 
 func TestPauseResumeCancel(t *testing.T) {
@@ -125,6 +129,7 @@ func TestPauseResumeCancel(t *testing.T) {
 	require.NoError(t, p.producer.Cancel(t.Context(), c.ID))
 
 	rec := b.waitSettled(t, c.ID, run, time.Minute)
+	b.truth(t, c, nil, run)
 	require.Equal(t, string(campaigns.StateCancelled), rec.State)
 	require.EqualValues(t, n, rec.Settled())
 	require.Positive(t, rec.Counters["cancelled"])
@@ -135,9 +140,15 @@ func TestPauseResumeCancel(t *testing.T) {
 	require.EqualValues(t, 0, st.DuplicatesDelivered)
 }
 
+// TestFatalErrcodeStopsRun: a campaign-fatal errcode (40037, the template
+// deleted) stops the run after no more calls than were in flight; every
+// send that met the errcode, however many at once and in however many
+// processes, ends failed with it, and every other recipient is skipped.
 func TestFatalErrcodeStopsRun(t *testing.T) {
 	const n = 3000
-	b := setup(t, wechattest.Config{})
+	// WeChat answers in 100 ms: the sends in flight when the first 40037
+	// comes back meet it too.
+	b := setup(t, wechattest.Config{Faults: wechattest.Faults{Latency: 100 * time.Millisecond}})
 	const concurrency = 10
 	procs := []*proc{b.process(t, procConfig{rate: 300, concurrency: concurrency}), b.process(t, procConfig{rate: 300, concurrency: concurrency})}
 	// A template deleted from the account: WeChat answers 40037.
@@ -146,16 +157,33 @@ func TestFatalErrcodeStopsRun(t *testing.T) {
 	require.NoError(t, err)
 
 	rec := b.waitSettled(t, c.ID, run, time.Minute)
+	b.truth(t, c, nil, run)
 	require.Equal(t, string(campaigns.StateFailed), rec.State)
 	require.Contains(t, rec.Reason, "40037")
 	require.EqualValues(t, n, rec.Settled())
 	calls := b.fake.Stats().APIs[wechat.APITemplateSend].Errors[40037]
 	require.LessOrEqual(t, calls, int64(2*concurrency), "no calls beyond those already in flight")
-	// A call whose answer was lost (a timeout on a loaded machine) is
-	// retried, finds the run stopped and is skipped.
-	require.Positive(t, rec.Counters["code:40037"])
-	require.LessOrEqual(t, rec.Counters["code:40037"], calls)
-	require.EqualValues(t, n, rec.Counters["code:40037"]+rec.Counters["skipped"], "%v", rec.Counters)
+
+	// Each recipient whose call was answered 40037 (several at once, in
+	// both processes) is failed with it; the others are skipped.
+	outs := b.outcomes(t, c.ID, run)
+	met := map[string]bool{}
+	for _, call := range b.fake.Calls() {
+		if call.Errcode == 40037 && call.Answer == wechattest.AnswerAnswered {
+			met[call.OpenID] = true
+		}
+	}
+	require.GreaterOrEqual(t, len(met), 2, "concurrent sends met the fatal errcode")
+	for openid, o := range outs {
+		if met[openid] {
+			require.Equal(t, rdb.OutcomeFailed, o.Status, "%s met 40037: %+v", openid, o)
+			require.Equal(t, 40037, o.Code, openid)
+			require.Equal(t, "fatal", o.Class, openid)
+			continue
+		}
+		require.Equal(t, rdb.OutcomeSkipped, o.Status, "%s: %+v", openid, o)
+	}
+	require.EqualValues(t, len(met), rec.Counters["code:40037"])
 	got, err := b.store.Get(t.Context(), c.ID)
 	require.NoError(t, err)
 	require.Equal(t, campaigns.StateFailed, got.State)
@@ -182,6 +210,7 @@ func TestDailyQuotaPausesAndResumes(t *testing.T) {
 
 	b.fake.ResetQuotas() // midnight in Shanghai, or an operator's clear_quota
 	rec = b.waitSettled(t, c.ID, run, time.Minute)
+	b.truth(t, c, nil, run)
 	require.Equal(t, string(campaigns.StateCompleted), rec.State)
 	require.EqualValues(t, n, rec.Counters["sent"])
 	require.Zero(t, rec.Counters["failed"])
@@ -212,12 +241,14 @@ func TestTransactionalGoesAheadOfBulk(t *testing.T) {
 	txRun, err := p.producer.SendTransactional(t.Context(), tx)
 	require.NoError(t, err)
 	rec := b.waitSettled(t, tx.ID, txRun, 30*time.Second)
+	b.truth(t, tx, nil, txRun)
 	require.EqualValues(t, 1, rec.Counters["sent"])
 	bulkRec, err := b.rdb.GetRun(t.Context(), bulk.ID, bulkRun)
 	require.NoError(t, err)
 	require.Less(t, bulkRec.Settled(), int64(n/2), "the transactional send did not wait behind the bulk campaign")
 	require.NoError(t, p.producer.Cancel(t.Context(), bulk.ID))
 	b.waitSettled(t, bulk.ID, bulkRun, time.Minute)
+	b.truth(t, bulk, nil, bulkRun)
 }
 
 func TestFollowersAndTagAudiences(t *testing.T) {
@@ -240,6 +271,7 @@ func TestFollowersAndTagAudiences(t *testing.T) {
 		run, err := p.producer.Start(t.Context(), c.ID)
 		require.NoError(t, err)
 		rec := b.waitSettled(t, c.ID, run, time.Minute)
+		b.truth(t, c, nil, run)
 		require.EqualValues(t, len(tc.want), rec.Size, tc.spec.Source)
 		require.EqualValues(t, len(tc.want), rec.Counters["sent"], tc.spec.Source)
 		outs := b.outcomes(t, c.ID, run)
@@ -277,6 +309,7 @@ func TestMinuteQuotaSlowsTheFleetDown(t *testing.T) {
 		t.Fatalf("run did not settle: %+v; fake: %+v", rec, b.fake.Stats().APIs[wechat.APITemplateSend])
 	}
 	require.True(t, slowed, "45011 cut the shared rate")
+	b.truth(t, c, nil, run)
 	rec, err := b.rdb.GetRun(t.Context(), c.ID, run)
 	require.NoError(t, err)
 	require.EqualValues(t, n, rec.Counters["sent"], "throttling fails nobody: %v", rec.Counters)

@@ -40,6 +40,7 @@ func TestStalledRunIsExpandedAgain(t *testing.T) {
 	}
 
 	rec := b.waitSettled(t, c.ID, run, time.Minute)
+	b.truth(t, c, nil, run)
 	require.Equal(t, string(campaigns.StateCompleted), rec.State)
 	require.EqualValues(t, n, rec.Counters["sent"], "%v", rec.Counters)
 	st := b.fake.Stats()

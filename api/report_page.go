@@ -44,7 +44,7 @@ func (s *Server) renderReport(w http.ResponseWriter, r *http.Request, id string,
 	if err != nil {
 		return storeError(err)
 	}
-	tl, err := s.cfg.RDB.GetTimeline(ctx, id, run)
+	tl, err := s.cfg.Store.Timeline(ctx, id, run)
 	if err != nil {
 		return storeError(err)
 	}
@@ -98,7 +98,7 @@ func (s *Server) createReportLink(w http.ResponseWriter, r *http.Request) *Error
 		}
 		ttl = d
 	}
-	key, err := s.cfg.RDB.SigningKey(r.Context())
+	key, err := s.cfg.Store.SigningKey(r.Context())
 	if err != nil {
 		return storeError(err)
 	}
@@ -130,7 +130,7 @@ func (s *Server) openReportLink(w http.ResponseWriter, r *http.Request) {
 		fail(apiError(http.StatusUnauthorized, CodeUnauthorized, "sig", "this link is not signed"))
 		return
 	}
-	key, kerr := s.cfg.RDB.SigningKey(r.Context())
+	key, kerr := s.cfg.Store.SigningKey(r.Context())
 	if kerr != nil {
 		fail(storeError(kerr))
 		return

@@ -16,7 +16,6 @@ import (
 
 	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/campaigns"
-	"github.com/wxmass/wxmass/internal/rdb"
 	"github.com/wxmass/wxmass/producer"
 	"github.com/wxmass/wxmass/retry"
 	"github.com/wxmass/wxmass/wechat"
@@ -31,12 +30,11 @@ const (
 	ListLimitMax          = 200
 )
 
-// Config configures a Server. Store, Producer, RDB and Keys are required;
+// Config configures a Server. Store, Producer and Keys are required;
 // zero values of the others take the defaults named after them.
 type Config struct {
 	Store    *campaigns.Store
 	Producer *producer.Producer
-	RDB      *rdb.RDB
 	// Keys are the accepted API keys.
 	Keys *KeySet
 	// Policy gives errcodes their class and meaning in reports; nil leaves
@@ -69,8 +67,8 @@ type Server struct {
 
 // New returns the API server.
 func New(cfg Config) (*Server, error) {
-	if cfg.Store == nil || cfg.Producer == nil || cfg.RDB == nil || cfg.Keys == nil {
-		return nil, errors.New("api: Store, Producer, RDB and Keys are required")
+	if cfg.Store == nil || cfg.Producer == nil || cfg.Keys == nil {
+		return nil, errors.New("api: Store, Producer and Keys are required")
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = MaxBodyBytesDefault
@@ -197,7 +195,7 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.cfg.RDB.Client().Ping(ctx).Err(); err != nil {
+	if err := s.cfg.Store.Ping(ctx); err != nil {
 		writeError(w, apiError(http.StatusServiceUnavailable, CodeUnavailable, "", "redis does not answer"))
 		return
 	}
@@ -336,16 +334,16 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, scope string
 	sum := sha256.Sum256(body)
 	fp := hex.EncodeToString(sum[:])
 	ctx := r.Context()
-	claim, err := s.cfg.RDB.ClaimIdempotency(ctx, scope, key, fp, s.cfg.IdempotencyTTL)
+	claim, err := s.cfg.Store.ClaimIdempotency(ctx, scope, key, fp, s.cfg.IdempotencyTTL)
 	if err != nil {
 		return storeError(err)
 	}
 	switch {
 	case claim.Fingerprint != fp:
 		return apiError(http.StatusUnprocessableEntity, CodeIdempotencyReuse, "Idempotency-Key", "this key was used with another request")
-	case claim.State == rdb.IdempotencyPending:
+	case claim.State == campaigns.IdempotencyPending:
 		return apiError(http.StatusConflict, CodeIdempotencyBusy, "Idempotency-Key", "a request with this key is in progress; retry later")
-	case claim.State == rdb.IdempotencyDone:
+	case claim.State == campaigns.IdempotencyDone:
 		status, rest, _ := strings.Cut(claim.Result, " ")
 		code, _ := strconv.Atoi(status)
 		w.Header().Set("Idempotent-Replayed", "true")
@@ -357,7 +355,7 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, scope string
 	v, status, e := do()
 	if e != nil {
 		// Nothing was done: a retry may try again.
-		if err := s.cfg.RDB.ReleaseIdempotency(context.WithoutCancel(ctx), scope, key); err != nil {
+		if err := s.cfg.Store.ReleaseIdempotency(context.WithoutCancel(ctx), scope, key); err != nil {
 			s.log.Warn("release idempotency key", zap.Error(err))
 		}
 		return e
@@ -366,7 +364,7 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, scope string
 	if err != nil {
 		return apiError(http.StatusInternalServerError, CodeInternal, "", "encode: %s", err.Error())
 	}
-	if err := s.cfg.RDB.FinishIdempotency(context.WithoutCancel(ctx), scope, key, fp, strconv.Itoa(status)+" "+string(out), s.cfg.IdempotencyTTL); err != nil {
+	if err := s.cfg.Store.FinishIdempotency(context.WithoutCancel(ctx), scope, key, fp, strconv.Itoa(status)+" "+string(out), s.cfg.IdempotencyTTL); err != nil {
 		s.log.Warn("finish idempotency key", zap.Error(err))
 	}
 	writeJSON(w, status, v)
@@ -404,7 +402,7 @@ func (s *Server) listCampaigns(w http.ResponseWriter, r *http.Request) *Error {
 	out := listAnswer{Campaigns: []campaignView{}}
 	pos := int64(offset)
 	for len(out.Campaigns) < limit {
-		ids, total, err := s.cfg.RDB.ListCampaigns(ctx, pos, int64(limit))
+		ids, total, err := s.cfg.Store.List(ctx, pos, int64(limit))
 		if err != nil {
 			return storeError(err)
 		}
@@ -415,7 +413,7 @@ func (s *Server) listCampaigns(w http.ResponseWriter, r *http.Request) *Error {
 		for _, id := range ids {
 			pos++
 			c, run, err := s.cfg.Store.Latest(ctx, id)
-			if errors.Is(err, rdb.ErrCampaignNotFound) {
+			if errors.Is(err, campaigns.ErrNotFound) {
 				continue
 			}
 			if err != nil {

@@ -60,7 +60,7 @@ func setup(t *testing.T, mutate ...func(*api.Config)) *testBundle {
 	store := campaigns.NewStore(r)
 	keys := &api.KeySet{}
 	require.NoError(t, keys.Add(testKey))
-	cfg := api.Config{Store: store, Producer: producer.New(client.Client, store, reg, nil, producer.Config{}), RDB: r, Keys: keys}
+	cfg := api.Config{Store: store, Producer: producer.New(client.Client, store, reg, nil, producer.Config{}), Keys: keys}
 	for _, m := range mutate {
 		m(&cfg)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/wxmass/wxmass/campaigns"
 	"github.com/wxmass/wxmass/internal/task"
 	"github.com/wxmass/wxmass/monitoring"
+	"github.com/wxmass/wxmass/retry"
 	"github.com/wxmass/wxmass/wechat"
 )
 
@@ -223,7 +224,7 @@ func (p *Producer) HandleSettle(ctx context.Context, t *asynq.Task) error {
 		// Calls begun less than the grace ago may still be answered; after
 		// it, their recipients are unknown.
 		wait := time.Until(res.Oldest.Add(p.store.LedgerConfig().StopGrace)) + 50*time.Millisecond
-		return &ThrottleError{RetryAfter: max(wait, 50*time.Millisecond), Reason: fmt.Sprintf("%d calls of the stopped run may still be answered", res.Pending)}
+		return &retry.Wait{After: max(wait, 50*time.Millisecond), Reason: fmt.Sprintf("%d calls of the stopped run may still be answered", res.Pending)}
 	}
 	return nil
 }
@@ -300,17 +301,6 @@ func (p *Producer) EnqueueSend(ctx context.Context, typ, queue, id string, run i
 		return fmt.Errorf("enqueue send: %w", err)
 	}
 	return nil
-}
-
-// ThrottleError asks asynq to run the task again after RetryAfter without
-// counting a failure (the window is full, the run is paused).
-type ThrottleError struct {
-	RetryAfter time.Duration
-	Reason     string
-}
-
-func (e *ThrottleError) Error() string {
-	return "throttled for " + e.RetryAfter.String() + ": " + e.Reason
 }
 
 // HandleLaunch is the asynq handler of launch tasks: it fetches the run's
@@ -421,10 +411,10 @@ func (p *Producer) HandleExpand(ctx context.Context, t *asynq.Task) error {
 	end := min(start+int64(p.cfg.ChunkSize), run.Size)
 	switch run.State {
 	case string(campaigns.StatePaused):
-		return &ThrottleError{RetryAfter: time.Second, Reason: "run paused"}
+		return &retry.Wait{After: time.Second, Reason: "run paused"}
 	case string(campaigns.StateRunning):
 		if pending := run.Expanded - run.Settled(); run.Expanded < end && pending+(end-start) > int64(p.cfg.Window) {
-			return &ThrottleError{RetryAfter: p.cfg.WindowRecheck, Reason: "send window full"}
+			return &retry.Wait{After: p.cfg.WindowRecheck, Reason: "send window full"}
 		}
 	}
 	openids, err := p.store.AudienceRange(ctx, run.Audience, start, end-1)

@@ -15,6 +15,7 @@ import (
 	"github.com/wxmass/wxmass/internal/task"
 	"github.com/wxmass/wxmass/producer"
 	"github.com/wxmass/wxmass/ratelimit"
+	"github.com/wxmass/wxmass/retry"
 )
 
 // The tests share asynq's queues in redistest.DBProducer, so they do not
@@ -97,7 +98,7 @@ func TestExpandKeepsWindowAndNeverDoubleEnqueues(t *testing.T) {
 	k := 0
 	for ; ; k++ {
 		err := b.prod.HandleExpand(t.Context(), expandTask(c.ID, run, k))
-		var te *producer.ThrottleError
+		var te *retry.Wait
 		if errors.As(err, &te) {
 			break
 		}
@@ -121,7 +122,7 @@ func TestExpandKeepsWindowAndNeverDoubleEnqueues(t *testing.T) {
 		require.NoError(t, b.prod.HandleExpand(t.Context(), expandTask(c.ID, run, k)))
 		k++
 	}
-	var te *producer.ThrottleError
+	var te *retry.Wait
 	require.ErrorAs(t, b.prod.HandleExpand(t.Context(), expandTask(c.ID, run, k)), &te)
 	require.Equal(t, window+300, b.queued(t, task.QueueBulk), "settled tasks are still in this queue: no worker ran them")
 

@@ -16,8 +16,7 @@ var ErrInvalidLimit = errors.New("ratelimit: invalid limit")
 // Error says that a caller was throttled: its token would have come later
 // than Config.MaxWait allows. The caller should give up its work and come
 // back after RetryAfter, for example by returning the error from an asynq
-// handler whose RetryDelayFunc reads RetryAfter and whose IsFailure
-// excludes it.
+// handler: it is a retry.Later that is no failure.
 type Error struct {
 	// Key names the bucket.
 	Key string
@@ -33,8 +32,15 @@ func (e *Error) Error() string {
 	return "ratelimit: " + e.Key + ": throttled; retry after " + e.RetryAfter.String()
 }
 
+// RetryIn returns RetryAfter (retry.Later).
+func (e *Error) RetryIn(time.Time) time.Duration { return e.RetryAfter }
+
+// Failure returns false: being throttled is no failure (retry.Later).
+func (e *Error) Failure() bool { return false }
+
 // PausedError says that a bucket is paused (Limiter.Pause, after WeChat's
-// daily quota ran out) and grants nothing until Until or a Resume.
+// daily quota ran out) and grants nothing until Until or a Resume. It is a
+// retry.Later that is no failure.
 type PausedError struct {
 	// Key names the bucket.
 	Key string
@@ -47,3 +53,9 @@ type PausedError struct {
 func (e *PausedError) Error() string {
 	return "ratelimit: " + e.Key + ": paused until " + e.Until.Format(time.RFC3339)
 }
+
+// RetryIn is the time left until Until (retry.Later).
+func (e *PausedError) RetryIn(now time.Time) time.Duration { return max(0, e.Until.Sub(now)) }
+
+// Failure returns false: a pause is no failure (retry.Later).
+func (e *PausedError) Failure() bool { return false }

@@ -9,8 +9,15 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 
-	"github.com/wxmass/wxmass/producer"
 	"github.com/wxmass/wxmass/ratelimit"
+	"github.com/wxmass/wxmass/retry"
+)
+
+// The four ways to come back later share one contract.
+var (
+	_ retry.Later = (*retry.Wait)(nil)
+	_ retry.Later = (*ratelimit.Error)(nil)
+	_ retry.Later = (*ratelimit.PausedError)(nil)
 )
 
 func TestRetryDelayAndIsFailure(t *testing.T) {
@@ -22,10 +29,12 @@ func TestRetryDelayAndIsFailure(t *testing.T) {
 		delay   time.Duration
 		failure bool
 	}{
-		{&producer.ThrottleError{RetryAfter: 250 * time.Millisecond}, 250 * time.Millisecond, false},
+		{&retry.Wait{After: 250 * time.Millisecond, Reason: "send window full"}, 250 * time.Millisecond, false},
 		{fmt.Errorf("wrapped: %w", &ratelimit.Error{RetryAfter: 2 * time.Second}), 2 * time.Second, false},
+		// A pause looks again at least every pauseRecheck.
 		{&ratelimit.PausedError{Until: time.Now().Add(time.Hour)}, 5 * time.Second, false},
-		{&retryError{after: 3 * time.Second, err: errors.New("-1")}, 3 * time.Second, true},
+		{&ratelimit.PausedError{Until: time.Now().Add(-time.Hour)}, 0, false},
+		{&retry.Wait{After: 3 * time.Second, Failed: true, Err: errors.New("-1")}, 3 * time.Second, true},
 		// A dead worker's task comes back at once, and counts as a try.
 		{asynq.ErrLeaseExpired, time.Second, true},
 	}

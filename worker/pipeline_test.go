@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -37,13 +38,21 @@ func TestCampaignWithFaults(t *testing.T) {
 	require.Equal(t, string(campaigns.StateCompleted), rec.State)
 	require.EqualValues(t, n, rec.Settled())
 	require.EqualValues(t, n-len(terminal), rec.Counters["sent"])
-	require.EqualValues(t, len(terminal), rec.Counters["failed"])
+	require.EqualValues(t, len(terminal), rec.Counters["failed"]+rec.Counters["unknown"])
 
 	outs := b.outcomes(t, c.ID, run)
 	require.Len(t, outs, n)
 	for _, id := range ids {
 		o := outs[id]
 		if code, ok := terminal[id]; ok {
+			if o.Status == rdb.OutcomeUnknown {
+				// A first answer was lost (a dropped connection), then
+				// WeChat answered the errcode: it may have delivered the
+				// first, so it is not called failed (which a retry run
+				// would send again).
+				require.Contains(t, o.Detail, fmt.Sprintf("failed %d", code), id)
+				continue
+			}
 			require.Equal(t, rdb.OutcomeFailed, o.Status, id)
 			require.Equal(t, code, o.Code, id)
 			require.Equal(t, "recipient", o.Class, id)

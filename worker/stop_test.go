@@ -74,8 +74,12 @@ func TestStopSettlesTruthfully(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := setup(t, wechattest.Config{Seed: 11, Faults: wechattest.Faults{DropAfterRecord: 0.02, Slow: 0.02, SlowDelay: 1500 * time.Millisecond}})
-			pc := procConfig{rate: 400, concurrency: 20, callTimeout: time.Second}
+			// The slow answers come 2 s after the client gave up; the
+			// client's timeout is long enough that no other call exceeds it
+			// on a loaded machine (the fake cannot see a client that gave
+			// up on an answer it wrote).
+			b := setup(t, wechattest.Config{Seed: 11, Faults: wechattest.Faults{DropAfterRecord: 0.02, Slow: 0.02, SlowDelay: 4 * time.Second}})
+			pc := procConfig{rate: 400, concurrency: 20, callTimeout: 2 * time.Second}
 			procs := []*proc{b.process(t, pc), b.process(t, pc)}
 			c := b.fileCampaign(t, campaigns.KindTemplate, wechattest.TemplateIDDefault, openIDs(n))
 			run, err := procs[0].producer.Start(t.Context(), c.ID)

@@ -277,7 +277,7 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 	tokened := false
 	switch campaigns.State(st.state) {
 	case campaigns.StatePaused:
-		return &producer.ThrottleError{RetryAfter: w.cfg.PauseRecheck, Reason: "run paused"}
+		return &retry.Wait{After: w.cfg.PauseRecheck, Reason: "run paused"}
 	case campaigns.StateCompleted:
 		return nil // every recipient has an outcome
 	case campaigns.StateRunning:
@@ -300,13 +300,13 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 		// The cached state was ahead of Redis's (this process stopping the
 		// run): read it again and come back.
 		w.forget(id)
-		return &producer.ThrottleError{RetryAfter: 100 * time.Millisecond, Reason: "run state changed"}
+		return &retry.Wait{After: 100 * time.Millisecond, Reason: "run state changed"}
 	case campaigns.BeginDone, campaigns.BeginInFlight:
 		// Settled already, or the stopped run's settle task waits for the
 		// answer of a call in flight elsewhere.
 		return nil
 	case campaigns.BeginPaused:
-		return &producer.ThrottleError{RetryAfter: w.cfg.PauseRecheck, Reason: "run paused"}
+		return &retry.Wait{After: w.cfg.PauseRecheck, Reason: "run paused"}
 	case campaigns.BeginSettled:
 		w.cfg.Metrics.Outcome(v.account, string(v.c.Kind), b.Status, "")
 		w.finished(v, run, b.Finished)
@@ -345,7 +345,7 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 			if err := w.limiter.Slowdown(ctx, acct.BucketKey(v.api)); err != nil {
 				w.sendLog(ctx, id, run, openid).Warn("rate slowdown", zap.Int("errcode", d.Code), zap.Error(err))
 			}
-			return w.later(ctx, v, run, openid, false, &producer.ThrottleError{RetryAfter: d.Delay, Reason: "errcode 45011: " + d.Meaning})
+			return w.later(ctx, v, run, openid, false, &retry.Wait{After: d.Delay, Reason: "errcode 45011: " + d.Meaning})
 		}
 		maxRetry, _ := asynq.GetMaxRetry(ctx)
 		if retried >= maxRetry {
@@ -357,7 +357,7 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 		w.sendLog(ctx, id, run, openid).Debug("send will be retried", zap.Int("errcode", d.Code), zap.Duration("delay", d.Delay), zap.Bool("answer_lost", lost), zap.Error(sendErr))
 		// A template send whose answer was lost is sent again with the
 		// same client_msg_id: WeChat delivers it at most once.
-		return w.later(ctx, v, run, openid, lost, &retryError{after: d.Delay, err: sendErr})
+		return w.later(ctx, v, run, openid, lost, &retry.Wait{After: d.Delay, Failed: true, Err: sendErr})
 	case retry.ActionFail:
 		if lost {
 			return w.record(ctx, v, run, openid, unknownOutcome(d, "not retried"))

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v3"
+
+	"github.com/wxmass/wxmass/campaigns"
 )
 
 // Flags and environment of `wxmass campaign`.
@@ -130,6 +132,7 @@ type runStatus struct {
 	Account  string           `json:"account"`
 	Run      int              `json:"run"`
 	State    string           `json:"state"`
+	Final    string           `json:"final"`
 	Reason   string           `json:"reason"`
 	Size     int64            `json:"size"`
 	Expanded int64            `json:"expanded"`
@@ -269,7 +272,7 @@ func (a *app) campaignCommand() *cli.Command {
 				Name: "retry-failed", Usage: "start a new run over the failed recipients of a run (default: the latest)", ArgsUsage: "ID",
 				Flags: []cli.Flag{runFlag,
 					&cli.StringFlag{Name: "errcodes", Usage: "comma-separated errcodes: only failures with one of them", Sources: sources("errcodes")},
-					&cli.StringFlag{Name: "statuses", Usage: "comma-separated outcomes to send again: failed (default), skipped, cancelled", Sources: sources("statuses")},
+					&cli.StringFlag{Name: "statuses", Usage: "comma-separated outcomes to send again: failed (default), skipped, cancelled, and unknown only when named (WeChat may have delivered those: the answer says what it risks)", Sources: sources("statuses")},
 				},
 				Action: withClient(func(ctx context.Context, cmd *cli.Command, c *apiClient) error {
 					id, err := idArg(cmd)
@@ -297,13 +300,20 @@ func (a *app) campaignCommand() *cli.Command {
 					}
 					body, _ := json.Marshal(f)
 					var out struct {
-						Run  int   `json:"run"`
-						Size int64 `json:"size"`
+						Run     int   `json:"run"`
+						Size    int64 `json:"size"`
+						Unknown *struct {
+							Included int64  `json:"included"`
+							Warning  string `json:"warning"`
+						} `json:"unknown"`
 					}
 					if err := c.do(ctx, "POST", "/v1/campaigns/"+id+"/runs/"+strconv.Itoa(st.Run)+"/retry", "application/json", bytes.NewReader(body), &out); err != nil {
 						return err
 					}
 					fmt.Fprintf(cmd.Root().Writer, "campaign %s: run %d started over %d recipients of run %d\n", id, out.Run, out.Size, st.Run)
+					if out.Unknown != nil {
+						fmt.Fprintf(cmd.Root().Writer, "unknown recipients included: %d. %s\n", out.Unknown.Included, out.Unknown.Warning)
+					}
 					return nil
 				}),
 			},
@@ -360,7 +370,8 @@ func readArg(path string) ([]byte, error) {
 	return b, nil
 }
 
-// done reports whether a run state is final.
+// done reports whether a run state is final: a stopping run is not, until
+// every recipient has its outcome.
 func done(state string) bool {
 	return state == "completed" || state == "failed" || state == "cancelled"
 }
@@ -422,14 +433,24 @@ func progressLine(st runStatus, rate float64) string {
 		eta = (time.Duration(float64(remaining)/rate) * time.Second).Round(time.Second).String()
 	}
 	failed := st.Counters["failed"]
-	return fmt.Sprintf("[%s] %5.1f%%  sent %d  failed %d  remaining %d  %.0f/s  ETA %s  (%s)",
-		bar, 100*frac, st.Counters["sent"]+st.Counters["delivered"], failed, remaining, rate, eta, st.State)
+	state := st.State
+	if st.State == "stopping" && st.Final != "" {
+		state = "stopping: will be " + st.Final
+	}
+	line := fmt.Sprintf("[%s] %5.1f%%  sent %d  failed %d", bar, 100*frac, st.Counters["sent"]+st.Counters["delivered"], failed)
+	if n := st.Counters["unknown"]; n > 0 {
+		line += fmt.Sprintf("  unknown %d", n)
+	}
+	return line + fmt.Sprintf("  remaining %d  %.0f/s  ETA %s  (%s)", remaining, rate, eta, state)
 }
 
 // printRunReport prints a run's counters as tables: outcomes, then errcodes
 // and classes.
 func printRunReport(w io.Writer, st runStatus) error {
 	fmt.Fprintf(w, "campaign %s (account %s) run %d: %s", st.Campaign, st.Account, st.Run, st.State)
+	if st.State == "stopping" && st.Final != "" {
+		fmt.Fprintf(w, " (will be %s once every recipient has an outcome)", st.Final)
+	}
 	if st.Reason != "" {
 		fmt.Fprintf(w, " (%s)", st.Reason)
 	}
@@ -441,7 +462,7 @@ func printRunReport(w io.Writer, st runStatus) error {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "outcome\tcount\tshare\t")
-	for _, k := range []string{"sent", "delivered", "failed", "skipped", "cancelled"} {
+	for _, k := range campaigns.OutcomeStatuses {
 		if n := st.Counters[k]; n > 0 || k == "sent" || k == "failed" {
 			fmt.Fprintf(tw, "%s\t%d\t%s\t\n", k, n, share(n, st.Size))
 		}

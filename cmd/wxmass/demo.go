@@ -17,7 +17,6 @@ import (
 
 	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/campaigns"
-	"github.com/wxmass/wxmass/internal/rdb"
 	"github.com/wxmass/wxmass/internal/secret"
 	"github.com/wxmass/wxmass/retry"
 	"github.com/wxmass/wxmass/wechat"
@@ -161,9 +160,9 @@ func (a *app) runDemo(ctx context.Context, cmd *cli.Command) error {
 	deadline := time.Now().Add(cmd.Duration(flagDemoTimeout))
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	var rec rdb.RunRecord
+	var rec campaigns.RunRecord
 	for {
-		rec, err = rt.rdb.GetRun(ctx, c.ID, run)
+		rec, err = rt.store.Run(ctx, c.ID, run)
 		if err != nil {
 			return err
 		}
@@ -202,7 +201,7 @@ func (a *app) runDemo(ctx context.Context, cmd *cli.Command) error {
 }
 
 // printReport prints a run's counts by outcome and by errcode.
-func printReport(w io.Writer, policy *retry.Policy, c *campaigns.Campaign, run int, rec rdb.RunRecord) {
+func printReport(w io.Writer, policy *retry.Policy, c *campaigns.Campaign, run int, rec campaigns.RunRecord) {
 	dur := rec.Finished.Sub(rec.Started)
 	fmt.Fprintf(w, "\nReport of campaign %s run %d: %s in %s", c.ID, run, rec.State, dur.Round(time.Millisecond))
 	if dur > 0 {
@@ -211,7 +210,7 @@ func printReport(w io.Writer, policy *retry.Policy, c *campaigns.Campaign, run i
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  OUTCOME\tRECIPIENTS")
-	for _, s := range []string{rdb.OutcomeSent, rdb.OutcomeDelivered, rdb.OutcomeFailed, rdb.OutcomeSkipped, rdb.OutcomeCancelled} {
+	for _, s := range campaigns.OutcomeStatuses {
 		fmt.Fprintf(tw, "  %s\t%d\n", s, rec.Counters[s])
 	}
 	fmt.Fprintf(tw, "  total\t%d of %d\n", rec.Settled(), rec.Size)

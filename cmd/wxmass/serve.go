@@ -104,10 +104,10 @@ func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) e
 	ins := asynq.NewInspector(rt.asynqOpt)
 	defer ins.Close()
 	rt.registry.MustRegister(monitoring.NewQueueCollector(ins, task.QueueTransactional, task.QueueControl, task.QueueBulk),
-		monitoring.NewStateCollector(rt.rdb.CountCampaignStates))
+		monitoring.NewStateCollector(rt.store.CountStates))
 	mon, closeMon := monitoring.NewMonitor(rt.asynqOpt, cmd.Bool(flagMonWritable))
 	defer func() { _ = closeMon() }()
-	handler, err := api.New(api.Config{Store: rt.store, Producer: rt.producer, RDB: rt.rdb, Keys: keys, Policy: rt.policy,
+	handler, err := api.New(api.Config{Store: rt.store, Producer: rt.producer, Keys: keys, Policy: rt.policy,
 		Accounts: rt.accounts, WeChat: rt.wechat,
 		Logger: a.log.Named("api"),
 		Mount: map[string]http.Handler{

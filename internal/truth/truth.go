@@ -189,7 +189,11 @@ func Check(rec Record, opt Options, runs ...Run) Report {
 		var tookMsgID int64
 		var statuses []string
 		for i, o := range s.outcomes {
-			statuses = append(statuses, fmt.Sprintf("run %d %s", s.runs[i], o.Status))
+			st := fmt.Sprintf("run %d %s", s.runs[i], o.Status)
+			if o.Status == campaigns.OutcomeUnknown {
+				st += ": " + o.Detail
+			}
+			statuses = append(statuses, st)
 			switch {
 			case o.Status == campaigns.OutcomeSent || o.Status == campaigns.OutcomeDelivered ||
 				(o.Status == campaigns.OutcomeFailed && o.Class == campaigns.ClassReceipt):
@@ -229,7 +233,13 @@ func Check(rec Record, opt Options, runs ...Run) Report {
 			rep.UnknownByKill++
 			continue
 		}
-		rep.violate("%s reported unknown (%s) but every call to it was answered", openid, strings.Join(statuses, ", "))
+		var calls []string
+		for _, c := range rec.Calls() {
+			if c.OpenID == openid && c.API == opt.API {
+				calls = append(calls, fmt.Sprintf("%s/%s/%d in %v", c.Result, c.Answer, c.Errcode, c.Ended.Sub(c.Arrived)))
+			}
+		}
+		rep.violate("%s reported unknown (%s) but every call to it was answered: %v", openid, strings.Join(statuses, ", "), calls)
 	}
 	return rep
 }

@@ -1,6 +1,7 @@
 package reliability
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -13,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wxmass/wxmass/campaigns"
-	"github.com/wxmass/wxmass/internal/rdb"
+	"github.com/wxmass/wxmass/internal/truth"
 )
 
 // Summary is what a scenario reports: one line of the report.
@@ -42,114 +43,96 @@ func (s *Summary) Note(format string, args ...any) {
 	s.Notes = append(s.Notes, fmt.Sprintf(format, args...))
 }
 
-// statuses are the final outcomes a recipient can have.
-var statuses = []string{rdb.OutcomeSent, rdb.OutcomeDelivered, rdb.OutcomeFailed, rdb.OutcomeSkipped, rdb.OutcomeCancelled}
-
-// Check checks DESIGN.md's invariants for a settled run and returns its
-// summary. A violation fails the test (after every check has run, so that
-// all of them are reported):
+// Check checks DESIGN.md's invariants for a settled run (and the retry
+// runs that followed it, if any) and returns the first run's summary. A
+// violation fails the test (after every check has run, so that all of them
+// are reported):
 //
-//   - the run completed with every recipient of its audience settled, and
-//     its counters by status add up to the audience size;
-//   - the stored outcomes are exactly one per recipient of the audience,
-//     and agree with the counters;
-//   - no recipient got the message twice: the fake's duplicate count is 0
-//     (template sends), and each recipient recorded as sent has exactly one
-//     delivery at the fake, whose msgid is the one recorded;
+//   - each run finished in its Want state (completed by default) with
+//     every recipient settled, and its counters by status add up to its
+//     size;
+//   - the stored outcomes are exactly one per recipient (the first run's:
+//     one per recipient of its audience), and agree with the counters;
+//   - each recipient's truth against the fake's record (internal/truth):
+//     delivered at most once; sent (in one run at most) means delivered
+//     exactly once with the msgid recorded; skipped, cancelled and failed
+//     mean never delivered; unknown only where the fake recorded a call
+//     whose answer the client could not read, or a killed worker began the
+//     attempt;
 //   - the fake never saw more calls of the run's API for the run's account
 //     in any one second than the account's rate plus burst.
-func Check(t *testing.T, r *Run) Summary {
+func Check(t *testing.T, runs ...*Run) Summary {
 	t.Helper()
 	ctx := context.Background()
+	r := runs[0]
 	f := r.Fleet
 	n := len(r.OpenIDs)
 	s := Summary{Scenario: t.Name(), Recipients: n, Outcomes: map[string]int{}, Limit: r.Account.Limit, Duration: r.Finished.Sub(r.Started)}
 
-	rec, err := r.Record(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, string(campaigns.StateCompleted), rec.State, "the run completed (reason %q)", rec.Reason)
-	assert.EqualValues(t, n, rec.Size, "the run's size is the audience's")
-	assert.EqualValues(t, n, rec.Settled(), "every recipient is settled")
-	sum := int64(0)
-	for _, st := range statuses {
-		sum += rec.Counters[st]
-	}
-	assert.EqualValues(t, n, sum, "the counters by status add up to the audience: %v", rec.Counters)
+	var truths []truth.Run
+	for i, run := range runs {
+		rec, err := run.Record(ctx)
+		require.NoError(t, err)
+		want := cmp.Or(run.Want, string(campaigns.StateCompleted))
+		assert.Equal(t, want, rec.State, "run %d ended %s (reason %q)", run.Number, want, rec.Reason)
+		assert.False(t, rec.Finished.IsZero(), "run %d is finished", run.Number)
+		if i == 0 {
+			assert.EqualValues(t, n, rec.Size, "the run's size is the audience's")
+		}
+		assert.EqualValues(t, rec.Size, rec.Settled(), "every recipient of run %d is settled", run.Number)
+		sum := int64(0)
+		for _, st := range campaigns.OutcomeStatuses {
+			sum += rec.Counters[st]
+		}
+		assert.EqualValues(t, rec.Size, sum, "the counters by status of run %d add up to its size: %v", run.Number, rec.Counters)
 
-	audience := make(map[string]bool, n)
-	for _, o := range r.OpenIDs {
-		audience[o] = true
-	}
-	stored := make(map[string]rdb.Outcome, n)
-	byStatus := map[string]int64{}
-	var strangers []string
-	require.NoError(t, f.rdb.ScanOutcomes(ctx, r.Campaign, r.Number, func(openid string, o rdb.Outcome) error {
-		if _, dup := stored[openid]; dup {
-			// HSCAN may return a field twice while the hash is rehashed;
-			// a hash cannot hold it twice.
-			return nil
+		tr, err := truth.Load(ctx, f.store, run.Campaign, run.Number)
+		require.NoError(t, err)
+		truths = append(truths, tr)
+		assert.Len(t, tr.Outcomes, int(rec.Size), "exactly one outcome per recipient of run %d", run.Number)
+		byStatus := map[string]int64{}
+		for _, o := range tr.Outcomes {
+			byStatus[o.Status]++
 		}
-		if !audience[openid] {
-			strangers = append(strangers, openid)
+		for _, st := range campaigns.OutcomeStatuses {
+			assert.EqualValues(t, rec.Counters[st], byStatus[st], "stored %s outcomes of run %d agree with the counter", st, run.Number)
 		}
-		stored[openid] = o
-		byStatus[o.Status]++
-		key := o.Status
-		if o.Status == rdb.OutcomeFailed || o.Class != "" {
-			key = fmt.Sprintf("%s(%s,%d)", o.Status, o.Class, o.Code)
+		if i > 0 {
+			continue
 		}
-		s.Outcomes[key]++
-		return nil
-	}))
-	assert.Empty(t, strangers, "outcomes of openids outside the audience")
-	assert.Len(t, stored, n, "exactly one outcome per recipient")
-	for _, st := range statuses {
-		assert.EqualValues(t, rec.Counters[st], byStatus[st], "stored %s outcomes agree with the counter", st)
+		audience := make(map[string]bool, n)
+		for _, o := range r.OpenIDs {
+			audience[o] = true
+		}
+		var strangers int
+		for openid, o := range tr.Outcomes {
+			if !audience[openid] {
+				strangers++
+			}
+			key := o.Status
+			if o.Status == campaigns.OutcomeFailed || o.Class != "" {
+				key = fmt.Sprintf("%s(%s,%d)", o.Status, o.Class, o.Code)
+			}
+			s.Outcomes[key]++
+		}
+		assert.Zero(t, strangers, "outcomes of openids outside the audience")
 	}
 
 	api := r.Kind.API()
+	rep := truth.Check(f.cfg.Fake.Server, truth.Options{API: api, AppID: r.Account.AppID, Killed: f.Killed}, truths...)
+	s.Duplicates = int64(rep.Twice)
+	if !assert.Zero(t, rep.ViolationCount, "each recipient's truth against the fake's record: %s\n  %s", rep, strings.Join(rep.Violations, "\n  ")) {
+		s.Note("%d truth violations", rep.ViolationCount)
+	}
+	if rep.Unknown > 0 {
+		s.Note("%d unknown (%d of them delivered by the fake; %d in flight at a kill)", rep.Unknown, rep.UnknownDelivered, rep.UnknownByKill)
+	}
 	stats := f.cfg.Fake.Stats()
-	s.Duplicates = stats.DuplicatesDelivered
+	if r.Kind == campaigns.KindTemplate {
+		assert.Zero(t, stats.DuplicatesDelivered, "the fake's own count of template messages delivered twice")
+	}
 	var peakAt time.Time
 	s.Peak1s, peakAt = f.cfg.Fake.Peak1sAt(r.Account.AppID, api)
-	if r.Kind == campaigns.KindTemplate {
-		assert.Zero(t, s.Duplicates, "no template recipient got the message twice")
-	}
-	delivered := map[string][]int64{} // openid -> msgids
-	for _, d := range f.cfg.Fake.Deliveries() {
-		if d.API == api && d.AppID == r.Account.AppID && audience[d.OpenID] {
-			delivered[d.OpenID] = append(delivered[d.OpenID], d.MsgID)
-		}
-	}
-	var twice, sentNotDelivered, wrongMsgID, deliveredNotSent int
-	for openid, ids := range delivered {
-		if len(ids) > 1 {
-			twice++
-		}
-		if o := stored[openid]; o.Status != rdb.OutcomeSent && o.Status != rdb.OutcomeDelivered {
-			deliveredNotSent++
-		}
-	}
-	for openid, o := range stored {
-		if o.Status != rdb.OutcomeSent && o.Status != rdb.OutcomeDelivered {
-			continue
-		}
-		ids := delivered[openid]
-		switch {
-		case len(ids) == 0:
-			sentNotDelivered++
-		case r.Kind == campaigns.KindTemplate && !slices.Contains(ids, o.MsgID):
-			wrongMsgID++
-		}
-	}
-	if r.Kind == campaigns.KindTemplate {
-		assert.Zero(t, twice, "recipients with more than one delivery at the fake")
-		assert.Zero(t, wrongMsgID, "recipients recorded as sent with a msgid the fake did not answer them")
-	}
-	assert.Zero(t, sentNotDelivered, "recipients recorded as sent that the fake never received")
-	if deliveredNotSent > 0 {
-		s.Note("%d delivered but recorded as not sent", deliveredNotSent)
-	}
 	if !assert.LessOrEqual(t, s.Peak1s, s.Limit, "the fake saw at most rate + burst %s calls of %s in any one second", api, r.Account.AppID) {
 		s.Note("peak 1s from %s into the run", peakAt.Sub(r.Started).Round(100*time.Millisecond))
 	}

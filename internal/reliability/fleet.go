@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -78,6 +79,10 @@ type FleetAccount struct {
 	// DailyQuota is wxmass's own cap of the account's template sends per
 	// quota day (daily_quota: {template: DailyQuota}); 0 means none.
 	DailyQuota int64
+	// SecretFile makes the file name the secret in a file of its own
+	// (appsecret_file), which Fleet.SetSecret rewrites, rather than in an
+	// environment variable.
+	SecretFile bool
 }
 
 // Limit is the most template sends the account may make in one second:
@@ -104,6 +109,9 @@ type Fleet struct {
 	procs  []*proc
 	starts int
 	kills  int
+	killed map[int]bool // pids of the workers killed
+
+	secretFiles map[string]string // account id -> its appsecret_file
 }
 
 // proc is one run of a worker process.
@@ -181,8 +189,11 @@ func StartFleet(t *testing.T, cfg FleetConfig) *Fleet {
 	if cfg.Rate > 0 {
 		env = append(env, "WXMASS_RATE="+strconv.Itoa(cfg.Rate), "WXMASS_BURST="+strconv.Itoa(cfg.Burst))
 	}
+	var secretFiles map[string]string
 	if len(cfg.Accounts) > 0 {
-		path, secrets := writeAccountsFile(t, t.TempDir(), cfg.Accounts)
+		var path string
+		var secrets []string
+		path, secrets, secretFiles = writeAccountsFile(t, t.TempDir(), cfg.Accounts)
 		env = append(append(env, "WXMASS_ACCOUNTS_FILE="+path), secrets...)
 	} else {
 		env = append(env, "WXMASS_APPID="+cfg.AppID, "WXMASS_APPSECRET="+cfg.Secret)
@@ -194,6 +205,9 @@ func StartFleet(t *testing.T, cfg FleetConfig) *Fleet {
 		prod:   producer.New(pc.Client, store, reg, nil, producer.Config{}),
 		logDir: logDir,
 		exits:  make(chan string, 64),
+		killed: map[int]bool{},
+
+		secretFiles: secretFiles,
 	}
 	t.Cleanup(f.stop)
 	for i := range cfg.Workers {
@@ -207,22 +221,56 @@ var safeName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 // writeAccountsFile writes the accounts file of accts into dir and returns
 // its path and the environment variables (NAME=secret) its appsecret_env
 // entries name.
-func writeAccountsFile(tb testing.TB, dir string, accts []FleetAccount) (path string, env []string) {
+func writeAccountsFile(tb testing.TB, dir string, accts []FleetAccount) (path string, env []string, secretFiles map[string]string) {
 	tb.Helper()
 	var b strings.Builder
+	secretFiles = map[string]string{}
 	b.WriteString("accounts:\n")
 	for i, a := range accts {
-		name := fmt.Sprintf("WXMASS_RELIABILITY_SECRET_%d", i)
-		env = append(env, name+"="+a.Secret)
-		fmt.Fprintf(&b, "  - id: %s\n    appid: %s\n    appsecret_env: %s\n    rate: {template: %d}\n    burst: {template: %d}\n",
-			a.ID, a.AppID, name, a.Rate, a.Burst)
+		fmt.Fprintf(&b, "  - id: %s\n    appid: %s\n", a.ID, a.AppID)
+		if a.SecretFile {
+			file := filepath.Join(dir, "secret-"+a.ID)
+			require.NoError(tb, os.WriteFile(file, []byte(a.Secret+"\n"), 0o600))
+			secretFiles[a.ID] = file
+			fmt.Fprintf(&b, "    appsecret_file: %s\n", file)
+		} else {
+			name := fmt.Sprintf("WXMASS_RELIABILITY_SECRET_%d", i)
+			env = append(env, name+"="+a.Secret)
+			fmt.Fprintf(&b, "    appsecret_env: %s\n", name)
+		}
+		fmt.Fprintf(&b, "    rate: {template: %d}\n    burst: {template: %d}\n", a.Rate, a.Burst)
 		if a.DailyQuota > 0 {
 			fmt.Fprintf(&b, "    daily_quota: {template: %d}\n", a.DailyQuota)
 		}
 	}
 	path = filepath.Join(dir, "accounts.yaml")
 	require.NoError(tb, os.WriteFile(path, []byte(b.String()), 0o600))
-	return path, env
+	return path, env, secretFiles
+}
+
+// SetSecret rewrites the appsecret_file of account id (one of
+// FleetConfig.Accounts with SecretFile), as an operator rotating it does:
+// the workers read it again within their --accounts-reload-interval.
+func (f *Fleet) SetSecret(tb testing.TB, id, secret string) {
+	tb.Helper()
+	file, ok := f.secretFiles[id]
+	require.True(tb, ok, "account %s has no secret file", id)
+	tmp := file + ".new"
+	require.NoError(tb, os.WriteFile(tmp, []byte(secret+"\n"), 0o600))
+	require.NoError(tb, os.Rename(tmp, file))
+}
+
+// Killed reports whether proc, the name a worker gives itself in the
+// attempt records it writes ("host:pid"), is a worker this fleet killed.
+func (f *Fleet) Killed(proc string) bool {
+	i := strings.LastIndexByte(proc, ':')
+	pid, err := strconv.Atoi(proc[i+1:])
+	if err != nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.killed[pid]
 }
 
 // Config returns the fleet's configuration, defaults applied.
@@ -327,6 +375,7 @@ func (f *Fleet) Kill(t testing.TB, i int) {
 	f.mu.Lock()
 	p := f.procs[i]
 	f.kills++
+	f.killed[p.cmd.Process.Pid] = true
 	f.mu.Unlock()
 	p.killed.Store(true)
 	if err := p.cmd.Process.Kill(); err != nil && !p.exited() {
@@ -412,4 +461,30 @@ func (f *Fleet) copyTail(w io.Writer, lines int) {
 		path := filepath.Join(f.logDir, fmt.Sprintf("worker-%d.log", i))
 		fmt.Fprintf(w, "--- tail of %s ---\n%s\n", path, tail(path, lines))
 	}
+}
+
+// Pid returns the process id of worker i.
+func (f *Fleet) Pid(i int) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.procs[i].cmd.Process.Pid
+}
+
+// openAttempts returns the recipients of r whose attempt is open and was
+// begun by the worker of process id pid.
+func (f *Fleet) openAttempts(tb testing.TB, r *Run, pid int) []string {
+	tb.Helper()
+	var out []string
+	suffix := ":" + strconv.Itoa(pid)
+	for i := 0; i < len(r.OpenIDs); i += 1000 {
+		batch := r.OpenIDs[i:min(i+1000, len(r.OpenIDs))]
+		atts, ok, err := f.store.Attempts(context.Background(), r.Campaign, r.Number, batch)
+		require.NoError(tb, err)
+		for j, a := range atts {
+			if ok[j] && a.Open && strings.HasSuffix(a.Proc, suffix) {
+				out = append(out, batch[j])
+			}
+		}
+	}
+	return out
 }

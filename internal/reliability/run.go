@@ -29,6 +29,19 @@ type Run struct {
 	// PollErrors counts the reads of the run's progress that failed (while
 	// Redis was down, say).
 	PollErrors int
+	// Want is the state Check expects the run to end in; "" means
+	// completed.
+	Want string
+}
+
+// Retry starts a retry run over the recipients of r whose outcomes are
+// among statuses (campaigns.RetryFilter), as `wxmass campaign retry-failed
+// --statuses` does, and returns it with what it risks.
+func (r *Run) Retry(t testing.TB, statuses ...string) (*Run, campaigns.RetryResult) {
+	t.Helper()
+	res, err := r.Fleet.prod.RetryFailed(context.Background(), r.Campaign, r.Number, campaigns.RetryFilter{Statuses: statuses})
+	require.NoError(t, err)
+	return &Run{Fleet: r.Fleet, Account: r.Account, Campaign: r.Campaign, Number: res.Run, Kind: r.Kind, Started: time.Now()}, res
 }
 
 // OpenIDs returns n distinct well-formed openids whose middle part is tag.
@@ -76,6 +89,8 @@ func (f *Fleet) LaunchFor(t testing.TB, acct RunAccount, kind campaigns.Kind, op
 		c.Template = &campaigns.TemplateSpec{TemplateID: wechattest.TemplateIDDefault, Data: map[string]string{"thing1": "您的订单已发货"}}
 	case campaigns.KindCustom:
 		c.Custom = &campaigns.CustomSpec{MsgType: wechat.MsgTypeText, Text: &wechat.Text{Content: "您好"}}
+	case campaigns.KindSubscribe:
+		c.Subscribe = &campaigns.SubscribeSpec{TemplateID: wechattest.SubscribeTemplateIDDefault, Data: map[string]string{"thing1": "您的订单已发货"}}
 	default:
 		t.Fatalf("Launch: kind %q is not supported by the harness", kind)
 	}

@@ -53,7 +53,7 @@ func (s *Server) renderReport(w http.ResponseWriter, r *http.Request, id string,
 	if err != nil {
 		return apiError(http.StatusInternalServerError, CodeInternal, "", "encode report: %s", err.Error())
 	}
-	live := rec.State == "running" || rec.State == "paused"
+	live := rec.State == "running" || rec.State == "paused" || rec.State == "stopping"
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:")

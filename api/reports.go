@@ -16,11 +16,14 @@ import (
 type Report struct {
 	Campaign string `json:"campaign"`
 	// Name, Account and Kind are the campaign's.
-	Name     string     `json:"name"`
-	Account  string     `json:"account"`
-	Kind     string     `json:"kind"`
-	Run      int        `json:"run"`
+	Name    string `json:"name"`
+	Account string `json:"account"`
+	Kind    string `json:"kind"`
+	Run     int    `json:"run"`
+	// State is the run's: stopping (with Final, what it will be) until
+	// every recipient of a stopped run has an outcome.
 	State    string     `json:"state"`
+	Final    string     `json:"final,omitempty"`
 	Reason   string     `json:"reason,omitempty"`
 	Size     int64      `json:"size"`
 	Settled  int64      `json:"settled"`
@@ -31,7 +34,8 @@ type Report struct {
 	DurationSeconds float64 `json:"duration_seconds"`
 	// Outcomes counts recipients by final outcome: sent (accepted by
 	// WeChat, no receipt yet), delivered (receipt: success), failed,
-	// skipped, cancelled. They add up to Settled.
+	// unknown (an answer was lost: WeChat may have delivered it), skipped,
+	// cancelled (both: certainly never sent). They add up to Settled.
 	Outcomes map[string]int64 `json:"outcomes"`
 	// Accepted is how many WeChat accepted (sent plus delivered plus
 	// receipts of failure); Delivered how many receipts said delivered.
@@ -110,7 +114,7 @@ func (s *Server) meaning(code int) (string, string) {
 }
 
 func buildReport(c *campaigns.Campaign, run int, rec campaigns.RunRecord, tl []campaigns.TimelinePoint, meaning func(int) (string, string), now time.Time) Report {
-	rep := Report{Campaign: c.ID, Name: c.Name, Account: c.Account, Kind: string(c.Kind), Run: run, State: rec.State, Reason: rec.Reason, Size: rec.Size, Settled: rec.Settled(),
+	rep := Report{Campaign: c.ID, Name: c.Name, Account: c.Account, Kind: string(c.Kind), Run: run, State: rec.State, Final: rec.Final, Reason: rec.Reason, Size: rec.Size, Settled: rec.Settled(),
 		Started: rec.Started, Outcomes: map[string]int64{}, Classes: map[string]int64{}, Errcodes: []ErrcodeCount{}, Timeline: []TimelineSecond{}}
 	end := now
 	if !rec.Finished.IsZero() {

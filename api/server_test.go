@@ -419,11 +419,14 @@ func TestReportAndExport(t *testing.T) {
 	id := a.body["id"].(string)
 	require.Equal(t, http.StatusAccepted, b.json(t, "POST", "/v1/campaigns/"+id+"/start", "").status)
 
-	// The outcomes a worker would record: 7 sent, 2 unfollowed, 1 cancelled.
+	// The outcomes a worker would record: 6 sent, 1 unknown (its answer
+	// was lost), 2 unfollowed, 1 cancelled.
 	var settles []rdb.Settle
 	for i, o := range openids {
 		out := rdb.Outcome{Status: rdb.OutcomeSent, MsgID: int64(1<<40) + int64(i)}
 		switch {
+		case i == 6:
+			out = rdb.Outcome{Status: rdb.OutcomeUnknown, Detail: "answer lost (timeout): WeChat may have delivered it"}
 		case i >= 7 && i < 9:
 			out = rdb.Outcome{Status: rdb.OutcomeFailed, Code: 43004, Class: "recipient", Detail: "user unfollowed, a,b"}
 		case i == 9:
@@ -439,10 +442,11 @@ func TestReportAndExport(t *testing.T) {
 	require.Equal(t, http.StatusOK, a.status, a.raw)
 	require.Equal(t, "completed", a.body["state"])
 	out := a.body["outcomes"].(map[string]any)
-	require.EqualValues(t, 7, out["sent"])
+	require.EqualValues(t, 6, out["sent"])
+	require.EqualValues(t, 1, out["unknown"])
 	require.EqualValues(t, 2, out["failed"])
 	require.EqualValues(t, 1, out["cancelled"])
-	require.EqualValues(t, 7, a.body["accepted"])
+	require.EqualValues(t, 6, a.body["accepted"], "unknown is not counted as accepted")
 	codes := a.body["errcodes"].([]any)
 	require.Len(t, codes, 1)
 	require.Equal(t, map[string]any{"code": float64(43004), "count": float64(2), "class": "recipient", "meaning": codes[0].(map[string]any)["meaning"]}, codes[0])
@@ -463,6 +467,11 @@ func TestReportAndExport(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, rows, 11)
 	require.Len(t, strings.Split(strings.TrimSpace(b.raw(t, "/v1/campaigns/"+id+"/runs/1/outcomes.csv?errcode=43004").body), "\n"), 3)
+	rows, err = csv.NewReader(strings.NewReader(b.raw(t, "/v1/campaigns/"+id+"/runs/1/outcomes.csv?status=unknown").body)).ReadAll()
+	require.NoError(t, err)
+	require.Len(t, rows, 2)
+	require.Equal(t, []string{openids[6], "unknown"}, rows[1][:2])
+	require.Contains(t, rows[1][5], "may have delivered")
 
 	for _, q := range []string{"status=lost", "errcode=x", "errcode=0"} {
 		a := b.json(t, "GET", "/v1/campaigns/"+id+"/runs/1/outcomes.csv?"+q, "")
@@ -577,6 +586,66 @@ func TestRetryFailed(t *testing.T) {
 	a = b.json(t, "GET", "/v1/campaigns/"+id, "")
 	require.Equal(t, "running", a.body["state"])
 	require.EqualValues(t, 2, a.body["latest_run"])
+	require.Nil(t, a.body["unknown"])
+}
+
+// TestRetryUnknown: unknown recipients are retried only when named, and
+// the answer says what that risks; a run still stopping is not retried.
+func TestRetryUnknown(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	// A custom campaign: its unknown recipients have no dedupe key.
+	a := b.json(t, "POST", "/v1/campaigns", `{"name":"cs","account":"`+appID+`","kind":"custom","custom":{"msgtype":"text","text":{"content":"您好"}},
+		"audience":{"source":"inline","openids":["oTX0000000000000000000000001","oTX0000000000000000000000002","oTX0000000000000000000000003"]}}`)
+	require.Equal(t, http.StatusCreated, a.status, a.raw)
+	id := a.body["id"].(string)
+	require.Equal(t, http.StatusAccepted, b.json(t, "POST", "/v1/campaigns/"+id+"/start", "").status)
+	_, err := b.rdb.RecordOutcomes(t.Context(), id, 1, "completed",
+		rdb.Settle{OpenID: "oTX0000000000000000000000001", Outcome: rdb.Outcome{Status: rdb.OutcomeSent}},
+		rdb.Settle{OpenID: "oTX0000000000000000000000002", Outcome: rdb.Outcome{Status: rdb.OutcomeUnknown, Detail: "answer lost"}})
+	require.NoError(t, err)
+	// The last recipient's call is in flight when the run is cancelled:
+	// the run is stopping, and not retried until it has settled.
+	require.Equal(t, http.StatusOK, b.json(t, "POST", "/v1/campaigns/"+id+"/cancel", "").status)
+	a = b.json(t, "POST", "/v1/campaigns/"+id+"/runs/1/retry", `{"statuses":["unknown"]}`)
+	require.Equal(t, http.StatusConflict, a.status, a.raw)
+	require.Equal(t, api.CodeRunNotSettled, a.errCode())
+	require.Contains(t, a.body["error"].(map[string]any)["message"], "1 of its 3 recipients have no outcome yet")
+}
+
+// TestRetryUnknownByName: a completed run's unknown recipients.
+func TestRetryUnknownByName(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	a := b.json(t, "POST", "/v1/campaigns", `{"name":"cs","account":"`+appID+`","kind":"custom","custom":{"msgtype":"text","text":{"content":"您好"}},
+		"audience":{"source":"inline","openids":["oTX0000000000000000000000001","oTX0000000000000000000000002","oTX0000000000000000000000003"]}}`)
+	require.Equal(t, http.StatusCreated, a.status, a.raw)
+	id := a.body["id"].(string)
+	require.Equal(t, http.StatusAccepted, b.json(t, "POST", "/v1/campaigns/"+id+"/start", "").status)
+	_, err := b.rdb.RecordOutcomes(t.Context(), id, 1, "completed",
+		rdb.Settle{OpenID: "oTX0000000000000000000000001", Outcome: rdb.Outcome{Status: rdb.OutcomeSent}},
+		rdb.Settle{OpenID: "oTX0000000000000000000000002", Outcome: rdb.Outcome{Status: rdb.OutcomeUnknown, Detail: "answer lost"}},
+		rdb.Settle{OpenID: "oTX0000000000000000000000003", Outcome: rdb.Outcome{Status: rdb.OutcomeFailed, Code: 45015, Class: "recipient"}})
+	require.NoError(t, err)
+
+	// By default: the failed one only.
+	a = b.json(t, "POST", "/v1/campaigns/"+id+"/runs/1/retry", "")
+	require.Equal(t, http.StatusAccepted, a.status, a.raw)
+	require.EqualValues(t, 1, a.body["size"])
+	require.Nil(t, a.body["unknown"])
+	_, err = b.rdb.RecordOutcomes(t.Context(), id, 2, "completed",
+		rdb.Settle{OpenID: "oTX0000000000000000000000003", Outcome: rdb.Outcome{Status: rdb.OutcomeFailed, Code: 45015, Class: "recipient"}})
+	require.NoError(t, err)
+
+	// By name: the answer says what it risks.
+	a = b.json(t, "POST", "/v1/campaigns/"+id+"/runs/1/retry", `{"statuses":["unknown"]}`)
+	require.Equal(t, http.StatusAccepted, a.status, a.raw)
+	require.EqualValues(t, 1, a.body["size"])
+	u := a.body["unknown"].(map[string]any)
+	require.EqualValues(t, 1, u["included"])
+	require.EqualValues(t, 0, u["same_client_msg_id"])
+	require.EqualValues(t, 1, u["may_duplicate"], "a customer-service send has no dedupe key")
+	require.Contains(t, u["warning"], "gets it a second time")
 }
 
 func TestUpdateDraft(t *testing.T) {

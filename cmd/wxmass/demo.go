@@ -166,7 +166,11 @@ func (a *app) runDemo(ctx context.Context, cmd *cli.Command) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "  %s: %d/%d settled (%d sent, %d failed)\n", rec.State, rec.Settled(), rec.Size, rec.Counters["sent"], rec.Counters["failed"])
+		line := fmt.Sprintf("  %s: %d/%d settled (%d sent, %d failed", rec.State, rec.Settled(), rec.Size, rec.Counters["sent"], rec.Counters["failed"])
+		if n := rec.Counters["unknown"]; n > 0 {
+			line += fmt.Sprintf(", %d unknown", n)
+		}
+		fmt.Fprintln(out, line+")")
 		if rec.Size >= 0 && rec.Settled() >= rec.Size {
 			break
 		}

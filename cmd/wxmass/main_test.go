@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -85,10 +87,17 @@ func TestDemo(t *testing.T) {
 	stdout, stderr, code := run(t, redisEnv(t), "demo", "--log-level", "warn")
 	require.Equal(t, 0, code, "stderr: %s\nstdout: %s", stderr, stdout)
 	require.Contains(t, stdout, "3000 recipients uploaded")
-	require.Regexp(t, `completed: 3000/3000 settled \(2940 sent, 60 failed\)`, stdout)
-	require.Regexp(t, `43004 +20 +recipient`, stdout)
-	require.Regexp(t, `43101 +20 +recipient`, stdout)
-	require.Regexp(t, `48002 +20 +recipient`, stdout)
+	// The 60 recipients WeChat refuses are failed, or unknown when a
+	// dropped connection lost the answer to an earlier attempt (WeChat may
+	// have taken that one: wxmass does not call it failed).
+	m := regexp.MustCompile(`completed: 3000/3000 settled \(2940 sent, (\d+) failed(?:, (\d+) unknown)?\)`).FindStringSubmatch(stdout)
+	require.NotNil(t, m, stdout)
+	failed, _ := strconv.Atoi(m[1])
+	unknown, _ := strconv.Atoi(cmp.Or(m[2], "0"))
+	require.Equal(t, 60, failed+unknown, stdout)
+	require.Regexp(t, `43004 +\d+ +recipient`, stdout)
+	require.Regexp(t, `43101 +\d+ +recipient`, stdout)
+	require.Regexp(t, `48002 +\d+ +recipient`, stdout)
 	require.Contains(t, stdout, "duplicates delivered: 0")
 	require.Contains(t, stdout, "template sends: ")
 	require.NotContains(t, stdout+stderr, wechattest.SecretDefault)

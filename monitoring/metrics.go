@@ -164,7 +164,7 @@ type StateCollector struct {
 // NewStateCollector returns a collector of campaigns by state.
 func NewStateCollector(count func(ctx context.Context) (map[string]int64, error)) *StateCollector {
 	return &StateCollector{count: count, desc: prometheus.NewDesc("wxmass_campaigns",
-		"Campaigns by state (draft, scheduled, running, paused, completed, cancelled, failed).", []string{"state"}, nil)}
+		"Campaigns by state (draft, scheduled, running, paused, stopping, completed, cancelled, failed).", []string{"state"}, nil)}
 }
 
 // Describe implements prometheus.Collector.
@@ -179,7 +179,7 @@ func (c *StateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(c.desc, err)
 		return
 	}
-	for _, st := range []string{"draft", "scheduled", "running", "paused", "completed", "cancelled", "failed"} {
+	for _, st := range []string{"draft", "scheduled", "running", "paused", "stopping", "completed", "cancelled", "failed"} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n[st]), st)
 	}
 }

@@ -79,7 +79,7 @@ func TestStateCollector(t *testing.T) {
 		return map[string]int64{"running": 2, "completed": 5}, nil
 	}))
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP wxmass_campaigns Campaigns by state (draft, scheduled, running, paused, completed, cancelled, failed).
+# HELP wxmass_campaigns Campaigns by state (draft, scheduled, running, paused, stopping, completed, cancelled, failed).
 # TYPE wxmass_campaigns gauge
 wxmass_campaigns{state="cancelled"} 0
 wxmass_campaigns{state="completed"} 5
@@ -88,6 +88,7 @@ wxmass_campaigns{state="failed"} 0
 wxmass_campaigns{state="paused"} 0
 wxmass_campaigns{state="running"} 2
 wxmass_campaigns{state="scheduled"} 0
+wxmass_campaigns{state="stopping"} 0
 `)))
 	bad := prometheus.NewRegistry()
 	bad.MustRegister(monitoring.NewStateCollector(func(context.Context) (map[string]int64, error) {

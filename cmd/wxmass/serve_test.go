@@ -194,7 +194,7 @@ func TestAllThroughTheAPI(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	require.Contains(t, string(metrics), `wxmass_sends_total{account="`+wechattest.AppIDDefault+`",class="",kind="template",outcome="sent"} 352`,
 		"300 + 2 + 50 sent, as the three runs' reports say")
-	require.Contains(t, string(metrics), `wxmass_runs_completed_total{account="`+wechattest.AppIDDefault+`"} 3`)
+	require.Contains(t, string(metrics), `wxmass_runs_finished_total{account="`+wechattest.AppIDDefault+`",state="completed"} 3`)
 	require.Contains(t, string(metrics), `wxmass_token_refreshes_total{account="`+wechattest.AppIDDefault+`",result="ok"} 1`)
 	require.Contains(t, string(metrics), `wxmass_queue_tasks{queue="wxmass_bulk",state="pending"} 0`)
 	require.Contains(t, string(metrics), `wxmass_campaigns{state="completed"} 2`)

@@ -148,7 +148,7 @@ func TestGrafanaDashboard(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"wxmass_sends_total", "wxmass_send_duration_seconds_bucket", "wxmass_rate_wait_seconds_bucket",
-		"wxmass_token_refreshes_total", "wxmass_queue_tasks", "wxmass_campaigns", "wxmass_runs_completed_total"} {
+		"wxmass_token_refreshes_total", "wxmass_queue_tasks", "wxmass_campaigns", "wxmass_runs_finished_total"} {
 		require.Truef(t, used[want], "no panel shows %s", want)
 	}
 	slices.Sort(quantiles)

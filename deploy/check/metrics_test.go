@@ -59,7 +59,8 @@ func wxmassSeries(t *testing.T) map[string]series {
 		m.RateWait("demo", "message/template/send", time.Millisecond)
 		m.TokenRefresh("demo", nil)
 		m.TokenRefresh("demo", errors.New("x"))
-		m.RunCompleted("demo")
+		m.RunFinished("demo", "completed")
+		m.Resolved("demo", "template", "sent")
 		mfs, err := reg.Gather()
 		require.NoError(t, err)
 		catalogue = seriesOf(mfs)
@@ -262,7 +263,8 @@ func TestMetricsCatalogue(t *testing.T) {
 		"wxmass_send_duration_seconds_bucket": {"account", "kind", "le"},
 		"wxmass_rate_wait_seconds_bucket":     {"account", "api", "le"},
 		"wxmass_token_refreshes_total":        {"account", "result"},
-		"wxmass_runs_completed_total":         {"account"},
+		"wxmass_runs_finished_total":          {"account", "state"},
+		"wxmass_unknown_resolved_total":       {"account", "kind", "outcome"},
 		"wxmass_queue_tasks":                  {"queue", "state"},
 		"wxmass_campaigns":                    {"state"},
 		"go_goroutines":                       {},

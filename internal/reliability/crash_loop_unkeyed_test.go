@@ -85,7 +85,9 @@ func TestWorkerCrashLoopUnkeyed(t *testing.T) {
 		o, ok, err := f.store.Outcome(ctx, p.run.Campaign, p.run.Number, p.openid)
 		require.NoError(t, err)
 		require.True(t, ok)
-		if o.Status == campaigns.OutcomeUnknown && o.At.After(p.killed) {
+		// In flight at the kill: unknown, never sent again.
+		assert.Equal(t, campaigns.OutcomeUnknown, o.Status, "%s was in flight at a kill: %+v", p.openid, o)
+		if o.At.After(p.killed) {
 			pickups = append(pickups, o.At.Sub(p.killed))
 		}
 	}

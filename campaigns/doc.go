@@ -33,5 +33,15 @@
 // variable rather than sending a blank.
 //
 // The types, validation, rendering and the audience reader do no I/O
-// beyond the io.Reader they are given; the Redis-backed store builds on them.
+// beyond the io.Reader they are given; the Redis-backed [Store] builds on
+// them. The Store is the one door to what is kept in Redis about campaigns:
+// their documents and audiences, schedules, runs, and the ledger of each
+// run (ledger.go): every recipient's attempts, recorded before each WeChat
+// call ([Store.BeginAttempt]), and its one final outcome ([Store.Record]):
+// sent, delivered, failed, unknown (an answer was lost: WeChat may have
+// delivered it), skipped or cancelled (both: certainly never sent). A
+// stopped run ([Store.Stop]) is stopping until [Store.SettleStopped] and the
+// sends still coming have given every recipient its outcome by one rule;
+// only then is it failed or cancelled. Delivery receipts
+// ([Store.Reconcile]) move sent outcomes to delivered or failed.
 package campaigns

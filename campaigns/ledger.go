@@ -202,8 +202,15 @@ func (s *Store) BeginAttempt(ctx context.Context, c *Campaign, run int, openid s
 
 // EndAttempt closes a recipient's attempt whose call got an answer that is
 // not the recipient's outcome (a retry follows), or whose answer was lost.
-func (s *Store) EndAttempt(ctx context.Context, id string, run int, openid string, lost bool) error {
-	return runErr(id, run, s.r.EndAttempt(ctx, id, run, rdb.EndAttempt{OpenID: openid, Lost: lost}))
+// The lost answer of a template send is noted under the campaign's account
+// for an hour, so that its delivery receipt can settle the recipient
+// (Reconcile).
+func (s *Store) EndAttempt(ctx context.Context, c *Campaign, run int, openid string, lost bool) error {
+	e := rdb.EndAttempt{OpenID: openid, Lost: lost}
+	if lost && c.Kind == KindTemplate {
+		e.Account = c.Account
+	}
+	return runErr(c.ID, run, s.r.EndAttempt(ctx, c.ID, run, e))
 }
 
 // Record stores a recipient's outcome with the run's counters, by the

@@ -374,7 +374,7 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 		w.sendLog(ctx, id, run, openid).Warn("daily quota reached: pausing the account's use of the api", zap.String("account", acct.ID),
 			zap.String("api", v.api), zap.Time("until", d.Until))
 		if err := w.limiter.Pause(ctx, key, d.Until); err != nil {
-			return errors.Join(err, w.store.EndAttempt(ctx, id, run, openid, false))
+			return errors.Join(err, w.store.EndAttempt(ctx, v.c, run, openid, false))
 		}
 		return w.later(ctx, v, run, openid, false, &ratelimit.PausedError{Until: d.Until})
 	}
@@ -404,7 +404,7 @@ func (w *Worker) waitRate(ctx context.Context, v *runView, acct *account.Account
 // later ends the recipient's attempt without an outcome (lost: its answer
 // was lost) and returns err, which asks asynq to run the task again.
 func (w *Worker) later(ctx context.Context, v *runView, run int, openid string, lost bool, err error) error {
-	if eerr := w.store.EndAttempt(ctx, v.c.ID, run, openid, lost); eerr != nil {
+	if eerr := w.store.EndAttempt(ctx, v.c, run, openid, lost); eerr != nil {
 		// The attempt stays open: the task's next try takes its answer as
 		// lost, which is the safe reading.
 		return errors.Join(err, eerr)

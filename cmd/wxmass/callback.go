@@ -118,7 +118,8 @@ func (a *app) callbackHandler(s account.Spec, r *rdb.RDB, store *campaigns.Store
 			if !e.IsReceipt() {
 				return nil
 			}
-			_, err := store.Reconcile(ctx, e.MsgID, e.Delivery == callback.DeliveryDelivered, e.Reason, 0)
+			_, err := store.Reconcile(ctx, campaigns.Receipt{Account: s.ID, OpenID: e.FromUserName, MsgID: e.MsgID,
+				Delivered: e.Delivery == callback.DeliveryDelivered, Reason: e.Reason, Created: time.Unix(e.CreateTime, 0)}, 0)
 			if errors.Is(err, campaigns.ErrUnknownMsgID) {
 				log.Debug("receipt of an unknown msgid", zap.Int64("msgid", e.MsgID))
 			}

@@ -246,7 +246,7 @@ local function put(openid, status, code, class, msgid, detail)
   end
   L.new = L.new + 1
   count(status, code, class, 1, L.sec)
-  if status == 'sent' then redis.call('HDEL', KEYS[6], openid) end
+  if status == 'sent' or status == 'delivered' then redis.call('HDEL', KEYS[6], openid) end
   return true
 end
 -- resolve replaces a recipient's unknown outcome with a definitive one;
@@ -259,7 +259,7 @@ local function resolve(openid, status, code, class, msgid, detail)
   redis.call('HSET', KEYS[1], openid, enc(status, code, class, msgid, detail))
   count(ost, ocode, oclass, -1, math.floor((tonumber(oat) or L.now) / 1000))
   count(status, code, class, 1, L.sec)
-  if status == 'sent' then redis.call('HDEL', KEYS[6], openid) end
+  if status == 'sent' or status == 'delivered' then redis.call('HDEL', KEYS[6], openid) end
   L.resolved = L.resolved + 1
   return true
 end
@@ -726,7 +726,17 @@ type EndAttempt struct {
 	// Lost is set when the call may have reached WeChat but its answer
 	// was not read.
 	Lost bool
+	// Account, when set with Lost (template sends, which get delivery
+	// receipts), notes the lost answer under the account and openid for
+	// LostTTL, so that a receipt whose msgid wxmass never saw can settle the
+	// recipient (ResolveByReceipt).
+	Account string
 }
+
+// LostTTL is how long a lost answer's note (Keys.Lost) is kept: WeChat
+// pushes a receipt within seconds of the delivery, and retries it for a few
+// minutes.
+const LostTTL = time.Hour
 
 // EndAttempts closes the open attempts of recipients of a run in one round
 // trip.
@@ -752,7 +762,14 @@ func (r *RDB) queueEnd(ctx context.Context, pipe redis.Pipeliner, id string, run
 	for _, e := range ends {
 		args = append(args, e.OpenID, boolArg(e.Lost))
 	}
-	return endAttempts.EvalSha(ctx, pipe, []string{r.keys.Attempts(id, run)}, args...)
+	res := endAttempts.EvalSha(ctx, pipe, []string{r.keys.Attempts(id, run)}, args...)
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	for _, e := range ends {
+		if e.Lost && e.Account != "" {
+			pipe.Set(ctx, r.keys.Lost(e.Account, e.OpenID), id+"|"+strconv.Itoa(run)+"|"+now, LostTTL)
+		}
+	}
+	return res
 }
 
 // GetAttempts returns the attempt records of openids in a run (ok false

@@ -428,3 +428,68 @@ func TestSettleManyInChunks(t *testing.T) {
 	require.EqualValues(t, n/20, c["unknown"], "attempts open at the stop")
 	require.EqualValues(t, n-n/10, c["skipped"])
 }
+
+// TestResolveByReceipt: a success receipt whose msgid wxmass never saw
+// settles a recipient whose template send lost its answer (noted under the
+// account by EndAttempts): one awaiting its retry, or one already unknown,
+// becomes delivered with the receipt's msgid; nobody else changes.
+func TestResolveByReceipt(t *testing.T) {
+	t.Parallel()
+	const hour = time.Hour
+	l := newLedgerRun(t, "pending", "unknown", "sent", "clean", "last")
+	ctx := t.Context()
+	for _, o := range []string{"pending", "unknown", "sent", "last"} {
+		l.begin(t, o, opts(true, hour, hour))
+		require.NoError(t, l.r.EndAttempts(ctx, "c1", l.run, rdb.EndAttempt{OpenID: o, Lost: true, Account: "shop"}))
+	}
+	l.begin(t, "clean", opts(true, hour, hour))
+	l.record(t, "unknown", rdb.Outcome{Status: rdb.OutcomeUnknown, Detail: "window passed"}, rdb.RecordPlain)
+	l.begin(t, "sent", opts(true, hour, hour))
+	l.record(t, "sent", rdb.Outcome{Status: rdb.OutcomeSent, MsgID: 5}, rdb.RecordAnswered)
+	now := time.Now()
+	resolve := func(openid string, msgid int64, created time.Time) rdb.ReceiptResult {
+		t.Helper()
+		res, err := l.r.ResolveByReceipt(ctx, "shop", openid, msgid, created, 10*time.Minute, "completed")
+		require.NoError(t, err)
+		return res
+	}
+
+	res := resolve("pending", 100, now)
+	require.True(t, res.Found)
+	require.True(t, res.Changed)
+	require.Equal(t, rdb.OutcomeDelivered, res.Status)
+	o := l.outcome(t, "pending")
+	require.Equal(t, rdb.OutcomeDelivered, o.Status)
+	require.EqualValues(t, 100, o.MsgID)
+	id, run, openid, ok, err := l.r.LookupMsgID(ctx, 100)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, []any{"c1", l.run, "pending"}, []any{id, run, openid})
+	require.False(t, resolve("pending", 100, now).Found, "the note is used up")
+
+	res = resolve("unknown", 101, now)
+	require.True(t, res.Changed)
+	require.Equal(t, rdb.OutcomeDelivered, l.outcome(t, "unknown").Status)
+
+	res = resolve("sent", 102, now)
+	require.True(t, res.Found)
+	require.False(t, res.Changed, "a recipient recorded sent keeps its msgid")
+	require.Equal(t, rdb.OutcomeSent, res.Status)
+
+	require.False(t, resolve("clean", 103, now).Found, "no note: its answer was not lost")
+	require.False(t, resolve("last", 104, now.Add(-time.Hour)).Found, "a receipt from before the note")
+	require.False(t, resolve("last", 104, now.Add(time.Hour)).Found, "a receipt long after it")
+
+	c := l.counters(t)
+	require.EqualValues(t, 2, c["delivered"])
+	require.EqualValues(t, 1, c["sent"])
+	require.Zero(t, c["unknown"])
+	require.EqualValues(t, 3, c["total"])
+	_, ok = l.attempt(t, "pending")
+	require.False(t, ok, "a delivered recipient's attempt record is dropped")
+	// The run's last recipient settled by a receipt finishes it.
+	l.record(t, "clean", rdb.Outcome{Status: rdb.OutcomeFailed, Code: 43004, Class: "recipient"}, rdb.RecordAnswered)
+	res = resolve("last", 104, now)
+	require.True(t, res.Changed)
+	require.Equal(t, "completed", res.Finished)
+}

@@ -36,6 +36,10 @@ type ReceiptResult struct {
 	// Status is the recipient's status after the call ("" when the msgid is
 	// indexed but the recipient has no outcome).
 	Status string
+	// Finished is the state the run finished in because of the receipt
+	// (ResolveByReceipt may give a stopped run's last recipient its
+	// outcome), or "".
+	Finished string
 }
 
 // applyReceipt moves a recipient's outcome from sent to delivered or to
@@ -154,4 +158,95 @@ func (r *RDB) ForgetDelivery(ctx context.Context, key string) error {
 		return fmt.Errorf("forget delivery: %w", err)
 	}
 	return nil
+}
+
+// resolveReceipt settles, by a delivery receipt whose msgid wxmass never
+// saw, a recipient whose template send lost its answer: one with no
+// outcome yet whose attempt is open or lost, or one recorded unknown,
+// becomes delivered with the receipt's msgid (see ledgerLua). Any other
+// recipient is left as it is.
+//
+// KEYS: the ledger's (KEYS[7] unused). ARGV[1] doneState, ARGV[2] run,
+// ARGV[3] openid, ARGV[4] msgid. Returns {"n" (recorded) | "r" (replaced
+// unknown) | "" (left), finished state or "", the recipient's status}.
+var resolveReceipt = redis.NewScript(campaignLua + ledgerLua + `
+L.open(ARGV[1], ARGV[2])
+local openid, msgid = ARGV[3], ARGV[4]
+local detail = 'a delivery receipt for a send whose answer was lost'
+local res, status = '', ''
+local cur = redis.call('HGET', KEYS[1], openid)
+if cur then
+  status = split(cur)
+  if status == 'unknown' and resolve(openid, 'delivered', '', '', msgid, detail) then
+    res, status = 'r', 'delivered'
+  end
+else
+  local a = attempt(openid)
+  if a and (a.lost == '1' or a.open == '1') and put(openid, 'delivered', '', '', msgid, detail) then
+    res, status = 'n', 'delivered'
+  end
+end
+return {res, L.close(), status}
+`)
+
+// ResolveByReceipt settles the recipient openid of account by a success
+// receipt (TEMPLATESENDJOBFINISH) for msgid, which no recorded send has,
+// when wxmass noted that a template send to openid lost its answer (an
+// EndAttempt with Account; Keys.Lost): if the receipt was created between
+// a minute before the note and window after it, and the recipient has no
+// outcome yet (a retry of the send is pending) or is unknown, it becomes
+// delivered with the receipt's msgid, which the msgid index then holds.
+// ReceiptResult.Found is false when no note matches; doneState is the
+// campaign's state once its run completes.
+//
+// WeChat's receipt names the user, not the message: another system sending
+// to the same user through the same account within window would be taken
+// for the lost send. Failure receipts are never matched this way, so a
+// wrong match can only keep a user from a second message.
+func (r *RDB) ResolveByReceipt(ctx context.Context, account, openid string, msgid int64, created time.Time, window time.Duration, doneState string) (ReceiptResult, error) {
+	note, err := r.c.Get(ctx, r.keys.Lost(account, openid)).Result()
+	if errors.Is(err, redis.Nil) {
+		return ReceiptResult{}, nil
+	}
+	if err != nil {
+		return ReceiptResult{}, fmt.Errorf("resolve by receipt: %w", err)
+	}
+	parts := strings.SplitN(note, "|", 3)
+	if len(parts) != 3 {
+		return ReceiptResult{}, fmt.Errorf("resolve by receipt: bad note %q", note)
+	}
+	run, err1 := strconv.Atoi(parts[1])
+	ms, err2 := strconv.ParseInt(parts[2], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return ReceiptResult{}, fmt.Errorf("resolve by receipt: bad note %q: %w", note, err)
+	}
+	lost := time.UnixMilli(ms)
+	if created.Before(lost.Add(-time.Minute)) || created.After(lost.Add(window)) {
+		return ReceiptResult{}, nil
+	}
+	id := parts[0]
+	var res *redis.Cmd
+	err = r.withScripts(ctx, func(pipe redis.Pipeliner) {
+		res = resolveReceipt.EvalSha(ctx, pipe, r.ledgerKeys(id, run, r.keys.Attempts(id, run)), doneState, run, openid, strconv.FormatInt(msgid, 10))
+	}, resolveReceipt)
+	if err != nil {
+		return ReceiptResult{}, fmt.Errorf("resolve by receipt: %w", err)
+	}
+	v, err := res.Slice()
+	if err != nil || len(v) != 3 {
+		return ReceiptResult{}, fmt.Errorf("resolve by receipt: %v answered %d values", err, len(v))
+	}
+	did, _ := v[0].(string)
+	fin, _ := v[1].(string)
+	out := ReceiptResult{Found: true, Changed: did != "", Campaign: id, Run: run, OpenID: openid, Finished: fin}
+	out.Status, _ = v[2].(string)
+	if out.Changed {
+		pipe := r.c.Pipeline()
+		pipe.HSet(ctx, r.keys.MsgIDIndex(msgid), strconv.FormatInt(msgid, 10), id+"|"+strconv.Itoa(run)+"|"+openid)
+		pipe.Del(ctx, r.keys.Lost(account, openid))
+		if _, err := pipe.Exec(ctx); err != nil {
+			return out, fmt.Errorf("resolve by receipt: %w", err)
+		}
+	}
+	return out, nil
 }

@@ -20,6 +20,7 @@ type sendOp struct {
 
 	begin     BeginOptions // opBegin
 	lost      bool         // opEnd
+	account   string       // opEnd
 	settle    Settle       // opRecord
 	doneState string       // opRecord
 
@@ -55,7 +56,7 @@ func (r *RDB) BeginAttempt(ctx context.Context, id string, run int, openid strin
 // answer that is not its outcome (a retry follows), or whose answer was
 // lost (Lost). It shares round trips like BeginAttempt.
 func (r *RDB) EndAttempt(ctx context.Context, id string, run int, e EndAttempt) error {
-	op := &sendOp{id: id, run: run, openid: e.OpenID, kind: opEnd, lost: e.Lost, done: make(chan struct{})}
+	op := &sendOp{id: id, run: run, openid: e.OpenID, kind: opEnd, lost: e.Lost, account: e.Account, done: make(chan struct{})}
 	r.sendOps.add(op)
 	if err := wait(ctx, op.done); err != nil {
 		return fmt.Errorf("end attempt: %w", err)
@@ -113,7 +114,7 @@ func (r *RDB) flushSendOps(ctx context.Context, batch []*sendOp) {
 			case opEnd:
 				ends := make([]EndAttempt, len(g.ops))
 				for i, o := range g.ops {
-					ends[i] = EndAttempt{OpenID: o.openid, Lost: o.lost}
+					ends[i] = EndAttempt{OpenID: o.openid, Lost: o.lost, Account: o.account}
 				}
 				g.res = r.queueEnd(ctx, pipe, op.id, op.run, ends)
 			case opRecord:

@@ -125,7 +125,7 @@ func Check(t *testing.T, runs ...*Run) Summary {
 		s.Note("%d truth violations", rep.ViolationCount)
 	}
 	if rep.Unknown > 0 {
-		s.Note("%d unknown (%d of them delivered by the fake; %d in flight at a kill)", rep.Unknown, rep.UnknownDelivered, rep.UnknownByKill)
+		s.Note("%d unknown (%d of them delivered by the fake; %d explained only by a kill)", rep.Unknown, rep.UnknownDelivered, rep.UnknownByKill)
 	}
 	stats := f.cfg.Fake.Stats()
 	if r.Kind == campaigns.KindTemplate {

@@ -589,25 +589,32 @@ func TestRetryFailed(t *testing.T) {
 	require.Nil(t, a.body["unknown"])
 }
 
-// TestRetryUnknown: unknown recipients are retried only when named, and
-// the answer says what that risks; a run still stopping is not retried.
-func TestRetryUnknown(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	// A custom campaign: its unknown recipients have no dedupe key.
+// startCustom creates and starts a customer-service campaign (no dedupe
+// key) of three recipients, and records settles as the run's outcomes.
+func (b *testBundle) startCustom(t *testing.T, settles ...rdb.Settle) string {
+	t.Helper()
 	a := b.json(t, "POST", "/v1/campaigns", `{"name":"cs","account":"`+appID+`","kind":"custom","custom":{"msgtype":"text","text":{"content":"您好"}},
 		"audience":{"source":"inline","openids":["oTX0000000000000000000000001","oTX0000000000000000000000002","oTX0000000000000000000000003"]}}`)
 	require.Equal(t, http.StatusCreated, a.status, a.raw)
 	id := a.body["id"].(string)
 	require.Equal(t, http.StatusAccepted, b.json(t, "POST", "/v1/campaigns/"+id+"/start", "").status)
-	_, err := b.rdb.RecordOutcomes(t.Context(), id, 1, "completed",
+	_, err := b.rdb.RecordOutcomes(t.Context(), id, 1, "completed", settles...)
+	require.NoError(t, err)
+	return id
+}
+
+// TestRetryUnknown: unknown recipients are retried only when named, and
+// the answer says what that risks; a run still stopping is not retried.
+func TestRetryUnknown(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	id := b.startCustom(t,
 		rdb.Settle{OpenID: "oTX0000000000000000000000001", Outcome: rdb.Outcome{Status: rdb.OutcomeSent}},
 		rdb.Settle{OpenID: "oTX0000000000000000000000002", Outcome: rdb.Outcome{Status: rdb.OutcomeUnknown, Detail: "answer lost"}})
-	require.NoError(t, err)
 	// The last recipient's call is in flight when the run is cancelled:
 	// the run is stopping, and not retried until it has settled.
 	require.Equal(t, http.StatusOK, b.json(t, "POST", "/v1/campaigns/"+id+"/cancel", "").status)
-	a = b.json(t, "POST", "/v1/campaigns/"+id+"/runs/1/retry", `{"statuses":["unknown"]}`)
+	a := b.json(t, "POST", "/v1/campaigns/"+id+"/runs/1/retry", `{"statuses":["unknown"]}`)
 	require.Equal(t, http.StatusConflict, a.status, a.raw)
 	require.Equal(t, api.CodeRunNotSettled, a.errCode())
 	require.Contains(t, a.body["error"].(map[string]any)["message"], "1 of its 3 recipients have no outcome yet")
@@ -617,23 +624,17 @@ func TestRetryUnknown(t *testing.T) {
 func TestRetryUnknownByName(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	a := b.json(t, "POST", "/v1/campaigns", `{"name":"cs","account":"`+appID+`","kind":"custom","custom":{"msgtype":"text","text":{"content":"您好"}},
-		"audience":{"source":"inline","openids":["oTX0000000000000000000000001","oTX0000000000000000000000002","oTX0000000000000000000000003"]}}`)
-	require.Equal(t, http.StatusCreated, a.status, a.raw)
-	id := a.body["id"].(string)
-	require.Equal(t, http.StatusAccepted, b.json(t, "POST", "/v1/campaigns/"+id+"/start", "").status)
-	_, err := b.rdb.RecordOutcomes(t.Context(), id, 1, "completed",
+	id := b.startCustom(t,
 		rdb.Settle{OpenID: "oTX0000000000000000000000001", Outcome: rdb.Outcome{Status: rdb.OutcomeSent}},
 		rdb.Settle{OpenID: "oTX0000000000000000000000002", Outcome: rdb.Outcome{Status: rdb.OutcomeUnknown, Detail: "answer lost"}},
 		rdb.Settle{OpenID: "oTX0000000000000000000000003", Outcome: rdb.Outcome{Status: rdb.OutcomeFailed, Code: 45015, Class: "recipient"}})
-	require.NoError(t, err)
 
 	// By default: the failed one only.
-	a = b.json(t, "POST", "/v1/campaigns/"+id+"/runs/1/retry", "")
+	a := b.json(t, "POST", "/v1/campaigns/"+id+"/runs/1/retry", "")
 	require.Equal(t, http.StatusAccepted, a.status, a.raw)
 	require.EqualValues(t, 1, a.body["size"])
 	require.Nil(t, a.body["unknown"])
-	_, err = b.rdb.RecordOutcomes(t.Context(), id, 2, "completed",
+	_, err := b.rdb.RecordOutcomes(t.Context(), id, 2, "completed",
 		rdb.Settle{OpenID: "oTX0000000000000000000000003", Outcome: rdb.Outcome{Status: rdb.OutcomeFailed, Code: 45015, Class: "recipient"}})
 	require.NoError(t, err)
 

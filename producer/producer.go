@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -152,16 +153,7 @@ func (p *Producer) Stop(ctx context.Context, c *campaigns.Campaign, run int, fin
 	if err != nil || !stopped {
 		return stopped, err
 	}
-	p.cfg.Logger.Info("run stopping", zap.String("campaign_id", c.ID), zap.Int("run", run), zap.String("state", string(final)), zap.String("reason", reason))
-	if err := p.EnqueueSettle(ctx, c.ID, run, 0); err != nil {
-		p.cfg.Logger.Warn("queue the settling of a stopped run: settling here", zap.String("campaign_id", c.ID), zap.Int("run", run), zap.Error(err))
-		res, serr := p.store.SettleStopped(ctx, c, run)
-		if serr != nil {
-			return true, errors.Join(err, serr)
-		}
-		p.settled(c, run, res)
-	}
-	return true, nil
+	return true, p.settleStopped(ctx, c, run, final, reason)
 }
 
 // Cancel cancels campaign id: a live run stops and settles (see Stop).
@@ -170,18 +162,28 @@ func (p *Producer) Cancel(ctx context.Context, id string) error {
 	if err != nil || !stopped {
 		return err
 	}
-	p.cfg.Logger.Info("run stopping", zap.String("campaign_id", id), zap.Int("run", run), zap.String("state", string(campaigns.StateCancelled)))
-	if err := p.EnqueueSettle(ctx, id, run, 0); err != nil {
-		c, gerr := p.store.Get(ctx, id)
-		if gerr != nil {
-			return errors.Join(err, gerr)
-		}
-		res, serr := p.store.SettleStopped(ctx, c, run)
-		if serr != nil {
-			return errors.Join(err, serr)
-		}
-		p.settled(c, run, res)
+	c, err := p.store.Get(ctx, id)
+	if err != nil {
+		return err
 	}
+	return p.settleStopped(ctx, c, run, campaigns.StateCancelled, "cancelled by an operator")
+}
+
+// settleStopped queues the settle task of a run just stopped, or, if it
+// cannot be queued, settles what it can itself (the workers' stall check
+// queues it later).
+func (p *Producer) settleStopped(ctx context.Context, c *campaigns.Campaign, run int, final campaigns.State, reason string) error {
+	p.cfg.Logger.Info("run stopping", zap.String("campaign_id", c.ID), zap.Int("run", run), zap.String("state", string(final)), zap.String("reason", reason))
+	err := p.EnqueueSettle(ctx, c.ID, run, 0)
+	if err == nil {
+		return nil
+	}
+	p.cfg.Logger.Warn("queue the settling of a stopped run: settling here", zap.String("campaign_id", c.ID), zap.Int("run", run), zap.Error(err))
+	res, serr := p.store.SettleStopped(ctx, c, run)
+	if serr != nil {
+		return errors.Join(err, serr)
+	}
+	p.settled(c, run, res)
 	return nil
 }
 
@@ -189,10 +191,16 @@ func (p *Producer) Cancel(ctx context.Context, id string) error {
 // delay. A settle task of the run already queued is enough.
 func (p *Producer) EnqueueSettle(ctx context.Context, id string, run int, delay time.Duration) error {
 	t := asynq.NewTask(task.TypeSettle, task.Encode(task.Run{Campaign: id, Run: run}))
-	_, err := p.client.EnqueueContext(ctx, t, asynq.TaskID(task.SettleID(id, run)), asynq.Queue(task.QueueControl),
+	return p.enqueue(ctx, "settle", t, task.SettleID(id, run), asynq.Queue(task.QueueControl),
 		asynq.MaxRetry(25), asynq.Timeout(10*time.Minute), asynq.ProcessIn(delay))
+}
+
+// enqueue queues t under its deterministic id; a task of that id already
+// queued (or running) is enough, and no error.
+func (p *Producer) enqueue(ctx context.Context, what string, t *asynq.Task, id string, opts ...asynq.Option) error {
+	_, err := p.client.EnqueueContext(ctx, t, append(opts, asynq.TaskID(id))...)
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue settle: %w", err)
+		return fmt.Errorf("enqueue %s: %w", what, err)
 	}
 	return nil
 }
@@ -244,22 +252,14 @@ func (p *Producer) finished(c *campaigns.Campaign, run int, state string) {
 
 func (p *Producer) enqueueLaunch(ctx context.Context, id string, run int) error {
 	t := asynq.NewTask(task.TypeLaunch, task.Encode(task.Run{Campaign: id, Run: run}))
-	_, err := p.client.EnqueueContext(ctx, t, asynq.TaskID(task.LaunchID(id, run)), asynq.Queue(task.QueueControl),
+	return p.enqueue(ctx, "launch", t, task.LaunchID(id, run), asynq.Queue(task.QueueControl),
 		asynq.MaxRetry(25), asynq.Timeout(30*time.Minute))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue launch: %w", err)
-	}
-	return nil
 }
 
 func (p *Producer) enqueueExpand(ctx context.Context, id string, run, chunk int) error {
 	t := asynq.NewTask(task.TypeExpand, task.Encode(task.Expand{Run: task.Run{Campaign: id, Run: run}, Chunk: chunk}))
-	_, err := p.client.EnqueueContext(ctx, t, asynq.TaskID(task.ExpandID(id, run, chunk)), asynq.Queue(task.QueueControl),
+	return p.enqueue(ctx, "expand "+strconv.Itoa(chunk), t, task.ExpandID(id, run, chunk), asynq.Queue(task.QueueControl),
 		asynq.MaxRetry(25), asynq.Timeout(5*time.Minute))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue expand %d: %w", chunk, err)
-	}
-	return nil
 }
 
 // ExpandAgain queues the expansion of a running run again, from its first
@@ -272,12 +272,8 @@ func (p *Producer) enqueueExpand(ctx context.Context, id string, run, chunk int)
 // processes is queued once.
 func (p *Producer) ExpandAgain(ctx context.Context, id string, run int, attempt int64) error {
 	t := asynq.NewTask(task.TypeExpand, task.Encode(task.Expand{Run: task.Run{Campaign: id, Run: run}, Chunk: 0}))
-	_, err := p.client.EnqueueContext(ctx, t, asynq.TaskID(task.ExpandAgainID(id, run, attempt)),
+	return p.enqueue(ctx, "expand again", t, task.ExpandAgainID(id, run, attempt),
 		asynq.Queue(task.QueueControl), asynq.MaxRetry(25), asynq.Timeout(5*time.Minute))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue expand again: %w", err)
-	}
-	return nil
 }
 
 // SendTaskType returns the task type of a campaign kind's sends.
@@ -295,12 +291,8 @@ func SendTaskType(k campaigns.Kind) string {
 // EnqueueSend queues the send task of one recipient on queue.
 func (p *Producer) EnqueueSend(ctx context.Context, typ, queue, id string, run int, openid string) error {
 	t := asynq.NewTask(typ, task.EncodeSend(task.Send{Run: task.Run{Campaign: id, Run: run}, OpenID: openid}))
-	_, err := p.client.EnqueueContext(ctx, t, asynq.TaskID(task.SendID(id, run, openid)), asynq.Queue(queue),
+	return p.enqueue(ctx, "send", t, task.SendID(id, run, openid), asynq.Queue(queue),
 		asynq.MaxRetry(p.cfg.SendMaxRetry), asynq.Timeout(p.cfg.SendTimeout))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue send: %w", err)
-	}
-	return nil
 }
 
 // HandleLaunch is the asynq handler of launch tasks: it fetches the run's

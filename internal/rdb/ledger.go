@@ -199,27 +199,20 @@ function L.open(doneState, run)
   L.new, L.resolved = 0, 0
   L.counts, L.order, L.ts, L.tsorder = {}, {}, {}, {}
 end
-local function bump(k, d)
-  local c = L.counts[k]
+-- add adds d to sums[k], keeping the keys in the order they came.
+local function add(sums, order, k, d)
+  local c = sums[k]
   if c == nil then
-    L.order[#L.order + 1] = k
+    order[#order + 1] = k
     c = 0
   end
-  L.counts[k] = c + d
-end
-local function tbump(k, d)
-  local c = L.ts[k]
-  if c == nil then
-    L.tsorder[#L.tsorder + 1] = k
-    c = 0
-  end
-  L.ts[k] = c + d
+  sums[k] = c + d
 end
 local function count(status, code, class, d, sec)
-  bump(status, d)
-  if code ~= '' then bump('code:' .. code, d) end
-  if class ~= '' then bump('class:' .. class, d) end
-  tbump(status .. ':' .. sec, d)
+  add(L.counts, L.order, status, d)
+  if code ~= '' then add(L.counts, L.order, 'code:' .. code, d) end
+  if class ~= '' then add(L.counts, L.order, 'class:' .. class, d) end
+  add(L.ts, L.tsorder, status .. ':' .. sec, d)
 end
 local function enc(status, code, class, msgid, detail)
   return status .. '|' .. code .. '|' .. class .. '|' .. msgid .. '|' .. detail .. '|' .. L.now

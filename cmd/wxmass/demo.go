@@ -219,6 +219,10 @@ func printReport(w io.Writer, policy *retry.Policy, c *campaigns.Campaign, run i
 	}
 	fmt.Fprintf(tw, "  total\t%d of %d\n", rec.Settled(), rec.Size)
 	_ = tw.Flush()
+	if n := rec.Counters[campaigns.OutcomeUnknown]; n > 0 {
+		fmt.Fprintf(w, "  (%d unknown: an answer was lost and WeChat's next answer could not settle it, so the message may\n"+
+			"  have reached them; they are never retried unless asked for by name: see README, Outcomes)\n", n)
+	}
 	var codes []string
 	for k := range rec.Counters {
 		if strings.HasPrefix(k, "code:") {

@@ -36,7 +36,9 @@ func run(n int, outcomes map[string]campaigns.Outcome) truth.Run {
 func TestCheck(t *testing.T) {
 	t.Parallel()
 	opt := truth.Options{API: api, AppID: app}
-	sent := func(msgid int64) campaigns.Outcome { return campaigns.Outcome{Status: campaigns.OutcomeSent, MsgID: msgid} }
+	sent := func(msgid int64) campaigns.Outcome {
+		return campaigns.Outcome{Status: campaigns.OutcomeSent, MsgID: msgid}
+	}
 	status := func(s string) campaigns.Outcome { return campaigns.Outcome{Status: s} }
 
 	t.Run("Truthful", func(t *testing.T) {

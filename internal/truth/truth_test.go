@@ -43,20 +43,24 @@ func TestCheck(t *testing.T) {
 
 	t.Run("Truthful", func(t *testing.T) {
 		t.Parallel()
+		// A 5xx the fake answered before it knew the account (a revoked
+		// token) has no AppID, and still counts for its openid.
+		fiveXX := wechattest.Call{API: api, OpenID: "w", Result: wechattest.ResultHTTP5xx, Answer: wechattest.AnswerAnswered}
 		rec := record{
 			deliveries: []wechattest.Delivery{delivery("a", 1), delivery("u", 2), delivery("other", 9)},
-			calls:      []wechattest.Call{call("a", wechattest.AnswerAnswered), call("u", wechattest.AnswerDropped), call("v", wechattest.AnswerAbandoned)},
+			calls: []wechattest.Call{call("a", wechattest.AnswerAnswered), call("u", wechattest.AnswerDropped), call("v", wechattest.AnswerAbandoned),
+				fiveXX},
 		}
 		r1 := run(1, map[string]campaigns.Outcome{"a": sent(1), "u": status(campaigns.OutcomeUnknown), "v": status(campaigns.OutcomeUnknown),
-			"s": status(campaigns.OutcomeSkipped), "f": {Status: campaigns.OutcomeFailed, Code: 43004}})
+			"w": status(campaigns.OutcomeUnknown), "s": status(campaigns.OutcomeSkipped), "f": {Status: campaigns.OutcomeFailed, Code: 43004}})
 		// A retry of the skipped and the unknown v delivers them once.
 		rec.deliveries = append(rec.deliveries, delivery("s", 3), delivery("v", 4))
 		r2 := run(2, map[string]campaigns.Outcome{"s": sent(3), "v": sent(4)})
 		rep := truth.Check(rec, opt, r1, r2)
 		require.Zero(t, rep.ViolationCount, rep.Violations)
-		require.Equal(t, 5, rep.Recipients)
+		require.Equal(t, 6, rep.Recipients)
 		require.Equal(t, 4, rep.Delivered)
-		require.Equal(t, 2, rep.Unknown)
+		require.Equal(t, 3, rep.Unknown)
 		require.Equal(t, 2, rep.UnknownDelivered, "u in run 1, v in run 2")
 	})
 

@@ -295,6 +295,18 @@ func (p *Producer) EnqueueSend(ctx context.Context, typ, queue, id string, run i
 		asynq.MaxRetry(p.cfg.SendMaxRetry), asynq.Timeout(p.cfg.SendTimeout))
 }
 
+// Rescue queues a replacement of the send task id, of type typ on queue,
+// whose worker died while it was active (its lease expired): the
+// replacement runs at once, where asynq's recoverer would move the task
+// back only a minute after the death. The replacement finds the attempt
+// its predecessor left open (see worker.HandleSend); when asynq brings the
+// original back, it finds the recipient settled. A replacement already
+// queued is enough.
+func (p *Producer) Rescue(ctx context.Context, typ, queue, id string, payload []byte) error {
+	return p.enqueue(ctx, "rescue", asynq.NewTask(typ, payload), task.RescueID(id), asynq.Queue(queue),
+		asynq.MaxRetry(p.cfg.SendMaxRetry), asynq.Timeout(p.cfg.SendTimeout))
+}
+
 // HandleLaunch is the asynq handler of launch tasks: it fetches the run's
 // audience when it comes from WeChat (all followers, a tag), records its
 // size and queues the first expand task.

@@ -86,6 +86,8 @@ type procConfig struct {
 	name         string
 	// callTimeout bounds a WeChat call (5 s when zero).
 	callTimeout time.Duration
+	// rescue is the server's RescueInterval (zero: the default).
+	rescue time.Duration
 }
 
 // proc is one worker process: its own Redis connections, WeChat client,
@@ -140,7 +142,7 @@ func (b *bundle) process(t *testing.T, pc procConfig) *proc {
 	w := worker.New(store, accounts, wc, limiter, policy, prod, worker.Config{
 		QuotaProbeInterval: pc.probe, StallTimeout: pc.stall, Logger: log, PauseRecheck: 500 * time.Millisecond,
 	})
-	srv := worker.NewServer(b.opt, w, worker.ServerConfig{Concurrency: pc.concurrency, ShutdownTimeout: 10 * time.Second})
+	srv := worker.NewServer(b.opt, w, worker.ServerConfig{Concurrency: pc.concurrency, ShutdownTimeout: 10 * time.Second, RescueInterval: pc.rescue})
 	require.NoError(t, srv.Start(t.Context()))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

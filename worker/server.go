@@ -46,6 +46,11 @@ type ServerConfig struct {
 	// PauseRecheck is Config.PauseRecheck, for the retry delay of paused
 	// tasks.
 	PauseRecheck time.Duration
+	// RescueInterval is how often the server looks for send tasks whose
+	// worker died, to queue their replacements (RescueIntervalDefault;
+	// negative: never, and a dead worker's sends wait for asynq's
+	// recoverer, about a minute).
+	RescueInterval time.Duration
 }
 
 // How often an idle asynq server looks for new tasks (asynq sleeps from
@@ -78,8 +83,10 @@ type Server struct {
 	bulk     []*asynq.Server
 	priority *asynq.Server
 	w        *Worker
+	rescue   *rescuer // nil: none
 	cancel   context.CancelFunc
 	done     chan error
+	rescued  chan struct{}
 	once     sync.Once
 }
 
@@ -129,11 +136,19 @@ func NewServer(opt asynq.RedisConnOpt, w *Worker, cfg ServerConfig) *Server {
 		}
 		bulk = append(bulk, asynq.NewServer(opt, config(n, map[string]int{task.QueueBulk: 1}, bulkTaskCheck)))
 	}
-	return &Server{
+	s := &Server{
 		bulk:     bulk,
 		priority: asynq.NewServer(opt, config(cfg.PriorityConcurrency, priorityQueues(), priorityTaskCheck)),
 		w:        w,
 	}
+	if cfg.RescueInterval == 0 {
+		cfg.RescueInterval = RescueIntervalDefault
+	}
+	if cfg.RescueInterval > 0 {
+		s.rescue = &rescuer{ins: asynq.NewInspector(opt), w: w, every: cfg.RescueInterval,
+			queues: []string{task.QueueBulk, task.QueueTransactional}}
+	}
+	return s
 }
 
 // Start starts handling tasks and the worker's background loop.
@@ -155,6 +170,13 @@ func (s *Server) Start(ctx context.Context) error {
 	s.cancel = cancel
 	s.done = make(chan error, 1)
 	go func() { s.done <- s.w.Run(rctx) }()
+	s.rescued = make(chan struct{})
+	go func() {
+		defer close(s.rescued)
+		if s.rescue != nil {
+			s.rescue.run(rctx)
+		}
+	}()
 	return nil
 }
 
@@ -163,6 +185,9 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) Stop(ctx context.Context) error {
 	var err error
 	s.once.Do(func() {
+		if s.rescue != nil {
+			defer func() { _ = s.rescue.ins.Close() }()
+		}
 		if s.cancel == nil {
 			return
 		}
@@ -177,6 +202,10 @@ func (s *Server) Stop(ctx context.Context) error {
 		case err = <-s.done:
 		case <-ctx.Done():
 			err = ctx.Err()
+		}
+		select {
+		case <-s.rescued:
+		case <-ctx.Done():
 		}
 		if err != nil && !errors.Is(err, context.Canceled) {
 			s.w.log.Warn("worker loop", zap.Error(err))

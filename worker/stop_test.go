@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wxmass/wxmass/campaigns"
@@ -225,4 +227,54 @@ func TestRecoveredSendRespectsAttempt(t *testing.T) {
 			require.Len(t, b.fake.Deliveries(), 2, "each user got one message")
 		})
 	}
+}
+
+// TestRescueOrphanedSend: a send task whose worker died stays active in
+// asynq until its recoverer finds the lease expired, a minute later. The
+// worker's rescuer replaces it as soon as the lease has expired: the
+// replacement finds the dead worker's attempt open, so the customer-service
+// recipient (whose message reached WeChat) is recorded unknown at once,
+// without a second message, while the original task is still active.
+func TestRescueOrphanedSend(t *testing.T) {
+	b := setup(t, wechattest.Config{})
+	const dead = "oW00000000000000000000000001"
+	c := b.fileCampaign(t, campaigns.KindCustom, "", []string{dead})
+	run, err := b.store.StartRun(t.Context(), c)
+	require.NoError(t, err)
+	require.NoError(t, b.store.MarkExpanded(t.Context(), c.ID, run, 1))
+
+	// The worker that died: its attempt open, its message delivered.
+	crashed := b.store.WithLedger(campaigns.LedgerConfig{Proc: "dead-worker"})
+	begun, err := crashed.BeginAttempt(t.Context(), c, run, dead, false, false)
+	require.NoError(t, err)
+	require.Equal(t, campaigns.BeginSend, begun.Action)
+	wc := wechat.New(wechat.WithBaseURLs(b.fake.URL()))
+	t.Cleanup(wc.CloseIdleConnections)
+	tok, err := wc.StableToken(t.Context(), wechattest.AppIDDefault, secret.New(wechattest.SecretDefault), false)
+	require.NoError(t, err)
+	require.NoError(t, wc.SendCustom(t.Context(), staticToken(tok.Token), &wechat.CustomMessage{ToUser: dead, MsgType: wechat.MsgTypeText, Text: &wechat.Text{Content: "您好，订单已发货"}}))
+
+	// Its task, as asynq leaves it: active, with a lease that expired
+	// (asynq's key layout, v0.26: internal/base).
+	client := asynq.NewClient(b.opt)
+	t.Cleanup(func() { _ = client.Close() })
+	id := task.SendID(c.ID, run, dead)
+	_, err = client.Enqueue(asynq.NewTask(task.TypeSendCustom, task.EncodeSend(task.Send{Run: task.Run{Campaign: c.ID, Run: run}, OpenID: dead})),
+		asynq.TaskID(id), asynq.Queue(task.QueueBulk))
+	require.NoError(t, err)
+	q := "asynq:{" + task.QueueBulk + "}:"
+	require.NoError(t, b.redis.LMove(t.Context(), q+"pending", q+"active", "RIGHT", "LEFT").Err())
+	require.NoError(t, b.redis.HSet(t.Context(), q+"t:"+id, "state", "active").Err())
+	require.NoError(t, b.redis.ZAdd(t.Context(), q+"lease", redis.Z{Score: float64(time.Now().Add(-time.Second).Unix()), Member: id}).Err())
+
+	b.process(t, procConfig{rescue: 100 * time.Millisecond})
+	rec := b.waitSettled(t, c.ID, run, 30*time.Second)
+	require.EqualValues(t, 1, rec.Counters[campaigns.OutcomeUnknown])
+	b.truth(t, c, func(proc string) bool { return proc == "dead-worker" }, run)
+	require.Len(t, b.fake.Deliveries(), 1, "one message")
+	ins := asynq.NewInspector(b.opt)
+	t.Cleanup(func() { _ = ins.Close() })
+	info, err := ins.GetTaskInfo(task.QueueBulk, id)
+	require.NoError(t, err)
+	require.Equal(t, asynq.TaskStateActive, info.State, "settled before asynq's recoverer moved the original")
 }

@@ -441,13 +441,16 @@ func (w *Worker) sendLog(ctx context.Context, id string, run int, openid string)
 	return w.log.With(zap.String("campaign_id", id), zap.Int("run", run), zap.String("task_id", maskTaskID(tid)), monitoring.OpenID(openid))
 }
 
-// maskTaskID masks the openid at the end of a send task's id
-// (send:{campaign}:{run}:{openid}), as logs never hold raw openids.
+// maskTaskID masks the openid of a send task's id
+// (send:{campaign}:{run}:{openid}, and a rescue's
+// send:{campaign}:{run}:{openid}:rescue), as logs never hold raw openids.
 func maskTaskID(tid string) string {
-	if i := strings.LastIndexByte(tid, ':'); i >= 0 && strings.HasPrefix(tid, "send:") {
-		return tid[:i+1] + monitoring.MaskOpenID(tid[i+1:])
+	parts := strings.SplitN(tid, ":", 5)
+	if len(parts) < 4 || parts[0] != "send" {
+		return tid
 	}
-	return tid
+	parts[3] = monitoring.MaskOpenID(parts[3])
+	return strings.Join(parts, ":")
 }
 
 func failedOutcome(d retry.Decision, prefix string) campaigns.Outcome {

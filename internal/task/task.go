@@ -9,6 +9,7 @@
 //	expand:{campaign}:{run}:{chunk}
 //	send:{campaign}:{run}:{openid}
 //	settle:{campaign}:{run}
+//	send:{campaign}:{run}:{openid}:rescue   (a send whose worker died)
 //
 // Payloads carry ids only; message bodies live once, in the campaign.
 package task
@@ -80,6 +81,15 @@ func ExpandID(campaign string, run, chunk int) string {
 func ExpandAgainID(campaign string, run int, attempt int64) string {
 	return ExpandID(campaign, run, 0) + ":again:" + strconv.FormatInt(attempt, 10)
 }
+
+// IsSend reports whether typ is the type of a send task.
+func IsSend(typ string) bool {
+	return typ == TypeSendTemplate || typ == TypeSendCustom || typ == TypeSendSubscribe
+}
+
+// RescueID is the id of the task that replaces the send task id, whose
+// worker died while it was active (worker's rescue of orphaned sends).
+func RescueID(id string) string { return id + ":rescue" }
 
 // SendID is the id of the send task of one recipient.
 func SendID(campaign string, run int, openid string) string {

@@ -44,6 +44,7 @@ const (
 	flagMetricsListen      = "metrics-listen"
 	flagDedupeWindow       = "dedupe-window"
 	flagStopGrace          = "stop-grace"
+	flagRescueInterval     = "rescue-interval"
 )
 
 // procName names this process in the attempt records it writes: host and
@@ -69,6 +70,7 @@ func pipelineFlags() []cli.Flag {
 		&cli.DurationFlag{Name: flagDedupeWindow, Value: campaigns.DedupeWindowDefault, Usage: "how long after a recipient's first attempt a template send is still deduplicated by WeChat's client_msg_id (WeChat: 10 minutes): a lost answer is resolved by sending again inside it, and is recorded unknown after it", Sources: sources(flagDedupeWindow)},
 		&cli.DurationFlag{Name: flagStopGrace, Value: campaigns.StopGraceDefault, Usage: "how long a stopped run waits for the answers of calls in flight before their recipients are recorded unknown (a later answer still replaces unknown)", Sources: sources(flagStopGrace)},
 		&cli.DurationFlag{Name: flagQuotaProbeInterval, Value: worker.QuotaProbeIntervalDefault, Usage: "how often an API paused by 45009 is probed with quota/get to resume early", Sources: sources(flagQuotaProbeInterval)},
+		&cli.DurationFlag{Name: flagRescueInterval, Value: worker.RescueIntervalDefault, Usage: "how often a worker looks for sends whose worker died (their asynq lease expired, 30 s after the death) to queue them again at once, rather than a minute later when asynq's recoverer would; negative: never", Sources: sources(flagRescueInterval)},
 		&cli.DurationFlag{Name: flagShutdownTimeout, Value: worker.ShutdownTimeoutDefault, Usage: "how long a worker waits for sends in flight when stopping", Sources: sources(flagShutdownTimeout)},
 	}
 }
@@ -227,6 +229,7 @@ func serverConfig(cmd *cli.Command) worker.ServerConfig {
 		Fetchers:            int(cmd.Int(flagFetchers)),
 		PriorityConcurrency: int(cmd.Int(flagPriorityConc)),
 		ShutdownTimeout:     cmd.Duration(flagShutdownTimeout),
+		RescueInterval:      cmd.Duration(flagRescueInterval),
 	}
 }
 

@@ -15,8 +15,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wxmass/wxmass/campaigns"
+	"github.com/wxmass/wxmass/internal/rdb"
 	"github.com/wxmass/wxmass/internal/redistest"
 	"github.com/wxmass/wxmass/internal/secret"
+	"github.com/wxmass/wxmass/internal/truth"
 	"github.com/wxmass/wxmass/wechat"
 	"github.com/wxmass/wxmass/wechat/wechattest"
 )
@@ -93,6 +96,10 @@ func TestAllThroughTheAPI(t *testing.T) {
 	require.EqualValues(t, 300, rep["accepted"])
 	require.EqualValues(t, 2, rep["outcomes"].(map[string]any)["failed"])
 	require.EqualValues(t, 300, rep["settled"], "receipts move outcomes, they add none")
+	// Each recipient against the fake's record, as the process stored it.
+	tr, err := truth.Load(t.Context(), campaigns.NewStore(rdb.New(c, prefix)), id, 1)
+	require.NoError(t, err)
+	truth.Require(t, truth.Check(fake, truth.Options{API: wechat.APITemplateSend, AppID: wechattest.AppIDDefault}, tr))
 
 	// The report page in a real browser, through a signed link (no key).
 	status, link := call("POST", "/v1/campaigns/"+id+"/runs/1/report-link", "")

@@ -49,7 +49,7 @@ fmt:
 ## fails over, WeChat is down or revokes tokens, one account's daily quota
 ## runs out; each scenario ends with DESIGN.md's invariants checked (each
 ## recipient against the fake's record) and a line in
-## .artifacts/reliability.txt. About 13 minutes; run it alone on the machine.
+## .artifacts/reliability.txt. About 10 minutes; run it alone on the machine.
 reliability:
 	$(REDIS) $(GO) test -tags reliability -count=1 -v -timeout 40m ./internal/reliability/
 

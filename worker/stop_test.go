@@ -189,24 +189,7 @@ func TestRecoveredSendRespectsAttempt(t *testing.T) {
 
 			// The worker that died: it recorded its attempt, and its call
 			// reached WeChat, which delivered the message.
-			crashed := b.store.WithLedger(campaigns.LedgerConfig{Proc: "dead-worker"})
-			begun, err := crashed.BeginAttempt(t.Context(), c, run, dead, false, false)
-			require.NoError(t, err)
-			require.Equal(t, campaigns.BeginSend, begun.Action)
-			wc := wechat.New(wechat.WithBaseURLs(b.fake.URL()))
-			t.Cleanup(wc.CloseIdleConnections)
-			tok, err := wc.StableToken(t.Context(), wechattest.AppIDDefault, secret.New(wechattest.SecretDefault), false)
-			require.NoError(t, err)
-			var firstMsgID int64
-			if tc.kind == campaigns.KindTemplate {
-				firstMsgID, err = wc.SendTemplate(t.Context(), staticToken(tok.Token), &wechat.TemplateMessage{
-					ToUser: dead, TemplateID: wechattest.TemplateIDDefault, ClientMsgID: worker.ClientMsgID(c.ID, run, dead),
-					Data: map[string]wechat.TemplateValue{"thing1": {Value: "您的订单已发货"}},
-				})
-			} else {
-				err = wc.SendCustom(t.Context(), staticToken(tok.Token), &wechat.CustomMessage{ToUser: dead, MsgType: wechat.MsgTypeText, Text: &wechat.Text{Content: "您好，订单已发货"}})
-			}
-			require.NoError(t, err)
+			firstMsgID := b.diedDuringCall(t, c, run, dead)
 
 			// Its task comes back (asynq's recoverer), with the other's.
 			require.NoError(t, b.store.MarkExpanded(t.Context(), c.ID, run, 2))
@@ -244,15 +227,7 @@ func TestRescueOrphanedSend(t *testing.T) {
 	require.NoError(t, b.store.MarkExpanded(t.Context(), c.ID, run, 1))
 
 	// The worker that died: its attempt open, its message delivered.
-	crashed := b.store.WithLedger(campaigns.LedgerConfig{Proc: "dead-worker"})
-	begun, err := crashed.BeginAttempt(t.Context(), c, run, dead, false, false)
-	require.NoError(t, err)
-	require.Equal(t, campaigns.BeginSend, begun.Action)
-	wc := wechat.New(wechat.WithBaseURLs(b.fake.URL()))
-	t.Cleanup(wc.CloseIdleConnections)
-	tok, err := wc.StableToken(t.Context(), wechattest.AppIDDefault, secret.New(wechattest.SecretDefault), false)
-	require.NoError(t, err)
-	require.NoError(t, wc.SendCustom(t.Context(), staticToken(tok.Token), &wechat.CustomMessage{ToUser: dead, MsgType: wechat.MsgTypeText, Text: &wechat.Text{Content: "您好，订单已发货"}}))
+	b.diedDuringCall(t, c, run, dead)
 
 	// Its task, as asynq leaves it: active, with a lease that expired
 	// (asynq's key layout, v0.26: internal/base).
@@ -277,4 +252,31 @@ func TestRescueOrphanedSend(t *testing.T) {
 	info, err := ins.GetTaskInfo(task.QueueBulk, id)
 	require.NoError(t, err)
 	require.Equal(t, asynq.TaskStateActive, info.State, "settled before asynq's recoverer moved the original")
+}
+
+// diedDuringCall plays a worker process "dead-worker" that recorded its
+// attempt of openid in run of c and made its call, which WeChat took, then
+// died before recording the answer. It returns the msgid of a template
+// send.
+func (b *bundle) diedDuringCall(t *testing.T, c *campaigns.Campaign, run int, openid string) int64 {
+	t.Helper()
+	crashed := b.store.WithLedger(campaigns.LedgerConfig{Proc: "dead-worker"})
+	begun, err := crashed.BeginAttempt(t.Context(), c, run, openid, false, false)
+	require.NoError(t, err)
+	require.Equal(t, campaigns.BeginSend, begun.Action)
+	wc := wechat.New(wechat.WithBaseURLs(b.fake.URL()))
+	t.Cleanup(wc.CloseIdleConnections)
+	tok, err := wc.StableToken(t.Context(), wechattest.AppIDDefault, secret.New(wechattest.SecretDefault), false)
+	require.NoError(t, err)
+	if c.Kind != campaigns.KindTemplate {
+		require.NoError(t, wc.SendCustom(t.Context(), staticToken(tok.Token),
+			&wechat.CustomMessage{ToUser: openid, MsgType: wechat.MsgTypeText, Text: &wechat.Text{Content: "您好，订单已发货"}}))
+		return 0
+	}
+	msgid, err := wc.SendTemplate(t.Context(), staticToken(tok.Token), &wechat.TemplateMessage{
+		ToUser: openid, TemplateID: wechattest.TemplateIDDefault, ClientMsgID: worker.ClientMsgID(c.ID, run, openid),
+		Data: map[string]wechat.TemplateValue{"thing1": {Value: "您的订单已发货"}},
+	})
+	require.NoError(t, err)
+	return msgid
 }

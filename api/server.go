@@ -145,7 +145,8 @@ type handler func(w http.ResponseWriter, r *http.Request) *Error
 // handle registers h behind the API-key check.
 func (s *Server) handle(pattern string, h handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		if !s.authorized(r) {
+		p, ok := s.authenticate(r)
+		if !ok {
 			// Browsers (the asynqmon UI) answer a Basic challenge with a
 			// login prompt; scripts send the Bearer key.
 			w.Header().Add("WWW-Authenticate", `Basic realm="wxmass", charset="UTF-8"`)
@@ -153,6 +154,7 @@ func (s *Server) handle(pattern string, h handler) {
 			writeError(w, apiError(http.StatusUnauthorized, CodeUnauthorized, "Authorization", "send a valid API key as Authorization: Bearer <key>"))
 			return
 		}
+		r = r.WithContext(withPrincipal(r.Context(), p))
 		if e := h(w, r); e != nil {
 			if e.status >= 500 {
 				s.log.Error("api request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.String("error", e.Message))
@@ -162,15 +164,20 @@ func (s *Server) handle(pattern string, h handler) {
 	})
 }
 
-// authorized checks the request's API key: "Authorization: Bearer <key>",
-// or, for browsers, Basic auth with the key as the password (any user
-// name).
-func (s *Server) authorized(r *http.Request) bool {
+// authenticate checks the request's API key: "Authorization: Bearer
+// <key>" (the scheme in any case), or, for browsers, Basic auth with the
+// key as the password (any user name).
+func (s *Server) authenticate(r *http.Request) (Principal, bool) {
 	if _, key, ok := r.BasicAuth(); ok {
-		return s.cfg.Keys.Valid(key)
+		name, ok := s.cfg.Keys.Lookup(key)
+		return Principal{Key: name, Via: ViaBasic}, ok
 	}
-	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && s.cfg.Keys.Valid(strings.TrimSpace(key))
+	scheme, key, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return Principal{}, false
+	}
+	name, ok := s.cfg.Keys.Lookup(strings.TrimSpace(key))
+	return Principal{Key: name, Via: ViaBearer}, ok
 }
 
 // ServeHTTP implements http.Handler. A panic in a handler is answered with

@@ -143,7 +143,7 @@ func (b *testBundle) total(t *testing.T) int64 {
 func TestAuth(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	for _, auth := range []string{"", "Bearer ", "Bearer wrong-key-0123456789abcdef", "Basic " + testKey, testKey} {
+	for _, auth := range []string{"", "Bearer ", "Bearer wrong-key-0123456789abcdef", "Basic " + testKey, testKey, "Token " + testKey} {
 		a := b.json(t, "GET", "/v1/campaigns", "", "Authorization", auth)
 		require.Equal(t, http.StatusUnauthorized, a.status, "Authorization %q", auth)
 		require.Equal(t, api.CodeUnauthorized, a.errCode())
@@ -154,6 +154,10 @@ func TestAuth(t *testing.T) {
 	require.Zero(t, b.total(t), "a refused request stores nothing")
 
 	require.Equal(t, http.StatusOK, b.json(t, "GET", "/v1/campaigns", "").status)
+	// The scheme is case-insensitive (RFC 9110, 11.1).
+	for _, scheme := range []string{"bearer", "BEARER", "Bearer"} {
+		require.Equal(t, http.StatusOK, b.json(t, "GET", "/v1/campaigns", "", "Authorization", scheme+" "+testKey).status, scheme)
+	}
 	// Browsers send the key as a Basic password.
 	req, err := http.NewRequestWithContext(t.Context(), "GET", b.url+"/v1/campaigns", nil)
 	require.NoError(t, err)
@@ -190,6 +194,21 @@ func TestKeySet(t *testing.T) {
 	require.True(t, ks.Valid("test"), "the key of the sha256 line")
 	require.False(t, ks.Valid("key-one-0123456789abcdeF"))
 	require.Equal(t, 2, ks.Len())
+
+	// Keys have names: given, or made of the digest.
+	require.NoError(t, ks.ReadKeys(strings.NewReader("alice key-two-0123456789abcdef\nbob sha256:"+
+		"60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752\n")))
+	name, ok := ks.Lookup("key-two-0123456789abcdef")
+	require.True(t, ok)
+	require.Equal(t, "alice", name)
+	name, ok = ks.Lookup("test")
+	require.True(t, ok)
+	require.Equal(t, "key-9f86d081", name, "an unnamed key is named by its digest")
+	require.ErrorContains(t, ks.ParseKey("alice other-key-0123456789abcdef"), `"alice" is used twice`)
+	err = ks.ParseKey("bad/name other-key-0123456789abcdef")
+	require.ErrorContains(t, err, "key name")
+	require.NotContains(t, err.Error(), "other-key")
+	require.Error(t, ks.ParseKey("a b c"))
 }
 
 func TestCreateRejectsBadInput(t *testing.T) {

@@ -35,7 +35,7 @@ func serveFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: flagListen, Value: ":8080", Usage: "address the HTTP API listens on", Sources: sources(flagListen)},
 		&cli.BoolFlag{Name: flagMonWritable, Usage: "let /monitoring (asynqmon) delete, run and archive tasks; read-only by default", Sources: sources(flagMonWritable)},
-		&cli.StringFlag{Name: flagAPIKeysFile, Usage: "file of API keys, one per line (a key, or sha256:<hex digest of a key>); or set " + envAPIKeys + " to comma-separated keys", Sources: sources(flagAPIKeysFile)},
+		&cli.StringFlag{Name: flagAPIKeysFile, Usage: "file of API keys, one per line (a key, or sha256:<hex digest of a key>); each may follow a name and a space (alice KEY), which the audit trail shows; or set " + envAPIKeys + " to comma-separated keys in the same form", Sources: sources(flagAPIKeysFile)},
 	}
 }
 
@@ -45,7 +45,7 @@ func loadAPIKeys(cmd *cli.Command) (*api.KeySet, error) {
 	ks := &api.KeySet{}
 	if env := os.Getenv(envAPIKeys); env != "" {
 		for i, k := range strings.Split(env, ",") {
-			if err := ks.Add(k); err != nil {
+			if err := ks.ParseKey(k); err != nil {
 				return nil, usagef("%s: key %d: %w", envAPIKeys, i+1, err)
 			}
 		}

@@ -60,7 +60,7 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagLogFormat, Value: "json", Usage: "log format: json (production) or console (readable)", Sources: sources(flagLogFormat)},
 		&cli.StringFlag{Name: flagRedisURL, Value: redisURLDefault, Usage: "Redis URL: redis://[:password@]host:port/db (rediss:// for TLS), redis-sentinel://[:password@]host:port,host:port/db?master=NAME, or redis-cluster://[:password@]host:port,host:port", Sources: sources(flagRedisURL)},
 		&cli.StringFlag{Name: flagRedisPrefix, Value: rdb.PrefixDefault, Usage: "prefix of every Redis key wxmass writes", Sources: sources(flagRedisPrefix)},
-		&cli.StringFlag{Name: flagWechatBaseURL, Value: wechat.BaseURLDefault, Usage: "base URL of the WeChat API (point it at `wxmass fakewechat` to test)", Sources: sources(flagWechatBaseURL)},
+		&cli.StringFlag{Name: flagWechatBaseURL, Value: wechat.BaseURLDefault, Usage: "base URL of the WeChat API (for trials, the address of wxmass fakewechat, such as http://127.0.0.1:9010)", Sources: sources(flagWechatBaseURL)},
 		&cli.StringFlag{Name: flagWechatFallback, Usage: "comma-separated base URLs to fail over to when the base URL cannot be reached (default: " + fallbackForDefault + " when the base URL is the default, none otherwise)", Sources: sources(flagWechatFallback)},
 		&cli.DurationFlag{Name: flagWechatTimeout, Value: wechat.TimeoutDefault, Usage: "bound on one WeChat API call", Sources: sources(flagWechatTimeout)},
 		&cli.IntFlag{Name: flagWechatMaxConns, Value: wechat.MaxConnsPerHostDefault, Usage: "most concurrent connections to one WeChat host", Sources: sources(flagWechatMaxConns)},

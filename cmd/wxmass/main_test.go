@@ -199,22 +199,37 @@ func TestReadmeDocumentsEveryFlag(t *testing.T) {
 	t.Parallel()
 	readme, err := os.ReadFile("../../README.md")
 	require.NoError(t, err)
-	var walk func(c *cli.Command)
-	walk = func(c *cli.Command) {
+	tables := readmeFlagTables(t, string(readme))
+	root := (&app{}).command()
+	// Each command's own flags are rows of the table named after it (the
+	// top-level command: campaign's subcommands are under "campaign"); the
+	// root's are under "Every command".
+	check := func(table string, c *cli.Command) {
 		for _, f := range c.Flags {
+			if df, ok := f.(cli.DocGenerationFlag); ok {
+				require.NotContains(t, df.GetUsage(), "`", "--%s: a backquote in a usage is taken as the value's placeholder by --help", f.Names()[0])
+			}
 			for _, name := range f.Names() {
 				if name == "help" || name == "h" || name == "version" || name == "v" {
 					continue
 				}
-				require.True(t, strings.Contains(string(readme), "`--"+name+"`"), "README lacks flag --%s", name)
-				require.True(t, strings.Contains(string(readme), envName(name)), "README lacks %s", envName(name))
+				row, ok := tables[table][name]
+				require.True(t, ok, "README: the table of %q lacks flag --%s", table, name)
+				require.Contains(t, row, envName(name), "README: the row of --%s (%s) lacks its variable", name, table)
 			}
 		}
+	}
+	check("every command", root)
+	var walk func(top string, c *cli.Command)
+	walk = func(top string, c *cli.Command) {
+		check(top, c)
 		for _, sub := range c.Commands {
-			walk(sub)
+			walk(top, sub)
 		}
 	}
-	walk((&app{}).command())
+	for _, c := range root.Commands {
+		walk(c.Name, c)
+	}
 	require.Contains(t, string(readme), envAppSecret)
 	require.Contains(t, string(readme), envAPIKeys)
 	// Every WXMASS_ variable the README names exists.
@@ -228,6 +243,45 @@ func TestReadmeDocumentsEveryFlag(t *testing.T) {
 		}
 		require.True(t, known, "README names %s, which no flag reads", m)
 	}
+}
+
+// readmeFlagTables reads the flag tables of the README's Configuration
+// section: for each command a "### " heading names in backquotes ("every
+// command" for the heading "Every command"), its flags' rows by flag name.
+func readmeFlagTables(t *testing.T, readme string) map[string]map[string]string {
+	t.Helper()
+	start := strings.Index(readme, "\n## Configuration\n")
+	require.GreaterOrEqual(t, start, 0, "README has a Configuration section")
+	section := readme[start+1:]
+	if end := strings.Index(section[3:], "\n## "); end >= 0 {
+		section = section[:end+3]
+	}
+	tables := map[string]map[string]string{}
+	var commands []string
+	row := regexp.MustCompile("^\\| `--([a-z0-9-]+)` \\|")
+	quoted := regexp.MustCompile("`([a-z]+)[a-z ]*`")
+	for _, line := range strings.Split(section, "\n") {
+		if h, ok := strings.CutPrefix(line, "### "); ok {
+			commands = nil
+			if strings.EqualFold(h, "Every command") {
+				commands = []string{"every command"}
+			}
+			for _, m := range quoted.FindAllStringSubmatch(h, -1) {
+				commands = append(commands, m[1])
+			}
+			continue
+		}
+		if m := row.FindStringSubmatch(line); m != nil {
+			require.NotEmpty(t, commands, "README: the row of --%s is under no command's heading", m[1])
+			for _, c := range commands {
+				if tables[c] == nil {
+					tables[c] = map[string]string{}
+				}
+				tables[c][m[1]] = line
+			}
+		}
+	}
+	return tables
 }
 
 func allFlagNames(c *cli.Command) []string {

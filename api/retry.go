@@ -57,6 +57,7 @@ func (s *Server) retryRun(w http.ResponseWriter, r *http.Request) *Error {
 	if err != nil {
 		return storeError(err)
 	}
+	noteAudit(r.Context(), id, res.Run)
 	out := retryStarted{Campaign: id, Run: res.Run, FromRun: from, Size: res.Size}
 	if slices.Contains(f.Statuses, campaigns.OutcomeUnknown) {
 		out.Unknown = &retryUnknown{Included: res.Unknown, SameClientMsgID: res.SameClientMsgID, MayDuplicate: res.MayDuplicate,

@@ -94,7 +94,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /reports/{id}/{run}", s.openReportLink)
 	allow := map[string][]string{}
 	route := func(method, path string, h handler) {
-		s.handle(method+" "+path, h)
+		s.handle(method+" "+path, s.audited(method+" "+path, h))
 		allow[path] = append(allow[path], method)
 	}
 	route("POST", "/v1/campaigns", s.createCampaign)
@@ -110,6 +110,7 @@ func (s *Server) routes() {
 	}))
 	route("POST", "/v1/campaigns/{id}/schedule", s.scheduleCampaign)
 	route("POST", "/v1/campaigns/{id}/unschedule", s.unscheduleCampaign)
+	route("GET", "/v1/campaigns/{id}/events", s.listEvents)
 	route("GET", "/v1/campaigns/{id}/runs/{run}", s.getRun)
 	route("GET", "/v1/campaigns/{id}/runs/{run}/report", s.getReport)
 	route("GET", "/v1/campaigns/{id}/runs/{run}/report.html", s.getReportPage)
@@ -192,6 +193,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, apiError(http.StatusInternalServerError, CodeInternal, "", "internal error"))
 		}
 	}()
+	r = withRequestID(w, r)
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -269,6 +271,7 @@ func (s *Server) createCampaign(w http.ResponseWriter, r *http.Request) *Error {
 		if err := s.cfg.Store.Create(r.Context(), c); err != nil {
 			return nil, 0, storeError(err)
 		}
+		noteAudit(r.Context(), c.ID, 0)
 		return campaignView{Campaign: c}, http.StatusCreated, nil
 	})
 }
@@ -472,6 +475,7 @@ func (s *Server) uploadAudience(w http.ResponseWriter, r *http.Request) *Error {
 		return apiError(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "", "the file is larger than %d bytes; nothing was stored", s.cfg.MaxUploadBytes)
 	case errors.As(err, &fe):
 		e := apiError(http.StatusUnprocessableEntity, CodeInvalidAudience, "", "%s; nothing was stored", strings.TrimPrefix(fe.Error(), "campaigns: "))
+		noteAuditCode(r.Context(), e.Code)
 		if fe.Line > 0 {
 			e.Field = "line " + strconv.Itoa(fe.Line)
 		}
@@ -498,6 +502,7 @@ func (s *Server) startCampaign(w http.ResponseWriter, r *http.Request) *Error {
 	if err != nil {
 		return storeError(err)
 	}
+	noteAudit(r.Context(), id, run)
 	writeJSON(w, http.StatusAccepted, runStarted{Campaign: id, Run: run})
 	return nil
 }
@@ -584,6 +589,8 @@ func (s *Server) sendTransactional(w http.ResponseWriter, r *http.Request) *Erro
 	}
 	return s.idempotent(w, r, "message", &c, func() (any, int, *Error) {
 		run, err := s.cfg.Producer.SendTransactional(r.Context(), &c)
+		// A send refused after its campaign was stored is in its trail.
+		noteAudit(r.Context(), c.ID, run)
 		if err != nil {
 			return nil, 0, storeError(err)
 		}

@@ -196,7 +196,7 @@ func (a *app) campaignCommand() *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "campaign",
-		Usage: "the client of the HTTP API: create, upload, start, schedule, unschedule, pause, resume, cancel, retry-failed, status, watch, report (API key in " + envAPIKey + ")",
+		Usage: "the client of the HTTP API: create, upload, start, schedule, unschedule, pause, resume, cancel, retry-failed, status, watch, report, events (API key in " + envAPIKey + ")",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: flagAPIURL, Value: "http://127.0.0.1:8080", Usage: "the HTTP API of wxmass serve", Sources: sources(flagAPIURL)},
 		},
@@ -268,6 +268,7 @@ func (a *app) campaignCommand() *cli.Command {
 				}),
 			},
 			control("start"), control("pause"), control("resume"), control("cancel"), control("schedule"), control("unschedule"),
+			campaignEventsCommand(withClient, idArg),
 			{
 				Name: "retry-failed", Usage: "start a new run over the failed recipients of a run (default: the latest)", ArgsUsage: "ID",
 				Flags: []cli.Flag{runFlag,

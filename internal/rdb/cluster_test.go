@@ -522,6 +522,28 @@ func TestCluster(t *testing.T) {
 			require.Equal(t, id, msg.Payload)
 		}
 	})
+
+	t.Run("Audit", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		r := b.rdb(t)
+		for _, id := range b.spread(t, 3, func(i int) string { return fmt.Sprint("c", i) }, r.Keys().Campaign) {
+			_, err := r.AppendAudit(ctx, rdb.AuditEvent{Campaign: id, Action: "pause", At: timeNow()}, 10)
+			require.ErrorIs(t, err, rdb.ErrCampaignNotFound)
+			require.NoError(t, r.CreateCampaign(ctx, id, []byte(`{}`), "draft", timeNow()))
+			for _, action := range []string{"update", "start"} {
+				_, err := r.AppendAudit(ctx, rdb.AuditEvent{Campaign: id, Action: action, Key: "alice", Status: 200, At: timeNow()}, 10)
+				require.NoError(t, err)
+			}
+			events, err := r.AuditEvents(ctx, id, "", 10)
+			require.NoError(t, err)
+			require.Len(t, events, 2)
+			require.Equal(t, "start", events[0].Action)
+			older, err := r.AuditEvents(ctx, id, events[0].ID, 10)
+			require.NoError(t, err)
+			require.Equal(t, []rdb.AuditEvent{events[1]}, older)
+		}
+	})
 }
 
 func TestCheckPrefix(t *testing.T) {

@@ -354,12 +354,15 @@ func (s *Store) Timeline(ctx context.Context, id string, run int) ([]TimelinePoi
 	return s.r.GetTimeline(ctx, id, run)
 }
 
-// ApplyReceipt records a TEMPLATESENDJOBFINISH receipt: the recipient of
-// msgid, if still sent, becomes delivered, or failed with ClassReceipt and
-// reason; the counters move with it. A replayed or late receipt changes
-// nothing, and an unknown msgid is ReceiptResult.Found false.
-func (s *Store) ApplyReceipt(ctx context.Context, msgid int64, delivered bool, reason string) (ReceiptResult, error) {
-	return s.r.ApplyReceipt(ctx, msgid, delivered, reason)
+// ApplyReceipt records a TEMPLATESENDJOBFINISH receipt about the user from
+// (the push's FromUserName): the recipient of msgid, if it is from and
+// still sent, becomes delivered, or failed with ClassReceipt and reason;
+// the counters move with it. A receipt from another user than the msgid's
+// recipient changes nothing and reports ReceiptResult.Mismatch. A replayed
+// or late receipt changes nothing, and an unknown msgid is
+// ReceiptResult.Found false.
+func (s *Store) ApplyReceipt(ctx context.Context, msgid int64, from string, delivered bool, reason string) (ReceiptResult, error) {
+	return s.r.ApplyReceipt(ctx, msgid, from, delivered, reason)
 }
 
 // Changes subscribes to the campaigns' announced state changes: the

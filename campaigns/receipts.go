@@ -19,6 +19,12 @@ const receiptLostWindow = 10 * time.Minute
 // WeChat pushes it again.
 var ErrUnknownMsgID = errors.New("campaigns: receipt of a msgid with no outcome yet")
 
+// ErrReceiptMismatch is returned by Reconcile for a receipt whose user (the
+// push's FromUserName) is not the recipient of its msgid: it changed
+// nothing. WeChat never sends one; it is a forged or misrouted push, and
+// pushing it again would change nothing either.
+var ErrReceiptMismatch = errors.New("campaigns: receipt from another user than its message's recipient")
+
 // Receipt is a delivery receipt (TEMPLATESENDJOBFINISH) pushed to an
 // account's callback.
 type Receipt struct {
@@ -43,8 +49,11 @@ type Receipt struct {
 // (ReceiptWaitDefault when 0), then ErrUnknownMsgID. A success receipt for
 // a msgid wxmass never saw settles a recipient whose template send to
 // rc.OpenID lost its answer within the last minutes (rdb's
-// ResolveByReceipt): it is delivered, and its pending retry is not made. A
-// replayed receipt changes nothing and is no error.
+// ResolveByReceipt): it is delivered, and its pending retry is not made;
+// only rc.OpenID can be settled so. A replayed receipt changes nothing and
+// is no error. A receipt whose rc.OpenID is not the recipient of its msgid
+// changes nothing and returns ErrReceiptMismatch, with the recipient in
+// ReceiptResult (Mismatch set); one with an empty rc.OpenID is an error.
 func (s *Store) Reconcile(ctx context.Context, rc Receipt, wait time.Duration) (ReceiptResult, error) {
 	if wait <= 0 {
 		wait = ReceiptWaitDefault
@@ -52,14 +61,17 @@ func (s *Store) Reconcile(ctx context.Context, rc Receipt, wait time.Duration) (
 	pause := 50 * time.Millisecond
 	deadline := time.Now().Add(wait)
 	for {
-		res, err := s.ApplyReceipt(ctx, rc.MsgID, rc.Delivered, rc.Reason)
+		res, err := s.ApplyReceipt(ctx, rc.MsgID, rc.OpenID, rc.Delivered, rc.Reason)
 		if err != nil {
 			return ReceiptResult{}, err
+		}
+		if res.Mismatch {
+			return res, ErrReceiptMismatch
 		}
 		if res.Found && res.Status != "" {
 			return res, nil
 		}
-		if rc.Delivered && rc.Account != "" && rc.OpenID != "" {
+		if rc.Delivered && rc.Account != "" {
 			res, err := s.r.ResolveByReceipt(ctx, rc.Account, rc.OpenID, rc.MsgID, rc.Created, receiptLostWindow, string(StateCompleted))
 			if err != nil {
 				return ReceiptResult{}, err

@@ -19,6 +19,7 @@ type Metrics struct {
 	refreshes *prometheus.CounterVec
 	runsEnded *prometheus.CounterVec
 	resolved  *prometheus.CounterVec
+	refused   *prometheus.CounterVec
 }
 
 // NewMetrics registers wxmass's metrics with reg.
@@ -50,8 +51,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "wxmass_unknown_resolved_total",
 			Help: "Recipients whose unknown outcome a late answer replaced, by account, message kind and the outcome it became (sent, failed).",
 		}, []string{"account", "kind", "outcome"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxmass_callback_refused_total",
+			Help: "Requests to the WeChat callback receiver refused (or pushes discarded without effect), by account and reason (bad_signature, stale_timestamp, replay, receipt_mismatch...).",
+		}, []string{"account", "reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.outcomes, m.latency, m.rateWait, m.refreshes, m.runsEnded, m.resolved} {
+	for _, c := range []prometheus.Collector{m.outcomes, m.latency, m.rateWait, m.refreshes, m.runsEnded, m.resolved, m.refused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -119,6 +124,16 @@ func (m *Metrics) Resolved(account, kind, outcome string) {
 		return
 	}
 	m.resolved.WithLabelValues(account, kind, outcome).Inc()
+}
+
+// CallbackRefused counts a request the callback receiver of account
+// refused, or a push it discarded, by reason (one of callback's Refused
+// constants, a fixed set).
+func (m *Metrics) CallbackRefused(account, reason string) {
+	if m == nil {
+		return
+	}
+	m.refused.WithLabelValues(account, reason).Inc()
 }
 
 // QueueCollector reports the size of asynq queues at each scrape, by

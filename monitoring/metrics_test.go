@@ -31,7 +31,14 @@ func TestMetrics(t *testing.T) {
 	m.RunFinished("wx1", "completed")
 	m.RunFinished("wx1", "failed")
 	m.Resolved("wx1", "template", "sent")
+	m.CallbackRefused("wx1", "replay")
+	m.CallbackRefused("wx1", "replay")
+	m.CallbackRefused("wx1", "bad_signature")
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP wxmass_callback_refused_total Requests to the WeChat callback receiver refused (or pushes discarded without effect), by account and reason (bad_signature, stale_timestamp, replay, receipt_mismatch...).
+# TYPE wxmass_callback_refused_total counter
+wxmass_callback_refused_total{account="wx1",reason="bad_signature"} 1
+wxmass_callback_refused_total{account="wx1",reason="replay"} 2
 # HELP wxmass_runs_finished_total Campaign runs this process saw finish (every recipient has an outcome), by account and the state they finished in (completed, failed, cancelled).
 # TYPE wxmass_runs_finished_total counter
 wxmass_runs_finished_total{account="wx1",state="completed"} 1
@@ -48,7 +55,8 @@ wxmass_token_refreshes_total{account="wx1",result="ok"} 1
 # HELP wxmass_unknown_resolved_total Recipients whose unknown outcome a late answer replaced, by account, message kind and the outcome it became (sent, failed).
 # TYPE wxmass_unknown_resolved_total counter
 wxmass_unknown_resolved_total{account="wx1",kind="template",outcome="sent"} 1
-`), "wxmass_sends_total", "wxmass_token_refreshes_total", "wxmass_runs_finished_total", "wxmass_unknown_resolved_total"))
+`), "wxmass_sends_total", "wxmass_token_refreshes_total", "wxmass_runs_finished_total", "wxmass_unknown_resolved_total",
+		"wxmass_callback_refused_total"))
 	require.Equal(t, 1, testutil.CollectAndCount(reg, "wxmass_send_duration_seconds"))
 
 	// A second registration of the same metrics is an error, not a panic.
@@ -60,6 +68,7 @@ wxmass_unknown_resolved_total{account="wx1",kind="template",outcome="sent"} 1
 	none.Outcome("wx1", "template", "sent", "")
 	none.SendDuration("wx1", "template", time.Second)
 	none.TokenRefresh("wx1", nil)
+	none.CallbackRefused("wx1", "replay")
 }
 
 func TestFormatPayloadMasksOpenIDs(t *testing.T) {

@@ -14,7 +14,9 @@ import (
 
 	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/campaigns"
+	"github.com/wxmass/wxmass/internal/logfield"
 	"github.com/wxmass/wxmass/internal/rdb"
+	"github.com/wxmass/wxmass/monitoring"
 	"github.com/wxmass/wxmass/wechat/callback"
 )
 
@@ -59,7 +61,7 @@ func (cr *callbackRouter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // newCallbackRouter returns the callback receivers of the accounts that
 // configure one, under base (--callback-path): base/{account id} for each, and
 // base itself for the default account. It follows the accounts' changes.
-func (a *app) newCallbackRouter(base string, hub *account.Hub, r *rdb.RDB) (*callbackRouter, error) {
+func (a *app) newCallbackRouter(base string, hub *account.Hub, r *rdb.RDB, metrics *monitoring.Metrics) (*callbackRouter, error) {
 	path := strings.TrimRight(base, "/")
 	if !strings.HasPrefix(path, "/") || strings.HasPrefix(path, "/v1/") {
 		return nil, usagef("--%s: %q must start with / and not be under /v1/", flagCallbackPath, base)
@@ -72,7 +74,7 @@ func (a *app) newCallbackRouter(base string, hub *account.Hub, r *rdb.RDB) (*cal
 			if s.Callback == nil {
 				continue
 			}
-			h, err := a.callbackHandler(s, r, store, log.With(zap.String("account", s.ID)))
+			h, err := a.callbackHandler(s, r, store, metrics, log.With(zap.String("account", s.ID)))
 			if err != nil {
 				return nil, fmt.Errorf("account %s: %w", s.ID, err)
 			}
@@ -107,7 +109,11 @@ func (a *app) newCallbackRouter(base string, hub *account.Hub, r *rdb.RDB) (*cal
 
 // callbackHandler is the callback receiver of one account. Receipts
 // (TEMPLATESENDJOBFINISH) move outcomes from sent to delivered or failed.
-func (a *app) callbackHandler(s account.Spec, r *rdb.RDB, store *campaigns.Store, log *zap.Logger) (http.Handler, error) {
+// A request's query is claimed in Redis with its body's digest, so that a
+// captured query replayed with another body is refused; a receipt from
+// another user than its message's recipient is discarded. Refusals are
+// counted in metrics (nil: not counted).
+func (a *app) callbackHandler(s account.Spec, r *rdb.RDB, store *campaigns.Store, metrics *monitoring.Metrics, log *zap.Logger) (http.Handler, error) {
 	return callback.NewHandler(callback.Config{
 		Token:          s.Callback.Token.Reveal(),
 		AESKey:         s.Callback.AESKey,
@@ -118,9 +124,14 @@ func (a *app) callbackHandler(s account.Spec, r *rdb.RDB, store *campaigns.Store
 			if !e.IsReceipt() {
 				return nil
 			}
-			_, err := store.Reconcile(ctx, campaigns.Receipt{Account: s.ID, OpenID: e.FromUserName, MsgID: e.MsgID,
+			res, err := store.Reconcile(ctx, campaigns.Receipt{Account: s.ID, OpenID: e.FromUserName, MsgID: e.MsgID,
 				Delivered: e.Delivery == callback.DeliveryDelivered, Reason: e.Reason, Created: time.Unix(e.CreateTime, 0)}, 0)
-			if errors.Is(err, campaigns.ErrUnknownMsgID) {
+			switch {
+			case errors.Is(err, campaigns.ErrReceiptMismatch):
+				// Answered "success": WeChat's retries would change nothing.
+				return &callback.DiscardError{Reason: callback.RefusedReceiptMismatch, Err: fmt.Errorf("%w: the recipient is %s (campaign %s, run %d)",
+					err, logfield.MaskOpenID(res.OpenID), res.Campaign, res.Run)}
+			case errors.Is(err, campaigns.ErrUnknownMsgID):
 				log.Debug("receipt of an unknown msgid", zap.Int64("msgid", e.MsgID))
 			}
 			return err // an error is answered 500: WeChat pushes it again
@@ -129,6 +140,12 @@ func (a *app) callbackHandler(s account.Spec, r *rdb.RDB, store *campaigns.Store
 			return r.FirstDelivery(ctx, key, receiptDedupeTTL)
 		},
 		Release: r.ForgetDelivery,
-		Logger:  log,
+		ClaimRequest: func(ctx context.Context, key, digest string, ttl, lease time.Duration) (callback.Claim, error) {
+			got, err := r.ClaimPush(ctx, key, digest, ttl, lease)
+			return callback.Claim(got), err
+		},
+		SettleRequest: r.SettlePush,
+		RefusedFunc:   func(reason string) { metrics.CallbackRefused(s.ID, reason) },
+		Logger:        log,
 	})
 }

@@ -41,7 +41,7 @@ func TestCallbackRouterFollowsRotation(t *testing.T) {
 	hub, err := account.NewHub(account.HubConfig{WeChat: wechat.New(), RDB: r}, specs)
 	require.NoError(t, err)
 	a := &app{log: zap.NewNop()}
-	cr, err := a.newCallbackRouter("/wechat/callback/", hub, r)
+	cr, err := a.newCallbackRouter("/wechat/callback/", hub, r, nil)
 	require.NoError(t, err)
 	srv := httptest.NewServer(cr)
 	t.Cleanup(srv.Close)

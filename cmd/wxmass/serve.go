@@ -119,7 +119,7 @@ func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) e
 	if err != nil {
 		return err
 	}
-	cb, err := a.newCallbackRouter(cmd.String(flagCallbackPath), rt.hub, rt.rdb)
+	cb, err := a.newCallbackRouter(cmd.String(flagCallbackPath), rt.hub, rt.rdb, rt.metrics)
 	if err != nil {
 		return err
 	}

@@ -61,6 +61,7 @@ func wxmassSeries(t *testing.T) map[string]series {
 		m.TokenRefresh("demo", errors.New("x"))
 		m.RunFinished("demo", "completed")
 		m.Resolved("demo", "template", "sent")
+		m.CallbackRefused("demo", "replay")
 		mfs, err := reg.Gather()
 		require.NoError(t, err)
 		catalogue = seriesOf(mfs)

@@ -320,13 +320,13 @@ func TestCluster(t *testing.T) {
 			require.NotEmpty(t, tl)
 
 			// Receipts: the msgid index (its own slot) leads to the outcome.
-			res, err := r.ApplyReceipt(ctx, msgid(ci, 3), true, "")
+			res, err := r.ApplyReceipt(ctx, msgid(ci, 3), "o3", true, "")
 			require.NoError(t, err)
 			require.True(t, res.Found)
 			require.True(t, res.Changed)
 			require.Equal(t, id, res.Campaign)
 			require.Equal(t, rdb.OutcomeDelivered, res.Status)
-			res, err = r.ApplyReceipt(ctx, msgid(ci, 4), false, "user block")
+			res, err = r.ApplyReceipt(ctx, msgid(ci, 4), "o4", false, "user block")
 			require.NoError(t, err)
 			require.True(t, res.Changed)
 			rec, err = r.GetRun(ctx, id, runs[id])
@@ -335,7 +335,7 @@ func TestCluster(t *testing.T) {
 			require.EqualValues(t, 1, rec.Counters["receipt:user block"])
 			require.EqualValues(t, n-2, rec.Counters["sent"])
 		}
-		res, err := r.ApplyReceipt(ctx, 42, true, "")
+		res, err := r.ApplyReceipt(ctx, 42, "o1", true, "")
 		require.NoError(t, err)
 		require.False(t, res.Found)
 

@@ -11,3 +11,9 @@ func (k Keys) ReceiptDedupe(key string) string { return k.prefix() + ":rcpt:" + 
 func (k Keys) Lost(account, openid string) string {
 	return k.prefix() + ":{lost:" + account + "}:" + openid
 }
+
+// PushClaim is the claim of a callback request (its timestamp, nonce and
+// signatures, hashed by the handler into key) with the digest of its body
+// (ClaimPush). It expires on its own once the request's timestamp is out of
+// the handler's window.
+func (k Keys) PushClaim(key string) string { return k.prefix() + ":cbreq:" + key }

@@ -487,6 +487,20 @@ func TestResolveByReceipt(t *testing.T) {
 	require.EqualValues(t, 3, c["total"])
 	_, ok = l.attempt(t, "pending")
 	require.False(t, ok, "a delivered recipient's attempt record is dropped")
+	// A msgid the index holds for another recipient is never moved to the
+	// receipt's user, even one whose answer was lost: "last" keeps its
+	// note and "sent" its msgid.
+	res = resolve("last", 5, now)
+	require.False(t, res.Found, "msgid 5 is sent's")
+	id, _, openid, ok, err = l.r.LookupMsgID(ctx, 5)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, []any{"c1", "sent"}, []any{id, openid})
+	_, hasOutcome, err := l.r.GetOutcome(ctx, "c1", l.run, "last")
+	require.NoError(t, err)
+	require.False(t, hasOutcome)
+	_, err = l.r.ResolveByReceipt(ctx, "shop", "", 106, now, 10*time.Minute, "completed")
+	require.ErrorContains(t, err, "empty openid")
 	// The run's last recipient settled by a receipt finishes it.
 	l.record(t, "clean", rdb.Outcome{Status: rdb.OutcomeFailed, Code: 43004, Class: "recipient"}, rdb.RecordAnswered)
 	res = resolve("last", 104, now)

@@ -25,6 +25,10 @@ const (
 type ReceiptResult struct {
 	// Found is whether the msgid belongs to a recorded template send.
 	Found bool
+	// Mismatch is whether the receipt names another user than the
+	// recipient of its msgid (Found is true, Campaign, Run and OpenID name
+	// that recipient): nothing changed.
+	Mismatch bool
 	// Changed is whether the outcome moved from sent to delivered or
 	// failed. It is false for a replayed or late receipt, whose recipient
 	// already has another status.
@@ -78,22 +82,32 @@ redis.call('HINCRBY', KEYS[2], new, 1)
 return {1, new}
 `)
 
-// ApplyReceipt records a TEMPLATESENDJOBFINISH receipt: it finds the
-// recipient of msgid and, if the recipient's outcome is still sent, moves
-// it to delivered (reason is ignored) or to failed with class
-// ClassReceipt and detail reason, updating the run's counters in the same
-// script. Applying a receipt again, or after another, changes nothing and
-// reports Changed false; an unknown msgid is Found false, not an error. An
-// empty reason of a failure is stored as "unknown"; '|' becomes '/' and
-// reasons are cut to ReceiptReasonMax bytes. It costs two round trips (the
-// msgid index lives in another Cluster slot than the campaign).
-func (r *RDB) ApplyReceipt(ctx context.Context, msgid int64, delivered bool, reason string) (ReceiptResult, error) {
+// ApplyReceipt records a TEMPLATESENDJOBFINISH receipt about the user from
+// (the push's FromUserName): it finds the recipient of msgid and, if that
+// recipient is from and its outcome is still sent, moves it to
+// delivered (reason is ignored) or to failed with class ClassReceipt and
+// detail reason, updating the run's counters in the same script. A receipt
+// from another user than the msgid's recipient changes nothing and reports
+// Mismatch (a forged or misrouted push must not settle someone else).
+// Applying a receipt again, or after another, changes nothing and reports
+// Changed false; an unknown msgid is Found false, not an error. An empty
+// from is an error. An empty reason of a failure is stored as "unknown";
+// '|' becomes '/' and reasons are cut to ReceiptReasonMax bytes. It costs
+// two round trips (the msgid index lives in another Cluster slot than the
+// campaign).
+func (r *RDB) ApplyReceipt(ctx context.Context, msgid int64, from string, delivered bool, reason string) (ReceiptResult, error) {
+	if from == "" {
+		return ReceiptResult{}, errors.New("apply receipt: empty openid")
+	}
 	id, run, openid, ok, err := r.LookupMsgID(ctx, msgid)
 	if err != nil {
 		return ReceiptResult{}, fmt.Errorf("apply receipt: %w", err)
 	}
 	if !ok {
 		return ReceiptResult{}, nil
+	}
+	if openid != from {
+		return ReceiptResult{Found: true, Mismatch: true, Campaign: id, Run: run, OpenID: openid}, nil
 	}
 	res := ReceiptResult{Found: true, Campaign: id, Run: run, OpenID: openid}
 	deliveredArg := "0"
@@ -199,11 +213,19 @@ return {res, L.close(), status}
 // ReceiptResult.Found is false when no note matches; doneState is the
 // campaign's state once its run completes.
 //
+// Only openid's own note is read and only openid is settled, so a receipt
+// never settles another user; and a msgid the index holds for another
+// recipient (a recorded send: ApplyReceipt's) is Found false here, never
+// moved to openid.
+//
 // WeChat's receipt names the user, not the message: another system sending
 // to the same user through the same account within window would be taken
 // for the lost send. Failure receipts are never matched this way, so a
 // wrong match can only keep a user from a second message.
 func (r *RDB) ResolveByReceipt(ctx context.Context, account, openid string, msgid int64, created time.Time, window time.Duration, doneState string) (ReceiptResult, error) {
+	if openid == "" {
+		return ReceiptResult{}, errors.New("resolve by receipt: empty openid")
+	}
 	note, err := r.c.Get(ctx, r.keys.Lost(account, openid)).Result()
 	if errors.Is(err, redis.Nil) {
 		return ReceiptResult{}, nil
@@ -225,6 +247,13 @@ func (r *RDB) ResolveByReceipt(ctx context.Context, account, openid string, msgi
 		return ReceiptResult{}, nil
 	}
 	id := parts[0]
+	xid, xrun, xopenid, indexed, err := r.LookupMsgID(ctx, msgid)
+	if err != nil {
+		return ReceiptResult{}, fmt.Errorf("resolve by receipt: %w", err)
+	}
+	if indexed && (xid != id || xrun != run || xopenid != openid) {
+		return ReceiptResult{}, nil
+	}
 	var res *redis.Cmd
 	err = r.withScripts(ctx, func(pipe redis.Pipeliner) {
 		res = resolveReceipt.EvalSha(ctx, pipe, r.ledgerKeys(id, run, r.keys.Attempts(id, run)), doneState, run, openid, strconv.FormatInt(msgid, 10))

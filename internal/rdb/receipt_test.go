@@ -56,7 +56,7 @@ func TestApplyReceiptDelivered(t *testing.T) {
 	before, _, err := r.GetOutcome(ctx, "c1", run, "o1")
 	require.NoError(t, err)
 
-	res, err := r.ApplyReceipt(ctx, base+1, true, "ignored")
+	res, err := r.ApplyReceipt(ctx, base+1, "o1", true, "ignored")
 	require.NoError(t, err)
 	require.Equal(t, rdb.ReceiptResult{Found: true, Changed: true, Campaign: "c1", Run: run, OpenID: "o1", Status: rdb.OutcomeDelivered}, res)
 	o, ok, err := r.GetOutcome(ctx, "c1", run, "o1")
@@ -69,7 +69,7 @@ func TestApplyReceiptDelivered(t *testing.T) {
 	require.EqualValues(t, 3, c["total"])
 
 	for _, delivered := range []bool{true, false} {
-		res, err = r.ApplyReceipt(ctx, base+1, delivered, "user block")
+		res, err = r.ApplyReceipt(ctx, base+1, "o1", delivered, "user block")
 		require.NoError(t, err)
 		require.True(t, res.Found)
 		require.False(t, res.Changed, "a replayed or late receipt changes nothing")
@@ -87,7 +87,7 @@ func TestApplyReceiptFailed(t *testing.T) {
 	const base = int64(1<<60) + 200
 	run := receiptRun(t, r, 4, base)
 	for i, reason := range []string{"user block", "user block", "system failed", ""} {
-		res, err := r.ApplyReceipt(ctx, base+int64(i), false, reason)
+		res, err := r.ApplyReceipt(ctx, base+int64(i), fmt.Sprint("o", i), false, reason)
 		require.NoError(t, err)
 		require.True(t, res.Changed)
 		require.Equal(t, rdb.OutcomeFailed, res.Status)
@@ -112,7 +112,7 @@ func TestApplyReceiptFailed(t *testing.T) {
 	require.EqualValues(t, 4, c["total"])
 
 	// A delivered receipt after the failure changes nothing.
-	res, err := r.ApplyReceipt(ctx, base, true, "")
+	res, err := r.ApplyReceipt(ctx, base, "o0", true, "")
 	require.NoError(t, err)
 	require.False(t, res.Changed)
 	require.Equal(t, c, counters(t, r, run))
@@ -126,7 +126,7 @@ func TestApplyReceiptReasonIsClean(t *testing.T) {
 	ctx := t.Context()
 	const base = int64(1<<60) + 300
 	run := receiptRun(t, r, 1, base)
-	_, err := r.ApplyReceipt(ctx, base, false, "a|b "+strings.Repeat("é", 100))
+	_, err := r.ApplyReceipt(ctx, base, "o0", false, "a|b "+strings.Repeat("é", 100))
 	require.NoError(t, err)
 	o, ok, err := r.GetOutcome(ctx, "c1", run, "o0")
 	require.NoError(t, err)
@@ -137,13 +137,43 @@ func TestApplyReceiptReasonIsClean(t *testing.T) {
 	require.EqualValues(t, 1, counters(t, r, run)["receipt:"+o.Detail])
 }
 
+// TestApplyReceiptMismatch: a receipt whose user is not the recipient of
+// its msgid changes no outcome and no counter, and names the recipient;
+// an empty user is an error.
+func TestApplyReceiptMismatch(t *testing.T) {
+	t.Parallel()
+	r := setup(t)
+	ctx := t.Context()
+	const base = int64(1<<60) + 500
+	run := receiptRun(t, r, 2, base)
+	before := counters(t, r, run)
+	for _, delivered := range []bool{false, true} {
+		res, err := r.ApplyReceipt(ctx, base+1, "o0", delivered, "user block")
+		require.NoError(t, err)
+		require.Equal(t, rdb.ReceiptResult{Found: true, Mismatch: true, Campaign: "c1", Run: run, OpenID: "o1"}, res)
+	}
+	for _, o := range []string{"o0", "o1"} {
+		out, _, err := r.GetOutcome(ctx, "c1", run, o)
+		require.NoError(t, err)
+		require.Equal(t, rdb.OutcomeSent, out.Status, o)
+	}
+	require.Equal(t, before, counters(t, r, run))
+	_, err := r.ApplyReceipt(ctx, base+1, "", false, "user block")
+	require.ErrorContains(t, err, "empty openid")
+
+	// The recipient's own receipt still applies.
+	res, err := r.ApplyReceipt(ctx, base+1, "o1", false, "user block")
+	require.NoError(t, err)
+	require.True(t, res.Changed)
+}
+
 // TestApplyReceiptUnknown: an unknown msgid is Found false without error;
 // an outcome that is not sent (failed at send, skipped) is never changed.
 func TestApplyReceiptUnknown(t *testing.T) {
 	t.Parallel()
 	r := setup(t)
 	ctx := t.Context()
-	res, err := r.ApplyReceipt(ctx, 987654321, true, "")
+	res, err := r.ApplyReceipt(ctx, 987654321, "o0", true, "")
 	require.NoError(t, err)
 	require.Equal(t, rdb.ReceiptResult{}, res)
 
@@ -152,7 +182,7 @@ func TestApplyReceiptUnknown(t *testing.T) {
 	_, err = r.RecordOutcomes(ctx, "c1", run, "completed", rdb.Settle{OpenID: "f", Outcome: rdb.Outcome{Status: rdb.OutcomeFailed, Code: 43004, Class: "recipient", MsgID: base + 50}})
 	require.NoError(t, err)
 	before := counters(t, r, run)
-	res, err = r.ApplyReceipt(ctx, base+50, true, "")
+	res, err = r.ApplyReceipt(ctx, base+50, "f", true, "")
 	require.NoError(t, err)
 	require.Equal(t, rdb.ReceiptResult{Found: true, Campaign: "c1", Run: run, OpenID: "f", Status: rdb.OutcomeFailed}, res)
 	require.Equal(t, before, counters(t, r, run))
@@ -173,7 +203,7 @@ func TestApplyReceiptConcurrent(t *testing.T) {
 	for i := range n {
 		for range copies {
 			wg.Go(func() {
-				res, err := r.ApplyReceipt(ctx, base+int64(i), i%5 != 0, "user block")
+				res, err := r.ApplyReceipt(ctx, base+int64(i), fmt.Sprint("o", i), i%5 != 0, "user block")
 				require.NoError(t, err)
 				changed <- res.Changed
 			})

@@ -18,6 +18,14 @@
 //   - ParseEvent decodes a plaintext XML push into an Event; receipts carry a
 //     normalised Delivery and Reason next to WeChat's raw Status.
 //   - Handler is the http.Handler of the callback URL, configured by Config.
+//     Its Config.ClaimRequest records each request's timestamp, nonce and
+//     signature with a digest of its body, so that a captured query sent
+//     again with another body (the plaintext signature does not cover the
+//     body) is refused while WeChat's retry of the same request is answered
+//     as before; Config.RefusedFunc reports every refusal by one of the
+//     fixed Refused reasons, and an OnEvent *DiscardError (a receipt from
+//     another user than its message's recipient) is answered "success"
+//     without effect.
 //
 // Only the XML push format is supported; an account configured for JSON
 // pushes gets 400 answers.

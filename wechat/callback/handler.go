@@ -79,6 +79,37 @@ type Config struct {
 	// WeChat's retry is processed. Required with Dedupe.
 	Release func(ctx context.Context, key string) error
 
+	// ClaimRequest guards against replayed requests. The signature of a
+	// plaintext push covers its timestamp and nonce but not its body, so a
+	// captured query could carry another body. For every push that passes
+	// every check, the handler calls it with key, a hash of the request's
+	// timestamp, nonce and signature (and msg_signature in ModeSafe, where
+	// it covers the body), and digest, a hash of the body; ttl lasts until
+	// the timestamp leaves TimestampWindow, plus a minute for the clocks of
+	// several processes (11 minutes when the window is disabled); lease is
+	// EventTimeout plus 5 seconds. It must record (key, digest) atomically
+	// across processes and answer ClaimFirst for a new key, or for a key
+	// whose same digest was released or whose lease ran out (the process
+	// handling it died): the push is processed, and SettleRequest called.
+	// For a claimed key it answers ClaimReplay when digest differs (the
+	// push is refused: 403), ClaimDone once the same request was processed
+	// (WeChat's retry: answered "success" without effect) and ClaimBusy
+	// while it is processed within its lease (503, so WeChat retries). An
+	// error answers HTTP 500. Optional: without it, a replayed query is
+	// caught only by Dedupe, which keys on the body it carries.
+	ClaimRequest func(ctx context.Context, key, digest string, ttl, lease time.Duration) (Claim, error)
+	// SettleRequest ends the processing of a request ClaimRequest answered
+	// ClaimFirst: processed (done: later claims answer ClaimDone), or
+	// released when processing failed and the push is answered 500, so
+	// that WeChat's retry is processed; released or done, the digest stays
+	// and another body is a replay. Required with ClaimRequest.
+	SettleRequest func(ctx context.Context, key, digest string, processed bool) error
+	// RefusedFunc, when set, is called once for every refused request
+	// (and every push OnEvent discards with a *DiscardError) with its
+	// reason, one of the Refused constants, so that refusals can be
+	// counted. It must be quick and safe for concurrent use.
+	RefusedFunc func(reason string)
+
 	// NowFunc is the clock the timestamp window is checked against.
 	// Default: time.Now.
 	NowFunc func() time.Time
@@ -123,11 +154,13 @@ func (c Config) WithDefaults() Config {
 // GET verifies the URL: a valid signature gets echostr back verbatim. POST
 // receives a push: it answers "success", or 401 for a bad or missing
 // signature or a timestamp outside the window, 403 for a ciphertext of
-// another appid, 400 for a malformed body, 413 for an oversize one and 500
-// when OnEvent or Dedupe fail. Refusals carry a short plain-text reason and
-// call nothing. The answer to an accepted push is the plaintext "success" in
-// every mode, which WeChat accepts without encryption (wechat-api.md §7.3).
-// A Handler is safe for concurrent use.
+// another appid or a replayed request (ClaimRequest), 400 for a malformed
+// body, 413 for an oversize one, 503 while the same request is processed,
+// and 500 when OnEvent, Dedupe or ClaimRequest fail. Refusals carry a short
+// plain-text reason, call nothing and are reported to RefusedFunc. The
+// answer to an accepted push is the plaintext "success" in every mode, which
+// WeChat accepts without encryption (wechat-api.md §7.3). A Handler is safe
+// for concurrent use.
 type Handler struct {
 	cfg      Config
 	crypter  *Crypter // nil in ModePlain without a key
@@ -153,6 +186,9 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.Dedupe != nil && cfg.Release == nil {
 		return nil, errors.New("callback: Config.Release: nil while Dedupe is set (a failed event's retries would be dropped)")
 	}
+	if cfg.ClaimRequest != nil && cfg.SettleRequest == nil {
+		return nil, errors.New("callback: Config.SettleRequest: nil while ClaimRequest is set (a failed event's retries would be dropped)")
+	}
 	h := &Handler{cfg: cfg, log: cfg.Logger.Named("callback")}
 	h.refusals = h.log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 		return zapcore.NewSamplerWithOptions(c, time.Second, 1, 0)
@@ -177,11 +213,12 @@ func NewHandler(cfg Config) (*Handler, error) {
 // refusal is a request the handler does not accept.
 type refusal struct {
 	status int
+	code   string // a Refused constant; "" for the handler's own failures (500)
 	reason string
 }
 
-func refuse(status int, format string, args ...any) *refusal {
-	return &refusal{status: status, reason: fmt.Sprintf(format, args...)}
+func refuse(status int, code, format string, args ...any) *refusal {
+	return &refusal{status: status, code: code, reason: fmt.Sprintf(format, args...)}
 }
 
 // ServeHTTP verifies the URL (GET) or receives a push (POST).
@@ -199,12 +236,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		ref = refuse(http.StatusMethodNotAllowed, "method %s not allowed", r.Method)
+		ref = refuse(http.StatusMethodNotAllowed, RefusedMethod, "method %s not allowed", quoteShort(r.Method))
 	}
 	if ref != nil {
-		h.refusals.Info("callback request refused",
-			zap.String("method", r.Method), zap.Int("status", ref.status), zap.String("reason", ref.reason))
+		if ref.code != "" {
+			h.refused(ref.code)
+		}
+		h.refusals.Info("callback request refused", zap.String("method", quoteShort(r.Method)), zap.Int("status", ref.status),
+			zap.String("refused", ref.code), zap.String("reason", ref.reason))
 		http.Error(w, ref.reason, ref.status)
+	}
+}
+
+// refused reports a refusal to RefusedFunc.
+func (h *Handler) refused(code string) {
+	if h.cfg.RefusedFunc != nil {
+		h.cfg.RefusedFunc(code)
 	}
 }
 
@@ -213,21 +260,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) checkSignature(q url.Values) *refusal {
 	sig, ts, nonce := q.Get("signature"), q.Get("timestamp"), q.Get("nonce")
 	if sig == "" || ts == "" || nonce == "" {
-		return refuse(http.StatusUnauthorized, "missing signature, timestamp or nonce")
+		return refuse(http.StatusUnauthorized, RefusedBadSignature, "missing signature, timestamp or nonce")
 	}
 	if !validSignature(sig, h.cfg.Token, ts, nonce) {
-		return refuse(http.StatusUnauthorized, "bad signature")
+		return refuse(http.StatusUnauthorized, RefusedBadSignature, "bad signature")
 	}
 	if h.cfg.TimestampWindow < 0 {
 		return nil
 	}
 	sec, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
-		return refuse(http.StatusUnauthorized, "timestamp is not a number")
+		return refuse(http.StatusUnauthorized, RefusedStaleTimestamp, "timestamp is not a number")
 	}
 	skew := h.cfg.NowFunc().Sub(time.Unix(sec, 0))
 	if skew > h.cfg.TimestampWindow || skew < -h.cfg.TimestampWindow {
-		return refuse(http.StatusUnauthorized, "timestamp outside the %v window", h.cfg.TimestampWindow)
+		return refuse(http.StatusUnauthorized, RefusedStaleTimestamp, "timestamp outside the %v window", h.cfg.TimestampWindow)
 	}
 	return nil
 }
@@ -236,7 +283,7 @@ func (h *Handler) checkSignature(q url.Values) *refusal {
 func (h *Handler) echo(w http.ResponseWriter, q url.Values) *refusal {
 	echostr := q.Get("echostr")
 	if echostr == "" {
-		return refuse(http.StatusBadRequest, "missing echostr")
+		return refuse(http.StatusBadRequest, RefusedBadRequest, "missing echostr")
 	}
 	writeText(w, echostr)
 	h.log.Info("callback url verified")
@@ -249,13 +296,13 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, q url.Values) 
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
 	if err != nil {
 		if errors.As(err, new(*http.MaxBytesError)) {
-			return refuse(http.StatusRequestEntityTooLarge, "body larger than %d bytes", h.cfg.MaxBodyBytes)
+			return refuse(http.StatusRequestEntityTooLarge, RefusedTooLarge, "body larger than %d bytes", h.cfg.MaxBodyBytes)
 		}
-		return refuse(http.StatusBadRequest, "read body: %v", err)
+		return refuse(http.StatusBadRequest, RefusedBadBody, "read body: %v", err)
 	}
 	p, err := decodePush(body)
 	if err != nil {
-		return refuse(http.StatusBadRequest, "%v", err)
+		return refuse(http.StatusBadRequest, RefusedBadBody, "%v", err)
 	}
 
 	encrypted := false
@@ -264,45 +311,46 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, q url.Values) 
 	case "aes":
 		encrypted = true
 	default:
-		return refuse(http.StatusBadRequest, "unsupported encrypt_type %s", quoteShort(et))
+		return refuse(http.StatusBadRequest, RefusedBadRequest, "unsupported encrypt_type %s", quoteShort(et))
 	}
 	switch {
 	case encrypted && h.cfg.Mode == ModePlain:
-		return refuse(http.StatusBadRequest, "encrypted push refused in plain mode")
+		return refuse(http.StatusBadRequest, RefusedMode, "encrypted push refused in plain mode")
 	case !encrypted && h.cfg.Mode == ModeSafe:
-		return refuse(http.StatusBadRequest, "plaintext push refused in safe mode")
+		return refuse(http.StatusBadRequest, RefusedMode, "plaintext push refused in safe mode")
 	}
 	if encrypted {
 		if p.Encrypt == "" {
-			return refuse(http.StatusBadRequest, "encrypt_type=aes without <Encrypt>")
+			return refuse(http.StatusBadRequest, RefusedBadBody, "encrypt_type=aes without <Encrypt>")
 		}
 		msgSig := q.Get("msg_signature")
 		if msgSig == "" {
-			return refuse(http.StatusUnauthorized, "missing msg_signature")
+			return refuse(http.StatusUnauthorized, RefusedBadSignature, "missing msg_signature")
 		}
 		if !validSignature(msgSig, h.cfg.Token, q.Get("timestamp"), q.Get("nonce"), p.Encrypt) {
-			return refuse(http.StatusUnauthorized, "bad msg_signature")
+			return refuse(http.StatusUnauthorized, RefusedBadSignature, "bad msg_signature")
 		}
 		inner, err := h.crypter.Decrypt(p.Encrypt)
 		if errors.Is(err, ErrAppID) {
-			return refuse(http.StatusForbidden, "%v", err)
+			return refuse(http.StatusForbidden, RefusedAppIDMismatch, "%v", err)
 		}
 		if err != nil {
-			return refuse(http.StatusBadRequest, "<Encrypt>: %v", err)
+			return refuse(http.StatusBadRequest, RefusedDecrypt, "<Encrypt>: %v", err)
 		}
 		if p, err = decodePush(inner); err != nil {
-			return refuse(http.StatusBadRequest, "decrypted push: %v", err)
+			return refuse(http.StatusBadRequest, RefusedBadBody, "decrypted push: %v", err)
 		}
 	}
 	e, err := p.event()
 	if err != nil {
-		return refuse(http.StatusBadRequest, "%v", err)
+		return refuse(http.StatusBadRequest, RefusedBadBody, "%v", err)
 	}
-	return h.handle(r.Context(), w, e)
+	return h.handle(r.Context(), w, e, h.requestClaim(q, body))
 }
 
-// handle dedupes a verified event, calls OnEvent and answers.
-func (h *Handler) handle(ctx context.Context, w http.ResponseWriter, e Event) *refusal {
+// handle claims a verified request, dedupes its event, calls OnEvent,
+// settles the claim and answers. c is nil without ClaimRequest.
+func (h *Handler) handle(ctx context.Context, w http.ResponseWriter, e Event, c *requestClaim) *refusal {
 	fields := []zap.Field{
 		zap.String("event", e.Event), zap.String("msg_type", e.MsgType), zap.Int64("msgid", e.MsgID),
 		logfield.OpenID(e.FromUserName),
@@ -310,35 +358,86 @@ func (h *Handler) handle(ctx context.Context, w http.ResponseWriter, e Event) *r
 	if e.IsReceipt() {
 		fields = append(fields, zap.String("delivery", string(e.Delivery)), zap.String("reason", e.Reason))
 	}
+	if c != nil {
+		got, err := h.cfg.ClaimRequest(ctx, c.key, c.digest, c.ttl, h.cfg.EventTimeout+claimLeaseMargin)
+		switch {
+		case err != nil:
+			h.log.Warn("callback request claim failed", append(fields, zap.Error(err))...)
+			return refuse(http.StatusInternalServerError, "", "replay guard unavailable")
+		case got == ClaimFirst:
+		case got == ClaimDone:
+			h.log.Debug("callback request already handled", fields...)
+			writeText(w, "success")
+			return nil
+		case got == ClaimBusy:
+			return refuse(http.StatusServiceUnavailable, RefusedInProgress, "the same push is being processed")
+		case got == ClaimReplay:
+			return refuse(http.StatusForbidden, RefusedReplay, "signature already used with another body")
+		default:
+			h.log.Warn("callback request claim answered nonsense", append(fields, zap.String("claim", quoteShort(string(got))))...)
+			return refuse(http.StatusInternalServerError, "", "replay guard unavailable")
+		}
+	}
+	ref := h.process(ctx, e, fields)
+	if c != nil {
+		// Settled before the answer: WeChat's retry of a failed push must
+		// find the claim released, and a retry after a lost "success" must
+		// find it done. A failed settle leaves the claim processing until
+		// its lease runs out; Dedupe still catches the retry of a processed
+		// push.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		if err := h.cfg.SettleRequest(sctx, c.key, c.digest, ref == nil); err != nil {
+			h.log.Warn("callback request claim not settled", append(fields, zap.Error(err))...)
+		}
+		cancel()
+	}
+	if ref != nil {
+		return ref
+	}
+	writeText(w, "success")
+	return nil
+}
+
+// process dedupes a verified event and calls OnEvent. A nil refusal means
+// the push is handled (or discarded) and is answered "success".
+func (h *Handler) process(ctx context.Context, e Event, fields []zap.Field) *refusal {
 	key := e.DedupeKey()
 	if h.cfg.Dedupe != nil {
 		first, err := h.cfg.Dedupe(ctx, key)
 		if err != nil {
 			h.log.Warn("callback dedupe failed", append(fields, zap.Error(err))...)
-			return refuse(http.StatusInternalServerError, "dedupe unavailable")
+			return refuse(http.StatusInternalServerError, "", "dedupe unavailable")
 		}
 		if !first {
 			h.log.Debug("callback push already handled", fields...)
-			writeText(w, "success")
 			return nil
 		}
 	}
 	ectx, cancel := context.WithTimeout(ctx, h.cfg.EventTimeout)
 	err := h.cfg.OnEvent(ectx, e)
 	cancel()
-	if err != nil {
-		if h.cfg.Dedupe != nil {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
-			if rerr := h.cfg.Release(rctx, key); rerr != nil {
-				fields = append(fields, zap.NamedError("release_error", rerr))
-			}
-			cancel()
+	if err != nil && h.cfg.Dedupe != nil {
+		// Failed, or discarded without effect: either way the message's
+		// (genuine) push must still be processed when it comes.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		if rerr := h.cfg.Release(rctx, key); rerr != nil {
+			fields = append(fields, zap.NamedError("release_error", rerr))
 		}
+		cancel()
+	}
+	var de *DiscardError
+	if errors.As(err, &de) {
+		// Handled: WeChat would only push it again in vain.
+		code := de.reason()
+		h.refused(code)
+		h.refusals.Warn("callback push discarded", append(fields, zap.String("refused", code), zap.Error(err))...)
+		return nil
+	}
+	if err != nil {
 		h.log.Warn("callback event not processed", append(fields, zap.Error(err))...)
-		return refuse(http.StatusInternalServerError, "event not processed")
+		return refuse(http.StatusInternalServerError, "", "event not processed")
 	}
 	h.log.Debug("callback event processed", fields...)
-	writeText(w, "success")
 	return nil
 }
 

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,23 +30,26 @@ var testNow = time.Unix(1_773_000_000, 0)
 const testOpenID = "oia2TjuEGTNoeX76QEjQNrcURxG8"
 
 // testBundle is a Handler served over real HTTP, with the events it passed
-// to OnEvent and an in-memory Dedupe.
+// to OnEvent, an in-memory Dedupe and ClaimRequest, and the refusals it
+// reported.
 type testBundle struct {
-	srv    *httptest.Server
-	cfg    callback.Config
-	logs   *observer.ObservedLogs
-	mu     sync.Mutex
-	events []callback.Event
-	fail   error // OnEvent's answer
-	seen   map[string]bool
-	dedupe int // Dedupe calls
+	srv     *httptest.Server
+	cfg     callback.Config
+	logs    *observer.ObservedLogs
+	mu      sync.Mutex
+	events  []callback.Event
+	fail    error // OnEvent's answer
+	seen    map[string]bool
+	dedupe  int               // Dedupe calls
+	claims  map[string]string // ClaimRequest's record: key -> state|digest
+	refused map[string]int    // RefusedFunc's reports
 }
 
 // setup serves a handler for cfg, whose zero fields get the test's token,
 // keys, appid, clock, OnEvent and Dedupe.
 func setup(t *testing.T, cfg callback.Config) *testBundle {
 	t.Helper()
-	b := &testBundle{seen: map[string]bool{}}
+	b := &testBundle{seen: map[string]bool{}, claims: map[string]string{}, refused: map[string]int{}}
 	if cfg.Token == "" {
 		cfg.Token = testToken
 	}
@@ -83,6 +88,48 @@ func setup(t *testing.T, cfg callback.Config) *testBundle {
 			return nil
 		}
 	}
+	if cfg.ClaimRequest == nil {
+		// As rdb.ClaimPush, without leases: a processing claim stays busy.
+		cfg.ClaimRequest = func(_ context.Context, key, digest string, _, _ time.Duration) (callback.Claim, error) {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			cur, ok := b.claims[key]
+			if !ok {
+				b.claims[key] = "p|" + digest
+				return callback.ClaimFirst, nil
+			}
+			state, d, _ := strings.Cut(cur, "|")
+			switch {
+			case d != digest:
+				return callback.ClaimReplay, nil
+			case state == "d":
+				return callback.ClaimDone, nil
+			case state == "p":
+				return callback.ClaimBusy, nil
+			}
+			b.claims[key] = "p|" + digest
+			return callback.ClaimFirst, nil
+		}
+		cfg.SettleRequest = func(_ context.Context, key, digest string, processed bool) error {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			if b.claims[key] == "p|"+digest {
+				state := "r"
+				if processed {
+					state = "d"
+				}
+				b.claims[key] = state + "|" + digest
+			}
+			return nil
+		}
+	}
+	if cfg.RefusedFunc == nil {
+		cfg.RefusedFunc = func(reason string) {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			b.refused[reason]++
+		}
+	}
 	core, logs := observer.New(zap.DebugLevel)
 	cfg.Logger = zap.New(core)
 	h, err := callback.NewHandler(cfg)
@@ -105,6 +152,13 @@ func (b *testBundle) dedupeCalls() int {
 	return b.dedupe
 }
 
+// refusals returns the reasons RefusedFunc reported, with their counts.
+func (b *testBundle) refusals() map[string]int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return maps.Clone(b.refused)
+}
+
 func (b *testBundle) setFail(err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -117,11 +171,14 @@ func signed(token string, at time.Time, nonce string) url.Values {
 	return url.Values{"signature": {callback.Signature(token, ts, nonce)}, "timestamp": {ts}, "nonce": {nonce}}
 }
 
+// nonces makes each encrypted push's nonce unique, as WeChat's are.
+var nonces atomic.Int64
+
 // encrypted returns the query and body of a safe-mode push of msg.
 func encrypted(t *testing.T, c *callback.Crypter, token string, at time.Time, msg string) (url.Values, string) {
 	t.Helper()
 	enc := mustEncrypt(t, c, msg)
-	q := signed(token, at, "5812")
+	q := signed(token, at, strconv.FormatInt(5812+nonces.Add(1), 10))
 	q.Set("encrypt_type", "aes")
 	q.Set("msg_signature", callback.Signature(token, q.Get("timestamp"), q.Get("nonce"), enc))
 	q.Set("openid", testOpenID)

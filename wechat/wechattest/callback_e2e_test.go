@@ -65,7 +65,7 @@ func TestReceiptsEndToEnd(t *testing.T) {
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-			res, err := r.ApplyReceipt(ctx, e.MsgID, e.Delivery == callback.DeliveryDelivered, e.Reason)
+			res, err := r.ApplyReceipt(ctx, e.MsgID, e.FromUserName, e.Delivery == callback.DeliveryDelivered, e.Reason)
 			if err != nil {
 				return err
 			}
@@ -169,7 +169,7 @@ func TestReceiptsEndToEnd(t *testing.T) {
 	require.NoError(t, fake.PushReceipt(ctx, msgids[openids[0]], openids[0], wechattest.StatusUserBlock))
 	require.EqualValues(t, 3, calls.Load(), "replays never reach OnEvent")
 	// And past the dedupe, the outcome's state refuses a second change.
-	res, err := r.ApplyReceipt(ctx, msgids[openids[0]], false, "user block")
+	res, err := r.ApplyReceipt(ctx, msgids[openids[0]], openids[0], false, "user block")
 	require.NoError(t, err)
 	require.False(t, res.Changed)
 	checkCounters()

@@ -61,7 +61,7 @@ type Config struct {
 // Server is the HTTP API. It is an http.Handler, safe for concurrent use.
 type Server struct {
 	cfg Config
-	mux *http.ServeMux
+	mux *routeMux
 	log *zap.Logger
 }
 
@@ -82,7 +82,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
+	s := &Server{cfg: cfg, mux: newRouteMux(), log: cfg.Logger}
 	s.routes()
 	return s, nil
 }
@@ -90,6 +90,8 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	// The contract needs no key: clients read it before they have one.
+	s.mux.HandleFunc("GET /v1/openapi.json", s.serveOpenAPI)
 	// Signed links carry their own authorization.
 	s.mux.HandleFunc("GET /reports/{id}/{run}", s.openReportLink)
 	allow := map[string][]string{}

@@ -36,6 +36,7 @@ const (
 
 type testBundle struct {
 	url   string
+	srv   *api.Server
 	rdb   *rdb.RDB
 	store *campaigns.Store
 }
@@ -68,7 +69,7 @@ func setup(t *testing.T, mutate ...func(*api.Config)) *testBundle {
 	require.NoError(t, err)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	return &testBundle{url: hs.URL, rdb: r, store: store}
+	return &testBundle{url: hs.URL, srv: srv, rdb: r, store: store}
 }
 
 // answer is a decoded response.

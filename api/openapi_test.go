@@ -48,6 +48,9 @@ func TestOpenAPIDocument(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	require.Equal(t, "application/json; charset=utf-8", res.Header.Get("Content-Type"))
 	require.Equal(t, api.OpenAPI(), served, "the document the tests check against is the one served")
+	a := b.json(t, "POST", "/v1/openapi.json", "", invalid, "another method")
+	require.Equal(t, http.StatusMethodNotAllowed, a.status, a.raw)
+	require.Equal(t, "GET", a.header.Get("Allow"))
 
 	var described []string
 	for path, item := range c.doc.Paths.Map() {

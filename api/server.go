@@ -94,7 +94,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/openapi.json", s.serveOpenAPI)
 	// Signed links carry their own authorization.
 	s.mux.HandleFunc("GET /reports/{id}/{run}", s.openReportLink)
-	allow := map[string][]string{}
+	allow := map[string][]string{"/v1/openapi.json": {"GET"}}
 	route := func(method, path string, h handler) {
 		s.handle(method+" "+path, h)
 		allow[path] = append(allow[path], method)
@@ -221,6 +221,12 @@ func storeError(err error) *Error {
 		return apiError(http.StatusNotFound, CodeNotFound, "id", "no such campaign")
 	case errors.Is(err, campaigns.ErrRunNotFound):
 		return apiError(http.StatusNotFound, CodeNotFound, "run", "no such run")
+	case errors.Is(err, campaigns.ErrEmptyAudience):
+		return apiError(http.StatusConflict, CodeInvalidState, "audience", "%s", strings.TrimPrefix(err.Error(), "campaigns: "))
+	case errors.Is(err, account.ErrUnknown):
+		e := apiError(http.StatusUnprocessableEntity, CodeInvalidCampaign, "account", "the campaign's account is not configured in this wxmass")
+		e.Errors = []campaigns.FieldError{{Field: "account", Message: e.Message}}
+		return e
 	case errors.Is(err, campaigns.ErrRunNotSettled):
 		return apiError(http.StatusConflict, CodeRunNotSettled, "run", "%s", strings.TrimPrefix(err.Error(), "campaigns: "))
 	case errors.As(err, &se):

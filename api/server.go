@@ -61,7 +61,7 @@ type Config struct {
 // Server is the HTTP API. It is an http.Handler, safe for concurrent use.
 type Server struct {
 	cfg Config
-	mux *http.ServeMux
+	mux *routeMux
 	log *zap.Logger
 }
 
@@ -82,7 +82,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
+	s := &Server{cfg: cfg, mux: newRouteMux(), log: cfg.Logger}
 	s.routes()
 	return s, nil
 }
@@ -90,9 +90,11 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	// The contract needs no key: clients read it before they have one.
+	s.mux.HandleFunc("GET /v1/openapi.json", s.serveOpenAPI)
 	// Signed links carry their own authorization.
 	s.mux.HandleFunc("GET /reports/{id}/{run}", s.openReportLink)
-	allow := map[string][]string{}
+	allow := map[string][]string{"/v1/openapi.json": {"GET"}}
 	route := func(method, path string, h handler) {
 		s.handle(method+" "+path, s.audited(method+" "+path, h))
 		allow[path] = append(allow[path], method)
@@ -221,6 +223,12 @@ func storeError(err error) *Error {
 		return apiError(http.StatusNotFound, CodeNotFound, "id", "no such campaign")
 	case errors.Is(err, campaigns.ErrRunNotFound):
 		return apiError(http.StatusNotFound, CodeNotFound, "run", "no such run")
+	case errors.Is(err, campaigns.ErrEmptyAudience):
+		return apiError(http.StatusConflict, CodeInvalidState, "audience", "%s", strings.TrimPrefix(err.Error(), "campaigns: "))
+	case errors.Is(err, account.ErrUnknown):
+		e := apiError(http.StatusUnprocessableEntity, CodeInvalidCampaign, "account", "the campaign's account is not configured in this wxmass")
+		e.Errors = []campaigns.FieldError{{Field: "account", Message: e.Message}}
+		return e
 	case errors.Is(err, campaigns.ErrRunNotSettled):
 		return apiError(http.StatusConflict, CodeRunNotSettled, "run", "%s", strings.TrimPrefix(err.Error(), "campaigns: "))
 	case errors.As(err, &se):

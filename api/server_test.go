@@ -36,6 +36,7 @@ const (
 
 type testBundle struct {
 	url   string
+	srv   *api.Server
 	rdb   *rdb.RDB
 	store *campaigns.Store
 }
@@ -68,7 +69,7 @@ func setup(t *testing.T, mutate ...func(*api.Config)) *testBundle {
 	require.NoError(t, err)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	return &testBundle{url: hs.URL, rdb: r, store: store}
+	return &testBundle{url: hs.URL, srv: srv, rdb: r, store: store}
 }
 
 // answer is a decoded response.
@@ -93,7 +94,28 @@ func (a answer) errField() string {
 
 func (b *testBundle) do(t *testing.T, method, path, contentType, body string, header ...string) answer {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, b.url+path, strings.NewReader(body))
+	res := b.send(t, method, path, contentType, body, header...)
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	a := answer{status: res.StatusCode, header: res.Header, raw: string(raw)}
+	require.True(t, strings.HasPrefix(res.Header.Get("Content-Type"), "application/json"), "%s %s: content type %q: %s", method, path, res.Header.Get("Content-Type"), raw)
+	require.NoError(t, json.Unmarshal(raw, &a.body), "%s %s: %s", method, path, raw)
+	if res.StatusCode >= 400 {
+		require.NotEmpty(t, a.errCode(), "every error has the documented shape: %s", raw)
+	}
+	return a
+}
+
+// send sends a request with the API key through client, which checks it
+// and its answer against the OpenAPI document. header are name and value
+// pairs: an empty value removes the header (Authorization, say), and the
+// pair (invalid, "why") marks the request as deliberately outside the
+// contract.
+func (b *testBundle) send(t *testing.T, method, path, contentType, body string, header ...string) *http.Response {
+	t.Helper()
+	ctx, header := checked(t, header...)
+	req, err := http.NewRequestWithContext(ctx, method, b.url+path, strings.NewReader(body))
 	require.NoError(t, err)
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -106,18 +128,9 @@ func (b *testBundle) do(t *testing.T, method, path, contentType, body string, he
 		}
 		req.Header.Set(header[i], header[i+1])
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := client.Do(req)
 	require.NoError(t, err)
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	require.NoError(t, err)
-	a := answer{status: res.StatusCode, header: res.Header, raw: string(raw)}
-	require.True(t, strings.HasPrefix(res.Header.Get("Content-Type"), "application/json"), "%s %s: content type %q: %s", method, path, res.Header.Get("Content-Type"), raw)
-	require.NoError(t, json.Unmarshal(raw, &a.body), "%s %s: %s", method, path, raw)
-	if res.StatusCode >= 400 {
-		require.NotEmpty(t, a.errCode(), "every error has the documented shape: %s", raw)
-	}
-	return a
+	return res
 }
 
 func (b *testBundle) json(t *testing.T, method, path, body string, header ...string) answer {
@@ -143,9 +156,16 @@ func (b *testBundle) total(t *testing.T) int64 {
 func TestAuth(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	for _, auth := range []string{"", "Bearer ", "Bearer wrong-key-0123456789abcdef", "Basic " + testKey, testKey, "Token " + testKey} {
-		a := b.json(t, "GET", "/v1/campaigns", "", "Authorization", auth)
-		require.Equal(t, http.StatusUnauthorized, a.status, "Authorization %q", auth)
+	for _, tc := range []struct{ auth, invalid string }{
+		{"", "no credentials"},
+		{"Bearer ", "an empty key"},
+		{"Bearer wrong-key-0123456789abcdef", ""},
+		{"Basic " + testKey, "Basic without base64"},
+		{testKey, "no scheme"},
+		{"Token " + testKey, "an unknown scheme"},
+	} {
+		a := b.json(t, "GET", "/v1/campaigns", "", "Authorization", tc.auth, invalid, tc.invalid)
+		require.Equal(t, http.StatusUnauthorized, a.status, "Authorization %q", tc.auth)
 		require.Equal(t, api.CodeUnauthorized, a.errCode())
 		require.NotContains(t, a.raw, testKey)
 	}
@@ -159,25 +179,25 @@ func TestAuth(t *testing.T) {
 		require.Equal(t, http.StatusOK, b.json(t, "GET", "/v1/campaigns", "", "Authorization", scheme+" "+testKey).status, scheme)
 	}
 	// Browsers send the key as a Basic password.
-	req, err := http.NewRequestWithContext(t.Context(), "GET", b.url+"/v1/campaigns", nil)
-	require.NoError(t, err)
-	req.SetBasicAuth("operator", testKey)
-	res, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	res.Body.Close()
-	require.Equal(t, http.StatusOK, res.StatusCode)
-	req.SetBasicAuth("operator", "wrong-key-0123456789abcdef")
-	res, err = http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	res.Body.Close()
+	basic := func(password string) *http.Response {
+		t.Helper()
+		ctx, _ := checked(t)
+		req, err := http.NewRequestWithContext(ctx, "GET", b.url+"/v1/campaigns", nil)
+		require.NoError(t, err)
+		req.SetBasicAuth("operator", password)
+		res, err := client.Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		return res
+	}
+	require.Equal(t, http.StatusOK, basic(testKey).StatusCode)
+	res := basic("wrong-key-0123456789abcdef")
 	require.Equal(t, http.StatusUnauthorized, res.StatusCode)
 	require.Contains(t, res.Header.Values("WWW-Authenticate"), `Basic realm="wxmass", charset="UTF-8"`)
-	// Health checks need no key.
-	for _, p := range []string{"/healthz", "/readyz"} {
-		res, err := http.Get(b.url + p)
-		require.NoError(t, err)
-		require.Equal(t, http.StatusOK, res.StatusCode, p)
-		res.Body.Close()
+	// Health checks and the API's description need no key.
+	for _, p := range []string{"/healthz", "/readyz", "/v1/openapi.json"} {
+		a := b.json(t, "GET", p, "", "Authorization", "")
+		require.Equal(t, http.StatusOK, a.status, p)
 	}
 }
 
@@ -214,33 +234,41 @@ func TestKeySet(t *testing.T) {
 func TestCreateRejectsBadInput(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(c *api.Config) { c.MaxBodyBytes = 4096 })
+	// Every body but one is outside the contract too: only the WeChat
+	// rule that a thing is at most 20 characters is beyond what the
+	// OpenAPI document can say.
 	for _, tt := range []struct {
 		name, body, ct string
 		status         int
 		code, field    string
+		inContract     bool
 	}{
-		{"malformed", `{"name":`, "", 400, api.CodeMalformedJSON, ""},
-		{"not json", `name=x`, "", 400, api.CodeMalformedJSON, ""},
-		{"empty", ``, "", 400, api.CodeMalformedJSON, ""},
-		{"two values", inlineCampaign + `{}`, "", 400, api.CodeMalformedJSON, ""},
-		{"wrong type", `{"name":7}`, "", 400, api.CodeInvalidField, "name"},
-		{"wrong nested type", `{"name":"x","template":{"data":[1]}}`, "", 400, api.CodeInvalidField, "template.data"},
-		{"unknown field", `{"name":"x","colour":"red"}`, "", 400, api.CodeUnknownField, "colour"},
-		{"read-only id", `{"id":"cabc","name":"x"}`, "", 400, api.CodeInvalidField, "id"},
-		{"read-only state", `{"state":"running","name":"x"}`, "", 400, api.CodeInvalidField, "state"},
-		{"oversize", `{"name":"` + strings.Repeat("x", 5000) + `"}`, "", 413, api.CodeBodyTooLarge, ""},
-		{"content type", inlineCampaign, "text/plain", 415, api.CodeUnsupportedMedia, "Content-Type"},
+		{"malformed", `{"name":`, "", 400, api.CodeMalformedJSON, "", false},
+		{"not json", `name=x`, "", 400, api.CodeMalformedJSON, "", false},
+		{"empty", ``, "", 400, api.CodeMalformedJSON, "", false},
+		{"two values", inlineCampaign + `{}`, "", 400, api.CodeMalformedJSON, "", false},
+		{"wrong type", `{"name":7}`, "", 400, api.CodeInvalidField, "name", false},
+		{"wrong nested type", `{"name":"x","template":{"data":[1]}}`, "", 400, api.CodeInvalidField, "template.data", false},
+		{"unknown field", `{"name":"x","colour":"red"}`, "", 400, api.CodeUnknownField, "colour", false},
+		{"read-only id", `{"id":"cabc","name":"x"}`, "", 400, api.CodeInvalidField, "id", false},
+		{"read-only state", `{"state":"running","name":"x"}`, "", 400, api.CodeInvalidField, "state", false},
+		{"oversize", `{"name":"` + strings.Repeat("x", 5000) + `"}`, "", 413, api.CodeBodyTooLarge, "", false},
+		{"content type", inlineCampaign, "text/plain", 415, api.CodeUnsupportedMedia, "Content-Type", false},
 		{"invalid campaign", `{"name":"x","account":"` + appID + `","kind":"template","template":{"template_id":"T","data":{"thing1":"一二三四五六七八九十一二三四五六七八九十一"}},"audience":{"source":"file"}}`,
-			"", 422, api.CodeInvalidCampaign, "template.data.thing1"},
+			"", 422, api.CodeInvalidCampaign, "template.data.thing1", true},
 		{"missing name", `{"account":"` + appID + `","kind":"template","template":{"template_id":"T","data":{"thing1":"x"}},"audience":{"source":"file"}}`,
-			"", 422, api.CodeInvalidCampaign, "name"},
+			"", 422, api.CodeInvalidCampaign, "name", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ct := tt.ct
 			if ct == "" {
 				ct = "application/json"
 			}
-			a := b.do(t, "POST", "/v1/campaigns", ct, tt.body)
+			why := ""
+			if !tt.inContract {
+				why = tt.name
+			}
+			a := b.do(t, "POST", "/v1/campaigns", ct, tt.body, invalid, why)
 			require.Equal(t, tt.status, a.status, a.raw)
 			require.Equal(t, tt.code, a.errCode(), a.raw)
 			require.Equal(t, tt.field, a.errField(), a.raw)
@@ -279,7 +307,7 @@ func TestCampaignLifecycle(t *testing.T) {
 	require.Equal(t, "running", a.body["state"])
 	require.EqualValues(t, 2, a.body["size"])
 	require.Equal(t, http.StatusNotFound, b.json(t, "GET", "/v1/campaigns/"+id+"/runs/9", "").status)
-	require.Equal(t, http.StatusBadRequest, b.json(t, "GET", "/v1/campaigns/"+id+"/runs/x", "").status)
+	require.Equal(t, http.StatusBadRequest, b.json(t, "GET", "/v1/campaigns/"+id+"/runs/x", "", invalid, "run is not a number").status)
 
 	// A cancel stops the run: stopping until its recipients have their
 	// outcomes (no worker runs here to settle them).
@@ -300,10 +328,10 @@ func TestCampaignLifecycle(t *testing.T) {
 		require.Equal(t, "stopping", a.body["error"].(map[string]any)["state"], op)
 	}
 
-	a = b.json(t, "DELETE", "/v1/campaigns/"+id+"/start", "")
+	a = b.json(t, "DELETE", "/v1/campaigns/"+id+"/start", "", invalid, "another method")
 	require.Equal(t, http.StatusMethodNotAllowed, a.status)
 	require.Equal(t, "POST", a.header.Get("Allow"))
-	require.Equal(t, http.StatusNotFound, b.json(t, "GET", "/v1/nothing", "").status)
+	require.Equal(t, http.StatusNotFound, b.json(t, "GET", "/v1/nothing", "", invalid, "no such path").status)
 }
 
 func TestIdempotentCreate(t *testing.T) {
@@ -322,7 +350,7 @@ func TestIdempotentCreate(t *testing.T) {
 	require.Equal(t, api.CodeIdempotencyReuse, other.errCode())
 
 	// A failed create frees its key.
-	bad := b.json(t, "POST", "/v1/campaigns", `{"name":"x"}`, "Idempotency-Key", "k-2")
+	bad := b.json(t, "POST", "/v1/campaigns", `{"name":"x"}`, "Idempotency-Key", "k-2", invalid, "no kind nor audience")
 	require.Equal(t, http.StatusUnprocessableEntity, bad.status)
 	require.Equal(t, http.StatusCreated, b.json(t, "POST", "/v1/campaigns", inlineCampaign, "Idempotency-Key", "k-2").status)
 	require.EqualValues(t, 2, b.total(t))
@@ -352,7 +380,7 @@ func TestListCampaigns(t *testing.T) {
 	require.Equal(t, ids[1], a.body["campaigns"].([]any)[0].(map[string]any)["id"])
 
 	for _, q := range []string{"limit=0", "limit=201", "limit=x", "offset=-1", "state=nope"} {
-		a := b.json(t, "GET", "/v1/campaigns?"+q, "")
+		a := b.json(t, "GET", "/v1/campaigns?"+q, "", invalid, q)
 		require.Equal(t, http.StatusBadRequest, a.status, q)
 		require.Equal(t, api.CodeInvalidField, a.errCode(), q)
 	}
@@ -383,7 +411,7 @@ func TestUploadAudience(t *testing.T) {
 	require.Equal(t, api.CodeInvalidAudience, a.errCode())
 	a = b.do(t, "PUT", path, "text/csv", "openid,name\n"+strings.Repeat("oTX0000000000000000000000009,Ann\n", 100))
 	require.Equal(t, http.StatusRequestEntityTooLarge, a.status, a.raw)
-	a = b.do(t, "PUT", path, "application/pdf", "x")
+	a = b.do(t, "PUT", path, "application/pdf", "x", invalid, "not CSV nor JSON Lines")
 	require.Equal(t, http.StatusUnsupportedMediaType, a.status)
 	n, err := b.rdb.AudienceLen(t.Context(), id)
 	require.NoError(t, err)
@@ -412,12 +440,12 @@ func TestTransactionalSend(t *testing.T) {
 	require.EqualValues(t, 1, b.total(t))
 
 	two := strings.Replace(msg, `"oTX0000000000000000000000001"]`, `"oTX0000000000000000000000001","oTX0000000000000000000000002"]`, 1)
-	a = b.json(t, "POST", "/v1/messages", two)
+	a = b.json(t, "POST", "/v1/messages", two, invalid, "two openids")
 	require.Equal(t, http.StatusBadRequest, a.status)
 	require.Equal(t, "audience", a.errField())
 	var buf bytes.Buffer
 	buf.WriteString("{")
-	a = b.json(t, "POST", "/v1/messages", buf.String())
+	a = b.json(t, "POST", "/v1/messages", buf.String(), invalid, "malformed JSON")
 	require.Equal(t, api.CodeMalformedJSON, a.errCode())
 }
 
@@ -492,9 +520,9 @@ func TestReportAndExport(t *testing.T) {
 	require.Equal(t, []string{openids[6], "unknown"}, rows[1][:2])
 	require.Contains(t, rows[1][5], "may have delivered")
 
-	for _, q := range []string{"status=lost", "errcode=x", "errcode=0"} {
-		a := b.json(t, "GET", "/v1/campaigns/"+id+"/runs/1/outcomes.csv?"+q, "")
-		require.Equal(t, http.StatusBadRequest, a.status, q)
+	for _, q := range []struct{ query, invalid string }{{"status=lost", "no such outcome"}, {"errcode=x", "not a number"}, {"errcode=0", ""}} {
+		a := b.json(t, "GET", "/v1/campaigns/"+id+"/runs/1/outcomes.csv?"+q.query, "", invalid, q.invalid)
+		require.Equal(t, http.StatusBadRequest, a.status, q.query)
 	}
 	require.Equal(t, http.StatusNotFound, b.json(t, "GET", "/v1/campaigns/"+id+"/runs/2/report", "").status)
 }
@@ -504,13 +532,9 @@ type rawAnswer struct {
 	body   string
 }
 
-func (b *testBundle) raw(t *testing.T, path string) rawAnswer {
+func (b *testBundle) raw(t *testing.T, path string, header ...string) rawAnswer {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), "GET", b.url+path, nil)
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+testKey)
-	res, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
+	res := b.send(t, "GET", path, "", "", header...)
 	defer res.Body.Close()
 	body, err := io.ReadAll(res.Body)
 	require.NoError(t, err)
@@ -538,25 +562,21 @@ func TestReportPageAndSignedLink(t *testing.T) {
 	require.Equal(t, http.StatusOK, a.status, a.raw)
 	link := a.body["url"].(string)
 	require.True(t, strings.HasPrefix(link, "/reports/"+id+"/1?"), link)
-	open := func(path string) (int, string) {
-		res, err := http.Get(b.url + path) // no API key
-		require.NoError(t, err)
-		defer res.Body.Close()
-		body, err := io.ReadAll(res.Body)
-		require.NoError(t, err)
-		return res.StatusCode, string(body)
+	open := func(path string, header ...string) (int, string) {
+		a := b.raw(t, path, append([]string{"Authorization", ""}, header...)...) // no API key
+		return a.status, a.body
 	}
 	status, body := open(link)
 	require.Equal(t, http.StatusOK, status, body)
 	require.Contains(t, body, "data-report=")
-	for _, bad := range []string{
-		strings.Replace(link, "sig=", "sig=00", 1),
-		strings.Replace(link, "/1?", "/2?", 1),
-		"/reports/" + id + "/1",
-		"/reports/" + id + "/1?exp=9999999999&sig=abcd",
+	for _, bad := range []struct{ link, invalid string }{
+		{strings.Replace(link, "sig=", "sig=00", 1), ""},
+		{strings.Replace(link, "/1?", "/2?", 1), ""},
+		{"/reports/" + id + "/1", "not signed"},
+		{"/reports/" + id + "/1?exp=9999999999&sig=abcd", ""},
 	} {
-		status, body := open(bad)
-		require.Equal(t, http.StatusUnauthorized, status, "%s: %s", bad, body)
+		status, body := open(bad.link, invalid, bad.invalid)
+		require.Equal(t, http.StatusUnauthorized, status, "%s: %s", bad.link, body)
 	}
 	// An expired link, signed with the right key, is refused too.
 	key, err := b.rdb.SigningKey(t.Context())
@@ -567,7 +587,7 @@ func TestReportPageAndSignedLink(t *testing.T) {
 	status, body = open(fmt.Sprintf("/reports/%s/1?exp=%d&sig=%x", id, exp, m.Sum(nil)))
 	require.Equal(t, http.StatusUnauthorized, status)
 	require.Contains(t, body, "expired")
-	require.Equal(t, http.StatusBadRequest, b.json(t, "POST", "/v1/campaigns/"+id+"/runs/1/report-link?ttl=forever", "").status)
+	require.Equal(t, http.StatusBadRequest, b.json(t, "POST", "/v1/campaigns/"+id+"/runs/1/report-link?ttl=forever", "", invalid, "not a duration").status)
 }
 
 func TestRetryFailed(t *testing.T) {
@@ -587,7 +607,7 @@ func TestRetryFailed(t *testing.T) {
 	a = b.json(t, "POST", "/v1/campaigns/"+id+"/runs/1/retry", `{"errcodes":[43004]}`)
 	require.Equal(t, http.StatusUnprocessableEntity, a.status, a.raw)
 	require.Equal(t, api.CodeNothingToRetry, a.errCode())
-	a = b.json(t, "POST", "/v1/campaigns/"+id+"/runs/1/retry", `{"statuses":["sent"]}`)
+	a = b.json(t, "POST", "/v1/campaigns/"+id+"/runs/1/retry", `{"statuses":["sent"]}`, invalid, "sent is never retried")
 	require.Equal(t, http.StatusUnprocessableEntity, a.status, a.raw)
 	require.Equal(t, "statuses[0]", a.errField())
 	require.Equal(t, http.StatusNotFound, b.json(t, "POST", "/v1/campaigns/"+id+"/runs/7/retry", "").status)
@@ -687,9 +707,9 @@ func TestUpdateDraft(t *testing.T) {
 	require.EqualValues(t, 3, n)
 
 	// Invalid updates change nothing.
-	a = b.json(t, "PUT", "/v1/campaigns/"+id, `{"name":""}`)
+	a = b.json(t, "PUT", "/v1/campaigns/"+id, `{"name":""}`, invalid, "no name, kind nor audience")
 	require.Equal(t, http.StatusUnprocessableEntity, a.status)
-	a = b.json(t, "PUT", "/v1/campaigns/"+id, `{"name":"x","id":"other"}`)
+	a = b.json(t, "PUT", "/v1/campaigns/"+id, `{"name":"x","id":"other"}`, invalid, "a read-only field")
 	require.Equal(t, http.StatusBadRequest, a.status)
 	a = b.json(t, "GET", "/v1/campaigns/"+id, "")
 	require.Equal(t, "renamed", a.body["name"])

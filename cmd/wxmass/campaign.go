@@ -197,6 +197,8 @@ func (a *app) campaignCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "campaign",
 		Usage: "the client of the HTTP API: create, upload, start, schedule, unschedule, pause, resume, cancel, retry-failed, status, watch, report, events (API key in " + envAPIKey + ")",
+		Description: "The API's contract, every endpoint with its parameters, bodies, answers and error codes, is an OpenAPI 3.1\n" +
+			"document served by wxmass serve at GET /v1/openapi.json (no key needed), for client generators and API explorers.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: flagAPIURL, Value: "http://127.0.0.1:8080", Usage: "the HTTP API of wxmass serve", Sources: sources(flagAPIURL)},
 		},

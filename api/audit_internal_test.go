@@ -27,7 +27,7 @@ func TestStatusWriter(t *testing.T) {
 		got <- sw.status
 	}))
 	t.Cleanup(hs.Close)
-	res, err := http.Get(hs.URL)
+	res, err := hs.Client().Get(hs.URL)
 	require.NoError(t, err)
 	res.Body.Close()
 	require.Equal(t, http.StatusConflict, res.StatusCode)

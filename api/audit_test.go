@@ -141,7 +141,8 @@ func TestAuditTrail(t *testing.T) {
 	require.Equal(t, "true", replay.header.Get("Idempotent-Replayed"))
 	// Requests that name no stored campaign leave no trail: only a log line.
 	require.Equal(t, http.StatusNotFound, b.do(t, "POST", "/v1/campaigns/cnothere00000/pause", "", "", as(aliceKey)...).status)
-	require.Equal(t, http.StatusUnprocessableEntity, b.do(t, "POST", "/v1/campaigns", "application/json", `{"name":"x"}`, as(aliceKey)...).status)
+	require.Equal(t, http.StatusUnprocessableEntity, b.do(t, "POST", "/v1/campaigns", "application/json", `{"name":"x"}`,
+		as(aliceKey, invalid, "a campaign without kind or audience")...).status)
 	// Reads are not audited.
 	require.Equal(t, http.StatusOK, b.do(t, "GET", path, "", "", as(bobKey)...).status)
 
@@ -260,20 +261,28 @@ func TestAuditEventsEndpoint(t *testing.T) {
 		{"?limit=0", "limit"}, {"?limit=201", "limit"}, {"?limit=x", "limit"},
 		{"?before=x", "before"}, {"?before=1-2-3", "before"},
 	} {
-		a := b.do(t, "GET", path+tt.query, "", "", as(bobKey)...)
+		header := as(bobKey)
+		if tt.field == "limit" {
+			header = as(bobKey, invalid, "limit out of the documented range")
+		}
+		a := b.do(t, "GET", path+tt.query, "", "", header...)
 		require.Equal(t, http.StatusBadRequest, a.status, "%s: %s", tt.query, a.raw)
 		require.Equal(t, api.CodeInvalidField, a.errCode(), tt.query)
 		require.Equal(t, tt.field, a.errField(), tt.query)
 	}
 	for _, missing := range []string{"cnothere00000", "not-an-id"} {
-		a := b.do(t, "GET", "/v1/campaigns/"+missing+"/events", "", "", as(bobKey)...)
+		header := as(bobKey)
+		if missing == "not-an-id" {
+			header = as(bobKey, invalid, "not a campaign id")
+		}
+		a := b.do(t, "GET", "/v1/campaigns/"+missing+"/events", "", "", header...)
 		require.Equal(t, http.StatusNotFound, a.status, a.raw)
 		require.Equal(t, api.CodeNotFound, a.errCode())
 	}
 	a = b.do(t, "GET", path, "", "", "Authorization", "Bearer nope-0123456789abcdef")
 	require.Equal(t, http.StatusUnauthorized, a.status)
 	require.Len(t, a.header.Get("X-Request-Id"), 26, "a refused request has a made-up id too")
-	a = b.do(t, "POST", path, "", "", as(bobKey)...)
+	a = b.do(t, "POST", path, "", "", as(bobKey, invalid, "no such method")...)
 	require.Equal(t, http.StatusMethodNotAllowed, a.status)
 	require.Equal(t, "GET", a.header.Get("Allow"))
 }

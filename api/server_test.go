@@ -38,6 +38,7 @@ type testBundle struct {
 	url   string
 	rdb   *rdb.RDB
 	store *campaigns.Store
+	srv   *api.Server
 }
 
 func setup(t *testing.T, mutate ...func(*api.Config)) *testBundle {
@@ -68,7 +69,7 @@ func setup(t *testing.T, mutate ...func(*api.Config)) *testBundle {
 	require.NoError(t, err)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	return &testBundle{url: hs.URL, rdb: r, store: store}
+	return &testBundle{url: hs.URL, rdb: r, store: store, srv: srv}
 }
 
 // answer is a decoded response.

@@ -153,8 +153,8 @@ func TestLimitsAreChecked(t *testing.T) {
 type slowClient struct {
 	headers bool   // it sends its headers slowly, not its body
 	line    string // the answer's status line; "" when cut without one
-	took time.Duration
-	err  error
+	took    time.Duration
+	err     error
 }
 
 // Two hundred unauthenticated clients sending a large body a byte at a

@@ -12,4 +12,9 @@
 // with, for a campaign that fails validation, every problem in "errors".
 // Request bodies are size-limited, unknown fields are refused, and
 // Idempotency-Key makes a retried create or transactional send safe.
+//
+// Requests are limited per key and per client address, and failed
+// authentications per address (Limits); over a limit the answer is 429
+// with Retry-After. A request refused before its body is read (401, 429)
+// closes its connection without reading the body (httpserve.Refuse).
 package api

@@ -3,6 +3,7 @@ package api_test
 import (
 	"bufio"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,14 +12,18 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wxmass/wxmass/api"
 	"github.com/wxmass/wxmass/campaigns"
 	"github.com/wxmass/wxmass/internal/httpserve"
+	"github.com/wxmass/wxmass/internal/rdb"
+	"github.com/wxmass/wxmass/internal/redistest"
 	"github.com/wxmass/wxmass/producer"
 )
 
@@ -286,4 +291,141 @@ func endOf(c net.Conn, slow string, stop <-chan struct{}) slowClient {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// slowScan makes HSCAN slow, as a slow network would, while on.
+type slowScan struct {
+	delay time.Duration
+	on    atomic.Bool
+}
+
+func (h *slowScan) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *slowScan) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.on.Load() && cmd.Name() == "hscan" {
+			t := time.NewTimer(h.delay)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *slowScan) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// The CSV export of a large run takes longer than the handler timeout and
+// is not cut: it progresses row by row.
+func TestExportIsNotCutWhileItProgresses(t *testing.T) {
+	t.Parallel()
+	const handlerTimeout, scanDelay, n = 200 * time.Millisecond, 80 * time.Millisecond, 6000
+	b := setup(t)
+	quoted := make([]string, n)
+	settles := make([]rdb.Settle, n)
+	for i := range quoted {
+		openid := fmt.Sprintf("oEXP%024d", i)
+		quoted[i] = `"` + openid + `"`
+		settles[i] = rdb.Settle{OpenID: openid, Outcome: rdb.Outcome{Status: rdb.OutcomeSent, MsgID: int64(1<<41) + int64(i)}}
+	}
+	a := b.json(t, "POST", "/v1/campaigns", strings.Replace(inlineCampaign,
+		`["oTX0000000000000000000000001","oTX0000000000000000000000002"]`, "["+strings.Join(quoted, ",")+"]", 1))
+	require.Equal(t, http.StatusCreated, a.status, a.raw)
+	id := a.body["id"].(string)
+	require.Equal(t, http.StatusAccepted, b.json(t, "POST", "/v1/campaigns/"+id+"/start", "").status)
+	_, err := b.rdb.RecordOutcomes(t.Context(), id, 1, "completed", settles...)
+	require.NoError(t, err)
+
+	// The same data through a client whose scans are slow: about 6 scans
+	// of 1,000 outcomes, 80 ms each, 2.4 times the handler timeout.
+	slow := &slowScan{delay: scanDelay}
+	c := redistest.Client(t, redistest.DBAPI)
+	c.AddHook(slow)
+	keys := &api.KeySet{}
+	require.NoError(t, keys.Add(testKey))
+	srv, err := api.New(api.Config{Store: campaigns.NewStore(rdb.New(c, b.prefix)), Producer: &producer.Producer{}, Keys: keys})
+	require.NoError(t, err)
+	s, err := httpserve.Listen(httpserve.Config{Addr: "127.0.0.1:0", HandlerTimeout: handlerTimeout}, srv)
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(t, s.Shutdown(ctx))
+		require.ErrorIs(t, <-served, http.ErrServerClosed)
+	})
+
+	slow.on.Store(true)
+	req, err := http.NewRequestWithContext(t.Context(), "GET", "http://"+s.Addr().String()+"/v1/campaigns/"+id+"/runs/1/outcomes.csv", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	start := time.Now()
+	res, err := clientFrom("127.0.0.1").Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	rows, err := csv.NewReader(res.Body).ReadAll()
+	require.NoError(t, err, "the export is whole")
+	require.Len(t, rows, n+1)
+	require.Greater(t, time.Since(start), 2*handlerTimeout, "it took longer than the handler timeout")
+}
+
+// An audience upload that arrives slowly but steadily takes longer than
+// the body timeout, and is stored whole.
+func TestUploadMayOutlastTheBodyTimeout(t *testing.T) {
+	t.Parallel()
+	const bodyTimeout = 300 * time.Millisecond
+	b := setup(t)
+	a := b.json(t, "POST", "/v1/campaigns", templateCampaign)
+	require.Equal(t, http.StatusCreated, a.status, a.raw)
+	id := a.body["id"].(string)
+	s, err := httpserve.Listen(httpserve.Config{Addr: "127.0.0.1:0", BodyTimeout: bodyTimeout, HandlerTimeout: bodyTimeout,
+		UploadMinRate: 1000}, b.srv)
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(t, s.Shutdown(ctx))
+		require.ErrorIs(t, <-served, http.ErrServerClosed)
+	})
+
+	// About 2,500 bytes a second for 1.2 s.
+	pr, pw := io.Pipe()
+	go func() {
+		tick := time.NewTicker(40 * time.Millisecond)
+		defer tick.Stop()
+		_, _ = io.WriteString(pw, "openid,name\n")
+		for i := range 30 {
+			<-tick.C
+			for j := range 3 {
+				if _, err := fmt.Fprintf(pw, "oUPL%024d,客户%d\n", 3*i+j, 3*i+j); err != nil {
+					return
+				}
+			}
+		}
+		_ = pw.Close()
+	}()
+	req, err := http.NewRequestWithContext(t.Context(), "PUT", "http://"+s.Addr().String()+"/v1/campaigns/"+id+"/audience", pr)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	req.Header.Set("Content-Type", "text/csv")
+	start := time.Now()
+	res, err := clientFrom("127.0.0.1").Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", raw)
+	require.Greater(t, time.Since(start), 3*bodyTimeout)
+	var up map[string]any
+	require.NoError(t, json.Unmarshal(raw, &up))
+	require.EqualValues(t, 90, up["stored"])
 }

@@ -8,11 +8,14 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,13 +119,33 @@ func TestTLSServesAndReloads(t *testing.T) {
 	cert1, key1 := ca.issue(t, 1)
 	write(t, certFile, keyFile, cert1, key1, 0)
 	core, logs := observer.New(zapcore.InfoLevel)
+	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		_, _ = fmt.Fprintf(w, "%s %d", r.Proto, len(b))
+	})
 	s, addr := serve(t, httpserve.Config{TLSCertFile: certFile, TLSKeyFile: keyFile, CertCheckInterval: time.Millisecond,
-		Logger: zap.New(core)}, ok)
+		Logger: zap.New(core)}, echo)
 	require.True(t, s.TLS())
 	require.True(t, serialIs(ca, addr, 1))
 
+	// HTTP/2 is offered; a body arrives through the stream's deadlines.
+	h2 := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: ca.pool}, ForceAttemptHTTP2: true,
+	}}
+	res, err := h2.Post("https://"+addr+"/", "text/plain", strings.NewReader(strings.Repeat("x", 100000)))
+	require.NoError(t, err)
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	_ = res.Body.Close()
+	h2.CloseIdleConnections()
+	require.Equal(t, "HTTP/2.0 100000", string(b))
+
 	// Plain HTTP gets no API.
-	res, err := clientFrom("127.0.0.1").Get("http://" + addr + "/")
+	res, err = clientFrom("127.0.0.1").Get("http://" + addr + "/")
 	require.NoError(t, err)
 	_ = res.Body.Close()
 	require.Equal(t, http.StatusBadRequest, res.StatusCode, "net/http's answer to plain HTTP on a TLS port")

@@ -136,7 +136,7 @@ func (b *body) Read(p []byte) (int, error) {
 		x.bodyEnded = true
 		_ = x.rc.SetReadDeadline(time.Time{})
 	case errors.As(err, &ne) && ne.Timeout():
-		err = fmt.Errorf("%w (%d bytes arrived): %w", ErrBodyTimeout, x.received, err)
+		err = fmt.Errorf("%w (%d bytes arrived)", ErrBodyTimeout, x.received)
 	}
 	return n, err
 }

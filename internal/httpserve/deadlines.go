@@ -104,8 +104,8 @@ func (x *exchange) progressLocked(now time.Time) {
 	}
 }
 
-// body is a request body that ends its read deadline when it ends, and
-// pushes it while an upload arrives.
+// body is a request body that pushes its read deadline while an upload
+// arrives, and turns a timeout into ErrBodyTimeout.
 type body struct {
 	io.ReadCloser
 	x *exchange
@@ -130,11 +130,10 @@ func (b *body) Read(p []byte) (int, error) {
 	var ne net.Error
 	switch {
 	case errors.Is(err, io.EOF):
-		// net/http now reads ahead on the connection to notice a client
-		// that goes away, and cancels the request's context when that
-		// read fails: it must not time out.
+		// net/http has cleared the read deadline to read ahead on the
+		// connection, and cancels the request's context when that read
+		// fails: no deadline may be set from now on.
 		x.bodyEnded = true
-		_ = x.rc.SetReadDeadline(time.Time{})
 	case errors.As(err, &ne) && ne.Timeout():
 		err = fmt.Errorf("%w (%d bytes arrived)", ErrBodyTimeout, x.received)
 	}

@@ -420,3 +420,73 @@ func TestTotalConnectionLimit(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, res.StatusCode, "served once a place is free")
 }
+
+// The body timeout bounds the body only: a handler that works past it,
+// after reading its body or with none, keeps its context (net/http reads
+// ahead on the connection once the body is read, at once when there is
+// none, and cancels the request's context when that read fails).
+func TestBodyTimeoutEndsWithTheBody(t *testing.T) {
+	t.Parallel()
+	const bodyTimeout = 200 * time.Millisecond
+	ctxErrs := make(chan error, 1)
+	_, addr := serve(t, httpserve.Config{BodyTimeout: bodyTimeout}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 {
+			_, _ = io.Copy(io.Discard, r.Body)
+		}
+		// Work for three body timeouts.
+		work := time.NewTimer(3 * bodyTimeout)
+		defer work.Stop()
+		select {
+		case <-work.C:
+		case <-r.Context().Done():
+		}
+		ctxErrs <- r.Context().Err()
+	}))
+	// A client that keeps its connection open, as most do (one that sends
+	// Connection: close gets no read ahead after its body).
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	for _, body := range []string{"", "a small body"} {
+		req, err := http.NewRequestWithContext(t.Context(), "POST", "http://"+addr+"/", strings.NewReader(body))
+		require.NoError(t, err)
+		if body == "" {
+			req.Body = http.NoBody
+		}
+		res, err := client.Do(req)
+		require.NoError(t, err)
+		_ = res.Body.Close()
+		require.NoError(t, <-ctxErrs, "body %q: the context lives past the body timeout", body)
+	}
+}
+
+// Headers over MaxHeaderBytes (64 KiB by default) get 431; a connection
+// idle for IdleTimeout after its last answer is closed.
+func TestHeaderSizeAndIdleTimeout(t *testing.T) {
+	t.Parallel()
+	const idle = 300 * time.Millisecond
+	_, addr := serve(t, httpserve.Config{IdleTimeout: idle}, ok)
+
+	req, err := http.NewRequestWithContext(t.Context(), "GET", "http://"+addr+"/", nil)
+	require.NoError(t, err)
+	req.Header.Set("X-Big", strings.Repeat("a", httpserve.MaxHeaderBytesDefault+8<<10))
+	res, err := clientFrom("127.0.0.1").Do(req)
+	require.NoError(t, err)
+	_ = res.Body.Close()
+	require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, res.StatusCode)
+	req.Header.Set("X-Big", strings.Repeat("a", httpserve.MaxHeaderBytesDefault-8<<10))
+	res, err = clientFrom("127.0.0.1").Do(req)
+	require.NoError(t, err)
+	_ = res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+
+	c := dial(t, "127.0.0.1", addr)
+	br := bufio.NewReader(c)
+	require.Equal(t, http.StatusOK, get(t, c, br).StatusCode)
+	start := time.Now()
+	require.NoError(t, c.SetReadDeadline(start.Add(5*time.Second)))
+	_, err = br.ReadByte()
+	require.ErrorIs(t, err, io.EOF, "closed by the server")
+	require.GreaterOrEqual(t, time.Since(start), idle-50*time.Millisecond)
+	require.Less(t, time.Since(start), idle+2*time.Second)
+}

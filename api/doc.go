@@ -16,4 +16,9 @@
 // The contract of the API is the OpenAPI 3.1 document openapi.yaml, built in
 // and served as JSON at GET /v1/openapi.json (see OpenAPI); the package's
 // tests check every request and answer against it.
+//
+// Requests are limited per key and per client address, and failed
+// authentications per address (Limits); over a limit the answer is 429
+// with Retry-After. A request refused before its body is read (401, 429)
+// closes its connection without reading the body (httpserve.Refuse).
 package api

@@ -30,6 +30,7 @@ const (
 	CodeWeChat           = "wechat_error"
 	CodeNothingToRetry   = "nothing_to_retry"
 	CodeRunNotSettled    = "run_not_settled"
+	CodeRateLimited      = "rate_limited"
 	CodeInternal         = "internal"
 )
 

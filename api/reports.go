@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wxmass/wxmass/campaigns"
+	"github.com/wxmass/wxmass/internal/httpserve"
 )
 
 // Report is a run's report: what happened to every recipient, why, and
@@ -200,6 +201,8 @@ func (s *Server) exportOutcomes(w http.ResponseWriter, r *http.Request) *Error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"openid", "status", "errcode", "class", "msgid", "detail", "at"})
 	err := s.cfg.Store.ScanOutcomes(r.Context(), id, run, func(openid string, o campaigns.Outcome) error {
+		// A long export is not cut while it goes on.
+		httpserve.Progress(r.Context())
 		if (status != "" && o.Status != status) || (code != 0 && o.Code != code) {
 			return nil
 		}

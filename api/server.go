@@ -16,6 +16,7 @@ import (
 
 	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/campaigns"
+	"github.com/wxmass/wxmass/internal/httpserve"
 	"github.com/wxmass/wxmass/producer"
 	"github.com/wxmass/wxmass/retry"
 	"github.com/wxmass/wxmass/wechat"
@@ -54,7 +55,10 @@ type Config struct {
 	IdempotencyTTL time.Duration
 	// Mount are more handlers served behind the same API key, by path
 	// pattern (such as "/metrics" or "/monitoring/"), for operators' tools.
-	Mount  map[string]http.Handler
+	Mount map[string]http.Handler
+	// Limits are the request limits per key and per address (limits.go);
+	// the zero Limits limits nothing.
+	Limits Limits
 	Logger *zap.Logger
 }
 
@@ -63,6 +67,7 @@ type Server struct {
 	cfg Config
 	mux *routeMux
 	log *zap.Logger
+	lim *limits
 }
 
 // New returns the API server.
@@ -82,7 +87,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	s := &Server{cfg: cfg, mux: newRouteMux(), log: cfg.Logger}
+	lim, err := newLimits(cfg.Limits)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, mux: newRouteMux(), log: cfg.Logger, lim: lim}
 	s.routes()
 	return s, nil
 }
@@ -148,13 +157,20 @@ type handler func(w http.ResponseWriter, r *http.Request) *Error
 // handle registers h behind the API-key check.
 func (s *Server) handle(pattern string, h handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if !s.admitAddress(w, r) {
+			return
+		}
 		p, ok := s.authenticate(r)
 		if !ok {
+			s.authFailed(w, r)
 			// Browsers (the asynqmon UI) answer a Basic challenge with a
 			// login prompt; scripts send the Bearer key.
 			w.Header().Add("WWW-Authenticate", `Basic realm="wxmass", charset="UTF-8"`)
 			w.Header().Add("WWW-Authenticate", `Bearer realm="wxmass"`)
 			writeError(w, apiError(http.StatusUnauthorized, CodeUnauthorized, "Authorization", "send a valid API key as Authorization: Bearer <key>"))
+			return
+		}
+		if !s.admitKey(w, r, p) {
 			return
 		}
 		r = r.WithContext(withPrincipal(r.Context(), p))
@@ -474,7 +490,7 @@ func (s *Server) uploadAudience(w http.ResponseWriter, r *http.Request) *Error {
 		return apiError(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "Content-Type",
 			"send text/csv or application/x-ndjson, not %q", ct)
 	}
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes)
+	body := http.MaxBytesReader(w, httpserve.Upload(r), s.cfg.MaxUploadBytes)
 	res, err := s.cfg.Store.UploadAudience(r.Context(), r.PathValue("id"), body, f)
 	var big *http.MaxBytesError
 	var fe *campaigns.FileError

@@ -35,16 +35,18 @@ const (
 )
 
 type testBundle struct {
-	url   string
-	srv   *api.Server
-	rdb   *rdb.RDB
-	store *campaigns.Store
+	url    string
+	rdb    *rdb.RDB
+	prefix string // of rdb's keys
+	store  *campaigns.Store
+	srv    *api.Server
 }
 
 func setup(t *testing.T, mutate ...func(*api.Config)) *testBundle {
 	t.Helper()
 	c := redistest.Client(t, redistest.DBAPI)
-	r := rdb.New(c, redistest.Prefix(t, c))
+	prefix := redistest.Prefix(t, c)
+	r := rdb.New(c, prefix)
 	opt := redistest.Options(t, redistest.DBAPI)
 	ins := asynq.NewInspector(asynq.RedisClientOpt{Addr: opt.Addr, DB: opt.DB, Password: opt.Password})
 	t.Cleanup(func() {
@@ -69,7 +71,7 @@ func setup(t *testing.T, mutate ...func(*api.Config)) *testBundle {
 	require.NoError(t, err)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	return &testBundle{url: hs.URL, srv: srv, rdb: r, store: store}
+	return &testBundle{url: hs.URL, rdb: r, prefix: prefix, store: store, srv: srv}
 }
 
 // answer is a decoded response.

@@ -160,6 +160,11 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"no api key", nil, []string{"serve"}, "no API key: set WXMASS_API_KEYS or --api-keys-file"},
 		{"short api key", []string{"WXMASS_API_KEYS=short"}, []string{"serve"}, "WXMASS_API_KEYS: key 1: api: an API key must be at least 16 characters"},
 		{"bad keys file", nil, []string{"serve", "--api-keys-file", "/nonexistent/keys"}, "--api-keys-file"},
+		{"tls cert without key", []string{"WXMASS_API_KEYS=key-0123456789abcdef"}, []string{"serve", "--tls-cert-file", "/nonexistent/c"}, "--tls-cert-file and --tls-key-file go together: set both or neither"},
+		{"tls files missing", []string{"WXMASS_API_KEYS=key-0123456789abcdef", "WXMASS_APPID=wx00000000000fake1", "WXMASS_APPSECRET=x"}, []string{"serve", "--listen", "127.0.0.1:0", "--tls-cert-file", "/nonexistent/c", "--tls-key-file", "/nonexistent/k"}, "--tls-cert-file /nonexistent/c, --tls-key-file /nonexistent/k: stat /nonexistent/c: no such file or directory"},
+		{"zero body timeout", []string{"WXMASS_API_KEYS=key-0123456789abcdef"}, []string{"serve", "--http-body-timeout", "0s"}, "--http-body-timeout: want more than 0, got 0s"},
+		{"negative key rate", []string{"WXMASS_API_KEYS=key-0123456789abcdef"}, []string{"serve", "--api-rate-per-key", "-1"}, "--api-rate-per-key: want 0 (no limit) or more, got -1"},
+		{"zero failure burst", []string{"WXMASS_API_KEYS=key-0123456789abcdef"}, []string{"serve", "--auth-failure-burst", "0"}, "--auth-failure-burst: want 1 or more, got 0"},
 	}
 	for _, tt := range tests {
 		e := append(append([]string{}, env...), tt.env...)
@@ -258,7 +263,8 @@ func readmeFlagTables(t *testing.T, readme string) map[string]map[string]string 
 	}
 	tables := map[string]map[string]string{}
 	var commands []string
-	row := regexp.MustCompile("^\\| `--([a-z0-9-]+)` \\|")
+	row := regexp.MustCompile("^\\| (`--[a-z0-9-]+`(?:, `--[a-z0-9-]+`)*) \\|")
+	flag := regexp.MustCompile("`--([a-z0-9-]+)`")
 	quoted := regexp.MustCompile("`([a-z]+)[a-z ]*`")
 	for _, line := range strings.Split(section, "\n") {
 		if h, ok := strings.CutPrefix(line, "### "); ok {
@@ -272,12 +278,14 @@ func readmeFlagTables(t *testing.T, readme string) map[string]map[string]string 
 			continue
 		}
 		if m := row.FindStringSubmatch(line); m != nil {
-			require.NotEmpty(t, commands, "README: the row of --%s is under no command's heading", m[1])
+			require.NotEmpty(t, commands, "README: the row of %s is under no command's heading", m[1])
 			for _, c := range commands {
 				if tables[c] == nil {
 					tables[c] = map[string]string{}
 				}
-				tables[c][m[1]] = line
+				for _, f := range flag.FindAllStringSubmatch(m[1], -1) {
+					tables[c][f[1]] = line
+				}
 			}
 		}
 	}

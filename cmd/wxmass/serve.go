@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -32,11 +31,11 @@ const (
 )
 
 func serveFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: flagListen, Value: ":8080", Usage: "address the HTTP API listens on", Sources: sources(flagListen)},
 		&cli.BoolFlag{Name: flagMonWritable, Usage: "let /monitoring (asynqmon) delete, run and archive tasks; read-only by default", Sources: sources(flagMonWritable)},
 		&cli.StringFlag{Name: flagAPIKeysFile, Usage: "file of API keys, one per line (a key, or sha256:<hex digest of a key>); each may follow a name and a space (alice KEY), which the audit trail shows; or set " + envAPIKeys + " to comma-separated keys in the same form", Sources: sources(flagAPIKeysFile)},
-	}
+	}, httpFlags()...)
 }
 
 // loadAPIKeys reads the API keys from WXMASS_API_KEYS or --api-keys-file.
@@ -96,6 +95,14 @@ func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) e
 	if err != nil {
 		return err
 	}
+	limits, err := apiLimits(cmd)
+	if err != nil {
+		return err
+	}
+	httpCfg, err := httpConfig(cmd, a.log.Named("http"))
+	if err != nil {
+		return err
+	}
 	rt, err := a.accountRuntime(ctx, cmd)
 	if err != nil {
 		return err
@@ -108,7 +115,7 @@ func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) e
 	mon, closeMon := monitoring.NewMonitor(rt.asynqOpt, cmd.Bool(flagMonWritable))
 	defer func() { _ = closeMon() }()
 	handler, err := api.New(api.Config{Store: rt.store, Producer: rt.producer, Keys: keys, Policy: rt.policy,
-		Accounts: rt.accounts, WeChat: rt.wechat,
+		Accounts: rt.accounts, WeChat: rt.wechat, Limits: limits,
 		Logger: a.log.Named("api"),
 		Mount: map[string]http.Handler{
 			"GET /metrics":                  promhttp.HandlerFor(rt.registry, promhttp.HandlerOpts{}),
@@ -131,27 +138,21 @@ func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) e
 	root.Handle(cb.base, cb)
 	root.Handle(cb.base+"/", cb)
 	root.Handle("/", handler)
-	ln, err := net.Listen("tcp", cmd.String(flagListen))
+	hs, err := listenHTTP(httpCfg, root)
 	if err != nil {
-		return usagef("--%s: %w", flagListen, err)
-	}
-	hs := &http.Server{
-		Handler:           root,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          zap.NewStdLog(a.log.Named("http")),
+		return err
 	}
 	var srv *worker.Server
 	if withWorker {
 		srv = worker.NewServer(rt.asynqOpt, rt.worker, serverConfig(cmd))
 		if err := srv.Start(ctx); err != nil {
-			_ = ln.Close()
+			_ = hs.Shutdown(ctx)
 			return err
 		}
 	}
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
-	a.log.Info("api listening", zap.String("addr", ln.Addr().String()), zap.Bool("worker", withWorker))
+	go func() { served <- hs.Serve() }()
+	a.log.Info("api listening", zap.String("addr", hs.Addr().String()), zap.Bool("tls", hs.TLS()), zap.Bool("worker", withWorker))
 
 	// The scheduler fires campaign schedules; every serve process runs one
 	// and each fire is claimed by exactly one of them (producer.Scheduler).

@@ -21,6 +21,7 @@ var rank = map[string]int{
 	"internal/redisconn": 0,
 	"internal/rdb":       0,
 	"internal/layers":    0,
+	"internal/httpserve": 0,
 	"wechat":             1,
 	"wechat/callback":    1,
 	"retry":              1,

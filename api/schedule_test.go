@@ -130,7 +130,9 @@ func TestScheduleRefused(t *testing.T) {
 	}
 	a := b.json(t, "POST", "/v1/campaigns", scheduledCampaign(`{"at":"tomorrow"}`))
 	require.Equal(t, http.StatusBadRequest, a.status, a.raw)
-	require.Equal(t, api.CodeMalformedJSON, a.errCode(), "not an RFC 3339 time")
+	require.Equal(t, api.CodeInvalidField, a.errCode(), "not an RFC 3339 time")
+	require.Equal(t, "schedule.at", a.errField())
+	require.Contains(t, a.body["error"].(map[string]any)["message"], `schedule.at: "tomorrow" is not an RFC 3339 time`)
 	require.EqualValues(t, 0, b.total(t), "nothing was stored")
 
 	// A campaign without a schedule.

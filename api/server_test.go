@@ -219,7 +219,7 @@ func TestCreateRejectsBadInput(t *testing.T) {
 		status         int
 		code, field    string
 	}{
-		{"malformed", `{"name":`, "", 400, api.CodeMalformedJSON, ""},
+		{"malformed", `{"name":`, "", 400, api.CodeMalformedJSON, "name"},
 		{"not json", `name=x`, "", 400, api.CodeMalformedJSON, ""},
 		{"empty", ``, "", 400, api.CodeMalformedJSON, ""},
 		{"two values", inlineCampaign + `{}`, "", 400, api.CodeMalformedJSON, ""},

@@ -155,7 +155,11 @@ func (s *Server) handle(pattern string, h handler) {
 			return
 		}
 		r = r.WithContext(withPrincipal(r.Context(), p))
-		if e := h(w, r); e != nil {
+		e := checkQuery(pattern, r) // query.go
+		if e == nil {
+			e = h(w, r)
+		}
+		if e != nil {
 			if e.status >= 500 {
 				s.log.Error("api request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.String("error", e.Message))
 			}

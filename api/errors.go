@@ -24,6 +24,7 @@ const (
 	CodeBodyTooLarge     = "body_too_large"
 	CodeUnsupportedMedia = "unsupported_media_type"
 	CodeInvalidState     = "invalid_state"
+	CodeNoAudience       = "no_audience"
 	CodeIdempotencyReuse = "idempotency_key_reused"
 	CodeIdempotencyBusy  = "idempotency_key_in_use"
 	CodeUnavailable      = "unavailable"

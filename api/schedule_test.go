@@ -148,6 +148,7 @@ func TestScheduleRefused(t *testing.T) {
 	require.Equal(t, http.StatusCreated, a.status, a.raw)
 	a = b.json(t, "POST", "/v1/campaigns/"+a.body["id"].(string)+"/schedule", "")
 	require.Equal(t, http.StatusConflict, a.status, a.raw)
+	require.Equal(t, api.CodeNoAudience, a.errCode())
 	require.Equal(t, "audience", a.errField())
 
 	require.Equal(t, http.StatusNotFound, b.json(t, "POST", "/v1/campaigns/cnothere00000/schedule", "").status)

@@ -500,7 +500,7 @@ func (s *Server) startCampaign(w http.ResponseWriter, r *http.Request) *Error {
 	id := r.PathValue("id")
 	run, err := s.cfg.Producer.Start(r.Context(), id)
 	if err != nil {
-		return storeError(err)
+		return startError(err) // start.go
 	}
 	writeJSON(w, http.StatusAccepted, runStarted{Campaign: id, Run: run})
 	return nil

@@ -475,7 +475,7 @@ func (s *Server) uploadAudience(w http.ResponseWriter, r *http.Request) *Error {
 	case errors.As(err, &big):
 		return apiError(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "", "the file is larger than %d bytes; nothing was stored", s.cfg.MaxUploadBytes)
 	case errors.As(err, &fe):
-		e := apiError(http.StatusUnprocessableEntity, CodeInvalidAudience, "", "%s; nothing was stored", strings.TrimPrefix(fe.Error(), "campaigns: "))
+		e := apiError(http.StatusUnprocessableEntity, CodeInvalidAudience, "", "%s; nothing was stored: the audience is as it was", strings.TrimPrefix(fe.Error(), "campaigns: "))
 		if fe.Line > 0 {
 			e.Field = "line " + strconv.Itoa(fe.Line)
 		}

@@ -58,3 +58,43 @@ func TestReportLinkUnknownRun(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, a.status, a.raw)
 	require.Equal(t, "id", a.errField())
 }
+
+// TestUploadAllBadKeepsAudience: an upload that stores no valid recipient
+// is 422 invalid_audience with the per-line report, and the audience
+// uploaded before is the one the run sends to.
+func TestUploadAllBadKeepsAudience(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	a := b.json(t, "POST", "/v1/campaigns", templateCampaign)
+	id := a.body["id"].(string)
+	path := "/v1/campaigns/" + id + "/audience"
+	a = b.do(t, "PUT", path, "text/csv", "openid,name\noTX0000000000000000000000001,Ann\noTX0000000000000000000000002,Bob\n")
+	require.Equal(t, http.StatusOK, a.status, a.raw)
+	require.EqualValues(t, 2, a.body["stored"])
+
+	a = b.do(t, "PUT", path, "text/csv", "openid,name\nbad openid,Ann\noTX0000000000000000000000003,\n")
+	require.Equal(t, http.StatusUnprocessableEntity, a.status, a.raw)
+	require.Equal(t, api.CodeInvalidAudience, a.errCode())
+	require.Equal(t, "audience: none of the file's 2 lines is a valid recipient (1 invalid openids, 1 invalid; the report lists them); nothing was stored: the audience is as it was",
+		a.body["error"].(map[string]any)["message"])
+	rep := a.body["report"].(map[string]any)
+	require.EqualValues(t, 0, rep["accepted"])
+	errs := rep["errors"].([]any)
+	require.Len(t, errs, 2)
+	require.EqualValues(t, 2, errs[0].(map[string]any)["line"])
+	require.Equal(t, "openid", errs[0].(map[string]any)["field"])
+	require.EqualValues(t, 3, errs[1].(map[string]any)["line"])
+	require.Equal(t, "name", errs[1].(map[string]any)["field"])
+
+	a = b.do(t, "PUT", path, "application/x-ndjson", "")
+	require.Equal(t, http.StatusUnprocessableEntity, a.status, a.raw)
+	require.Equal(t, api.CodeInvalidAudience, a.errCode())
+
+	a = b.json(t, "POST", "/v1/campaigns/"+id+"/start", "")
+	require.Equal(t, http.StatusAccepted, a.status, a.raw)
+	rec, err := b.store.Run(t.Context(), id, 1)
+	require.NoError(t, err)
+	ids, err := b.rdb.AudienceRange(t.Context(), rec.Audience, 0, -1)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"oTX0000000000000000000000001", "oTX0000000000000000000000002"}, ids, "the first audience is the run's")
+}

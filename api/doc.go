@@ -10,9 +10,11 @@
 //	{"error": {"code": "invalid_field", "message": "...", "field": "template.data.thing1"}}
 //
 // with, for a campaign that fails validation, every problem in "errors".
-// Request bodies are size-limited, unknown fields are refused, and
-// Idempotency-Key makes a retried create or transactional send safe.
-//
+// Request bodies are size-limited and read strictly (exact field names,
+// each once, valid UTF-8, JSON types in errors: see decodeStrict), query
+// parameters an endpoint does not take or that are given twice are
+// refused, and Idempotency-Key makes a retried create or transactional
+// send safe.
 // The contract of the API is the OpenAPI 3.1 document openapi.yaml, built in
 // and served as JSON at GET /v1/openapi.json (see OpenAPI); the package's
 // tests check every request and answer against it.

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
@@ -19,11 +18,13 @@ const (
 	CodeMalformedJSON    = "malformed_json"
 	CodeInvalidField     = "invalid_field"
 	CodeUnknownField     = "unknown_field"
+	CodeDuplicateField   = "duplicate_field"
 	CodeInvalidCampaign  = "invalid_campaign"
 	CodeInvalidAudience  = "invalid_audience"
 	CodeBodyTooLarge     = "body_too_large"
 	CodeUnsupportedMedia = "unsupported_media_type"
 	CodeInvalidState     = "invalid_state"
+	CodeNoAudience       = "no_audience"
 	CodeIdempotencyReuse = "idempotency_key_reused"
 	CodeIdempotencyBusy  = "idempotency_key_in_use"
 	CodeUnavailable      = "unavailable"
@@ -69,51 +70,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, e *Error) {
 	writeJSON(w, e.status, map[string]*Error{"error": e})
-}
-
-// decodeJSON decodes one JSON object of at most limit bytes into v,
-// refusing unknown fields, trailing data and wrong types with an *Error
-// naming the field or the offset.
-func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) *Error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return apiError(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "Content-Type", "send application/json, not %q", ct)
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err, limit)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return jsonError(err, limit)
-		}
-		return apiError(http.StatusBadRequest, CodeMalformedJSON, "", "the body holds more than one JSON value")
-	}
-	return nil
-}
-
-func jsonError(err error, limit int64) *Error {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	var big *http.MaxBytesError
-	switch {
-	case errors.As(err, &big):
-		return apiError(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "", "the body is larger than %d bytes", limit)
-	case errors.As(err, &syn):
-		return apiError(http.StatusBadRequest, CodeMalformedJSON, "", "malformed JSON at byte %d: %s", syn.Offset, syn.Error())
-	case errors.As(err, &typ):
-		field := typ.Field
-		return apiError(http.StatusBadRequest, CodeInvalidField, field, "%s: want %s, got JSON %s", field, typ.Type, typ.Value)
-	case errors.Is(err, io.EOF):
-		return apiError(http.StatusBadRequest, CodeMalformedJSON, "", "the body is empty")
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return apiError(http.StatusBadRequest, CodeMalformedJSON, "", "the body ends in the middle of a JSON value")
-	}
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name = strings.Trim(name, `"`)
-		return apiError(http.StatusBadRequest, CodeUnknownField, name, "unknown field %q", name)
-	}
-	return apiError(http.StatusBadRequest, CodeMalformedJSON, "", "malformed JSON: %s", err.Error())
 }
 
 // validationError turns a campaign's validation error into the API's.

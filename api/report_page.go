@@ -90,6 +90,10 @@ func (s *Server) createReportLink(w http.ResponseWriter, r *http.Request) *Error
 		return e
 	}
 	id := c.ID
+	// A link to a run that does not exist would open nothing.
+	if _, err := s.cfg.Store.Run(r.Context(), id, run); err != nil {
+		return storeError(err)
+	}
 	ttl := ReportLinkTTLDefault
 	if v := r.URL.Query().Get("ttl"); v != "" {
 		d, err := time.ParseDuration(v)

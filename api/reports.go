@@ -174,7 +174,9 @@ func buildReport(c *campaigns.Campaign, run int, rec campaigns.RunRecord, tl []c
 }
 
 // exportOutcomes streams a run's outcomes as CSV: openid, status, errcode,
-// class, msgid, detail, at; filtered by status and errcode when given.
+// class, msgid, detail, at; filtered by status and errcode when given. A
+// text cell that a spreadsheet would run as a formula is neutralised
+// (csvCell).
 func (s *Server) exportOutcomes(w http.ResponseWriter, r *http.Request) *Error {
 	c, run, e := s.runParams(r)
 	if e != nil {
@@ -206,7 +208,8 @@ func (s *Server) exportOutcomes(w http.ResponseWriter, r *http.Request) *Error {
 		if (status != "" && o.Status != status) || (code != 0 && o.Code != code) {
 			return nil
 		}
-		row := []string{openid, o.Status, "", o.Class, "", o.Detail, o.At.UTC().Format(time.RFC3339Nano)}
+		// Text cells come from WeChat and from requests: see csvCell.
+		row := []string{csvCell(openid), csvCell(o.Status), "", csvCell(o.Class), "", csvCell(o.Detail), o.At.UTC().Format(time.RFC3339Nano)}
 		if o.Code != 0 {
 			row[2] = strconv.Itoa(o.Code)
 		}

@@ -50,6 +50,9 @@ func (s *Server) retryRun(w http.ResponseWriter, r *http.Request) *Error {
 			return e
 		}
 	}
+	if e := s.checkRetryFilter(r.Context(), id, from, f); e != nil {
+		return e
+	}
 	res, err := s.cfg.Producer.RetryFailed(r.Context(), id, from, f)
 	if errors.Is(err, campaigns.ErrNothingToRetry) {
 		return apiError(http.StatusUnprocessableEntity, CodeNothingToRetry, "", "%s", strings.TrimPrefix(err.Error(), "campaigns: "))

@@ -132,7 +132,9 @@ func TestScheduleRefused(t *testing.T) {
 	}
 	a := b.json(t, "POST", "/v1/campaigns", scheduledCampaign(`{"at":"tomorrow"}`), invalid, "not a time")
 	require.Equal(t, http.StatusBadRequest, a.status, a.raw)
-	require.Equal(t, api.CodeMalformedJSON, a.errCode(), "not an RFC 3339 time")
+	require.Equal(t, api.CodeInvalidField, a.errCode(), "not an RFC 3339 time")
+	require.Equal(t, "schedule.at", a.errField())
+	require.Contains(t, a.body["error"].(map[string]any)["message"], `schedule.at: "tomorrow" is not an RFC 3339 time`)
 	require.EqualValues(t, 0, b.total(t), "nothing was stored")
 
 	// A campaign without a schedule.
@@ -148,6 +150,7 @@ func TestScheduleRefused(t *testing.T) {
 	require.Equal(t, http.StatusCreated, a.status, a.raw)
 	a = b.json(t, "POST", "/v1/campaigns/"+a.body["id"].(string)+"/schedule", "")
 	require.Equal(t, http.StatusConflict, a.status, a.raw)
+	require.Equal(t, api.CodeNoAudience, a.errCode())
 	require.Equal(t, "audience", a.errField())
 
 	require.Equal(t, http.StatusNotFound, b.json(t, "POST", "/v1/campaigns/cnothere00000/schedule", "").status)

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 
-	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/campaigns"
 )
 
@@ -40,12 +38,8 @@ func scheduleError(err error) *Error {
 	case errors.Is(err, campaigns.ErrNoSchedule):
 		return apiError(http.StatusUnprocessableEntity, CodeInvalidCampaign, "schedule",
 			"the campaign has no schedule: create it with schedule.at (a time) or schedule.cron (a cron expression)")
-	case errors.Is(err, campaigns.ErrEmptyAudience):
-		return apiError(http.StatusConflict, CodeInvalidState, "audience", "%s", strings.TrimPrefix(err.Error(), "campaigns: "))
-	case errors.Is(err, account.ErrUnknown):
-		return apiError(http.StatusUnprocessableEntity, CodeInvalidCampaign, "account", "the campaign's account is not configured in this wxmass")
 	}
-	return storeError(err)
+	return startError(err)
 }
 
 // writeCampaign answers the campaign id as GET /v1/campaigns/{id} does.

@@ -174,7 +174,11 @@ func (s *Server) handle(pattern string, h handler) {
 			return
 		}
 		r = r.WithContext(withPrincipal(r.Context(), p))
-		if e := h(w, r); e != nil {
+		e := checkQuery(pattern, r) // query.go
+		if e == nil {
+			e = h(w, r)
+		}
+		if e != nil {
 			if e.status >= 500 {
 				s.log.Error("api request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.String("error", e.Message))
 			}
@@ -498,7 +502,7 @@ func (s *Server) uploadAudience(w http.ResponseWriter, r *http.Request) *Error {
 	case errors.As(err, &big):
 		return apiError(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "", "the file is larger than %d bytes; nothing was stored", s.cfg.MaxUploadBytes)
 	case errors.As(err, &fe):
-		e := apiError(http.StatusUnprocessableEntity, CodeInvalidAudience, "", "%s; nothing was stored", strings.TrimPrefix(fe.Error(), "campaigns: "))
+		e := apiError(http.StatusUnprocessableEntity, CodeInvalidAudience, "", "%s; nothing was stored: the audience is as it was", strings.TrimPrefix(fe.Error(), "campaigns: "))
 		noteAuditCode(r.Context(), e.Code)
 		if fe.Line > 0 {
 			e.Field = "line " + strconv.Itoa(fe.Line)
@@ -524,7 +528,7 @@ func (s *Server) startCampaign(w http.ResponseWriter, r *http.Request) *Error {
 	id := r.PathValue("id")
 	run, err := s.cfg.Producer.Start(r.Context(), id)
 	if err != nil {
-		return storeError(err)
+		return startError(err) // start.go
 	}
 	noteAudit(r.Context(), id, run)
 	writeJSON(w, http.StatusAccepted, runStarted{Campaign: id, Run: run})

@@ -245,7 +245,7 @@ func TestCreateRejectsBadInput(t *testing.T) {
 		code, field    string
 		inContract     bool
 	}{
-		{"malformed", `{"name":`, "", 400, api.CodeMalformedJSON, "", false},
+		{"malformed", `{"name":`, "", 400, api.CodeMalformedJSON, "name", false},
 		{"not json", `name=x`, "", 400, api.CodeMalformedJSON, "", false},
 		{"empty", ``, "", 400, api.CodeMalformedJSON, "", false},
 		{"two values", inlineCampaign + `{}`, "", 400, api.CodeMalformedJSON, "", false},
@@ -594,14 +594,16 @@ func TestReportPageAndSignedLink(t *testing.T) {
 
 func TestRetryFailed(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	policy, err := retry.New(retry.Config{})
+	require.NoError(t, err)
+	b := setup(t, func(c *api.Config) { c.Policy = policy })
 	a := b.json(t, "POST", "/v1/campaigns", inlineCampaign)
 	id := a.body["id"].(string)
 	require.Equal(t, http.StatusAccepted, b.json(t, "POST", "/v1/campaigns/"+id+"/start", "").status)
 	a = b.json(t, "POST", "/v1/campaigns/"+id+"/runs/1/retry", "")
 	require.Equal(t, http.StatusConflict, a.status, "a running campaign has no retry: %s", a.raw)
 
-	_, err := b.rdb.RecordOutcomes(t.Context(), id, 1, "completed",
+	_, err = b.rdb.RecordOutcomes(t.Context(), id, 1, "completed",
 		rdb.Settle{OpenID: "oTX0000000000000000000000001", Outcome: rdb.Outcome{Status: rdb.OutcomeSent, MsgID: 5}},
 		rdb.Settle{OpenID: "oTX0000000000000000000000002", Outcome: rdb.Outcome{Status: rdb.OutcomeFailed, Code: 45015, Class: "recipient"}})
 	require.NoError(t, err)

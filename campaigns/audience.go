@@ -54,6 +54,10 @@ var (
 	// ErrUnknownFormat is wrapped by the *FileError Next returns when the
 	// reader was made with a Format that is not FormatCSV or FormatJSONL.
 	ErrUnknownFormat = errors.New("campaigns: audience: unknown format")
+	// ErrNoRecipients is wrapped by the *FileError Store.UploadAudience
+	// returns for a file none of whose lines is a valid recipient: storing
+	// it would empty the audience.
+	ErrNoRecipients = errors.New("campaigns: audience: no valid recipient")
 )
 
 // DetectFormat returns the format of an audience file from its name and its
@@ -201,7 +205,7 @@ func (e *FileError) Error() string {
 func (e *FileError) Unwrap() error { return e.Err }
 
 func isAudienceSentinel(err error) bool {
-	return err == ErrTooManyBadLines || err == ErrBadHeader || err == ErrUnknownFormat
+	return err == ErrTooManyBadLines || err == ErrBadHeader || err == ErrUnknownFormat || err == ErrNoRecipients
 }
 
 // AudienceReader reads an audience file as a stream of recipients. It holds

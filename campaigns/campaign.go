@@ -173,13 +173,17 @@ type AudienceSpec struct {
 //	completed → running (the next run of a recurring campaign, or a retry
 //	            run of the failed recipients), cancelled (no more runs)
 //	failed    → running (a retry run only)
+//	cancelled → running (a retry run only)
 //
 // A live run that is cancelled, or meets a campaign-fatal errcode, stops:
 // the campaign is stopping until every recipient of the run has an
-// outcome, then cancelled or failed. Cancelled is terminal. A failed campaign (a campaign-fatal errcode such as
-// a deleted template) runs again only as a retry run over its failed or
-// skipped recipients, once the cause is fixed; the failed run's report
-// stays as it ended.
+// outcome, then cancelled or failed. A cancelled campaign never starts or
+// fires again: it is off its schedule for good. A failed campaign (a
+// campaign-fatal errcode such as a deleted template) or a cancelled one
+// runs again only as a retry run that an operator asks for, over the
+// recipients of one of its runs (the failed or skipped ones once the cause
+// is fixed, the cancelled ones after a cancel); that run's report stays as
+// it ended.
 type State string
 
 // The campaign states.
@@ -203,9 +207,11 @@ const (
 	// sent, unknown if an attempt may have reached WeChat, or the answer
 	// of a call still in flight); then it is cancelled or failed.
 	StateStopping State = "stopping"
-	// StateCancelled was stopped by an operator. It is terminal.
+	// StateCancelled was stopped by an operator. It is terminal: only a
+	// retry run an operator asks for leaves it.
 	StateCancelled State = "cancelled"
-	// StateFailed was stopped by a campaign-fatal error. It is terminal.
+	// StateFailed was stopped by a campaign-fatal error. Only a retry run
+	// leaves it.
 	StateFailed State = "failed"
 )
 
@@ -221,9 +227,11 @@ var transitions = map[State][]State{
 	StatePaused:    {StateRunning, StateStopping},
 	StateStopping:  {StateCancelled, StateFailed},
 	StateCompleted: {StateRunning, StateCancelled},
-	// A failed campaign runs again only as a retry of its failed or
-	// skipped recipients (Store.StartRetryRun), once the cause is fixed.
-	StateFailed: {StateRunning},
+	// A failed or cancelled campaign runs again only as a retry run
+	// (Store.StartRetryRun): of its failed or skipped recipients once the
+	// cause is fixed, of its cancelled ones after a cancel.
+	StateFailed:    {StateRunning},
+	StateCancelled: {StateRunning},
 }
 
 // Valid reports whether s is one of the State constants.
@@ -235,8 +243,9 @@ func (s State) Valid() bool {
 	return false
 }
 
-// Terminal reports whether nothing leaves state s (cancelled only: a
-// failed campaign may still run a retry).
+// Terminal reports whether s ends the campaign's own life: cancelled, which
+// no start, schedule or fire leaves. Only a retry run an operator asks for
+// (Store.StartRetryRun) runs it again, as it does a failed campaign.
 func (s State) Terminal() bool {
 	return s == StateCancelled
 }

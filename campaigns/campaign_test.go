@@ -25,7 +25,7 @@ func TestStateCanTransition(t *testing.T) {
 		StatePaused:    {StateRunning, StateStopping},
 		StateStopping:  {StateCancelled, StateFailed},
 		StateCompleted: {StateRunning, StateCancelled},
-		StateCancelled: nil,
+		StateCancelled: {StateRunning}, // a retry run
 		StateFailed:    {StateRunning}, // a retry run
 	}
 	for _, from := range allStates {
@@ -36,7 +36,7 @@ func TestStateCanTransition(t *testing.T) {
 			}
 			require.Equal(t, want, from.CanTransition(to), "%s → %s", from, to)
 		}
-		require.Equal(t, len(allowed[from]) == 0, from.Terminal(), "terminal %s", from)
+		require.Equal(t, from == StateCancelled, from.Terminal(), "terminal %s", from)
 		require.True(t, from.Valid())
 		require.False(t, from.CanTransition("bogus"))
 	}
@@ -74,8 +74,11 @@ func TestCampaignTransition(t *testing.T) {
 	require.NoError(t, c.Transition(StateStopping, now))
 	require.NoError(t, c.Transition(StateCancelled, now))
 	for _, to := range allStates {
-		require.True(t, errors.Is(c.Transition(to, now), ErrBadTransition), "cancelled is terminal")
+		if to != StateRunning {
+			require.True(t, errors.Is(c.Transition(to, now), ErrBadTransition), "cancelled leads only to a retry run")
+		}
 	}
+	require.NoError(t, c.Transition(StateRunning, now), "a retry run of the cancelled recipients")
 }
 
 func TestCampaignJSON(t *testing.T) {

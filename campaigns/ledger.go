@@ -55,8 +55,15 @@ func ValidOutcome(s string) bool {
 	return false
 }
 
-// ClassReceipt is the class of outcomes failed by a delivery receipt.
-const ClassReceipt = rdb.ClassReceipt
+// Classes of failed outcomes that are not an errcode's class (those are
+// the String values of retry's classes).
+const (
+	// ClassReceipt is the class of outcomes failed by a delivery receipt.
+	ClassReceipt = rdb.ClassReceipt
+	// ClassExhausted is the class of a send whose task ran out of its
+	// retries (or was refused for good) without an errcode to fail it.
+	ClassExhausted = "exhausted"
+)
 
 // DedupeWindowDefault is LedgerConfig.DedupeWindow's default: WeChat
 // deduplicates template sends by client_msg_id for 10 minutes

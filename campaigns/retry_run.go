@@ -85,9 +85,10 @@ type RetryResult struct {
 
 // StartRetryRun starts a new run of campaign c over the recipients of run
 // from whose outcome matches f, and returns it. The recipients keep their
-// variables. The campaign must be completed or failed (a cancelled
-// campaign stays stopped), and run from settled (ErrRunNotSettled
-// otherwise). Unknown recipients are included only when f names unknown;
+// variables. The campaign must be completed, failed or cancelled (a retry
+// is how an operator sends to the recipients a cancel left out; the
+// cancelled campaign stays off its schedule), and run from settled
+// (ErrRunNotSettled otherwise). Unknown recipients are included only when f names unknown;
 // template sends among them keep their earlier client_msg_id while
 // WeChat's window lasts (see RetryResult).
 func (s *Store) StartRetryRun(ctx context.Context, c *Campaign, from int, f RetryFilter) (RetryResult, error) {
@@ -98,7 +99,8 @@ func (s *Store) StartRetryRun(ctx context.Context, c *Campaign, from int, f Retr
 	if err != nil {
 		return RetryResult{}, s.stateErr("retry", c.ID, err)
 	}
-	if st := State(rec.State); st != StateCompleted && st != StateFailed {
+	st := State(rec.State)
+	if st != StateCompleted && st != StateFailed && st != StateCancelled {
 		if st == StateStopping {
 			return RetryResult{}, s.notSettled(ctx, c.ID, rec.Run)
 		}
@@ -162,8 +164,15 @@ func (s *Store) StartRetryRun(ctx context.Context, c *Campaign, from int, f Retr
 	if out.Size == 0 {
 		return RetryResult{}, ErrNothingToRetry
 	}
+	if st == StateCancelled {
+		// Cancel dropped the schedule, unless that failed: once the retry
+		// run completes, a schedule left behind would fire again.
+		if err := s.r.DropSchedule(ctx, c.ID); err != nil {
+			return RetryResult{}, err
+		}
+	}
 	run, err := s.r.StartRun(ctx, c.ID, string(StateRunning), string(StateRunning), out.Size, s.r.Keys().RunAudience(c.ID, next),
-		string(StateCompleted), string(StateFailed))
+		string(StateCompleted), string(StateFailed), string(StateCancelled))
 	if err != nil {
 		return RetryResult{}, s.stateErr("retry", c.ID, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/wxmass/wxmass/internal/rdb"
@@ -263,7 +264,9 @@ type UploadResult struct {
 // it is read, so a value WeChat would refuse is a line error now rather than
 // a failed send later. Lines with problems are reported and skipped; a file
 // error (no openid column, a missing variable column, too many bad lines,
-// an I/O error) stores nothing. Either way, the audience stored before is
+// an I/O error) stores nothing, and so does a file with no valid recipient
+// at all (a *FileError wrapping ErrNoRecipients, with the report): it
+// would empty the audience. Either way, the audience stored before is
 // untouched until the whole file has been read.
 func (s *Store) UploadAudience(ctx context.Context, id string, r io.Reader, f Format) (UploadResult, error) {
 	c, err := s.Get(ctx, id)
@@ -334,6 +337,9 @@ func (s *Store) UploadAudience(ctx context.Context, id string, r io.Reader, f Fo
 		return fail(err)
 	}
 	rep := ar.Report()
+	if rep.Accepted == 0 {
+		return fail(&FileError{Message: noRecipients(rep), Err: ErrNoRecipients})
+	}
 	c.Audience.Variables = rep.Variables
 	c.UpdatedAt = s.now().UTC()
 	doc, err := json.Marshal(c)
@@ -344,4 +350,22 @@ func (s *Store) UploadAudience(ctx context.Context, id string, r io.Reader, f Fo
 		return UploadResult{Report: rep}, s.stateErr("upload an audience to", id, err)
 	}
 	return UploadResult{Stored: stored, Report: rep}, nil
+}
+
+// noRecipients says why a file held no valid recipient, from its report.
+func noRecipients(rep Report) string {
+	if rep.Lines == rep.Blank {
+		return "the file holds no recipient"
+	}
+	var parts []string
+	for _, p := range []struct {
+		n    int
+		what string
+	}{{rep.InvalidOpenIDs, "invalid openids"}, {rep.Invalid, "invalid"}, {rep.Duplicates, "duplicates"}, {rep.Blank, "blank"}} {
+		if p.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", p.n, p.what))
+		}
+	}
+	return fmt.Sprintf("none of the file's %d lines is a valid recipient (%s; the report lists them)",
+		rep.Lines, strings.Join(parts, ", "))
 }

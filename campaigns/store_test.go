@@ -165,3 +165,45 @@ func TestStartEmptyAudience(t *testing.T) {
 	_, err := s.StartRun(t.Context(), c)
 	require.ErrorIs(t, err, campaigns.ErrEmptyAudience)
 }
+
+// TestUploadNoValidRecipient: a file none of whose lines is a valid
+// recipient (or with no line at all) is refused with its report, and the
+// audience stored before stays whole.
+func TestUploadNoValidRecipient(t *testing.T) {
+	t.Parallel()
+	s, r := newStore(t)
+	ctx := t.Context()
+	c := fileCampaign("name")
+	require.NoError(t, s.Create(ctx, c))
+	good := []string{"oAAAAAAAAAAAAAAAAAAAAAAA0001", "oAAAAAAAAAAAAAAAAAAAAAAA0002"}
+	_, err := s.UploadAudience(ctx, c.ID, strings.NewReader("openid,name\n"+good[0]+",Ann\n"+good[1]+",Bob\n"), campaigns.FormatCSV)
+	require.NoError(t, err)
+
+	for _, tt := range []struct {
+		name, file string
+		f          campaigns.Format
+		msg        string
+	}{
+		{"all bad", "openid,name\nnot an openid,Ann\n" + good[0] + ",\n\n", campaigns.FormatCSV,
+			"audience: none of the file's 3 lines is a valid recipient (1 invalid openids, 1 invalid, 1 blank; the report lists them)"},
+		{"header only", "openid,name\n", campaigns.FormatCSV, "audience: the file holds no recipient"},
+		{"empty jsonl", "\n\n", campaigns.FormatJSONL, "audience: the file holds no recipient"},
+		{"bad jsonl", `{"openid":"x","name":"A"}` + "\n", campaigns.FormatJSONL, "none of the file's 1 lines is a valid recipient (1 invalid openids"},
+	} {
+		res, err := s.UploadAudience(ctx, c.ID, strings.NewReader(tt.file), tt.f)
+		require.ErrorIs(t, err, campaigns.ErrNoRecipients, tt.name)
+		var fe *campaigns.FileError
+		require.ErrorAs(t, err, &fe)
+		require.Contains(t, err.Error(), tt.msg, tt.name)
+		require.Zero(t, res.Stored)
+		require.Zero(t, res.Report.Accepted)
+		ids, err := r.AudienceRange(ctx, r.Keys().Audience(c.ID), 0, -1)
+		require.NoError(t, err)
+		require.ElementsMatch(t, good, ids, "%s: the audience before is kept", tt.name)
+	}
+	run, err := s.StartRun(ctx, c)
+	require.NoError(t, err)
+	rec, err := s.Run(ctx, c.ID, run)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, rec.Size, "the run sends to the audience uploaded first")
+}

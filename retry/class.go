@@ -65,6 +65,15 @@ func (c Class) String() string {
 	return "class(" + strconv.Itoa(int(c)) + ")"
 }
 
+// Classes returns every defined class, in the order of the constants.
+func Classes() []Class {
+	out := make([]Class, 0, int(ClassQuota)+1)
+	for c := ClassUnknown; c.valid(); c++ {
+		out = append(out, c)
+	}
+	return out
+}
+
 // valid reports whether c is one of the defined classes.
 func (c Class) valid() bool { return c >= ClassUnknown && c <= ClassQuota }
 

@@ -147,6 +147,19 @@ func TestPauseResumeCancel(t *testing.T) {
 	st := b.fake.Stats()
 	require.EqualValues(t, rec.Counters["sent"], st.APIs[wechat.APITemplateSend].Accepted)
 	require.EqualValues(t, 0, st.DuplicatesDelivered)
+
+	// The recipients the cancel left out are sent by a retry run of the
+	// cancelled campaign: every recipient then has the message once.
+	res, err := p.producer.RetryFailed(t.Context(), c.ID, run, campaigns.RetryFilter{Statuses: []string{campaigns.OutcomeCancelled}})
+	require.NoError(t, err)
+	require.EqualValues(t, rec.Counters["cancelled"], res.Size)
+	rec2 := b.waitSettled(t, c.ID, res.Run, time.Minute)
+	b.truth(t, c, nil, run, res.Run)
+	require.Equal(t, string(campaigns.StateCompleted), rec2.State)
+	require.EqualValues(t, res.Size, rec2.Counters["sent"])
+	st = b.fake.Stats()
+	require.EqualValues(t, n, st.APIs[wechat.APITemplateSend].Accepted)
+	require.EqualValues(t, 0, st.DuplicatesDelivered)
 }
 
 // TestFatalErrcodeStopsRun: a campaign-fatal errcode (40037, the template

@@ -584,7 +584,7 @@ func (w *Worker) HandleError(ctx context.Context, t *asynq.Task, err error) {
 		}
 		id, _ := asynq.GetTaskID(ctx)
 		w.log.Warn("send task out of retries", zap.String("task_id", maskTaskID(id)), zap.Error(err))
-		o := campaigns.Outcome{Status: campaigns.OutcomeFailed, Class: "exhausted", Detail: "task failed: " + firstLine(err.Error())}
+		o := campaigns.Outcome{Status: campaigns.OutcomeFailed, Class: campaigns.ClassExhausted, Detail: "task failed: " + firstLine(err.Error())}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		c, gerr := w.store.Get(rctx, p.Campaign)

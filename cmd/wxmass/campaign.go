@@ -61,7 +61,11 @@ type apiFailure struct {
 
 func (e *apiFailure) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s (HTTP %d)", e.Msg, e.status)
+	fmt.Fprintf(&b, "%s (HTTP %d %s", e.Msg, e.status, e.Code)
+	if e.Field != "" {
+		fmt.Fprintf(&b, ", field %s", e.Field)
+	}
+	b.WriteString(")")
 	for _, fe := range e.Errors {
 		fmt.Fprintf(&b, "\n  %s: %s", fe.Field, fe.Message)
 	}
@@ -80,8 +84,10 @@ func newAPIClient(cmd *cli.Command) (*apiClient, error) {
 	return &apiClient{base: base, key: key, http: &http.Client{Timeout: 5 * time.Minute}}, nil
 }
 
-// do sends a request and decodes a JSON answer into out. A 4xx answer is a
-// usage error (exit 2): the request was wrong; others are failures.
+// do sends a request and decodes a JSON answer into out. A 4xx answer,
+// whatever its body, is a usage error (exit 2): the request, the key or the
+// --api-url was wrong; a 5xx answer or a transport failure is a failure
+// (exit 1).
 func (c *apiClient) do(ctx context.Context, method, path, contentType string, body io.Reader, out any, header ...string) error {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
@@ -110,7 +116,13 @@ func (c *apiClient) do(ctx context.Context, method, path, contentType string, bo
 			Error *apiFailure `json:"error"`
 		}
 		if json.Unmarshal(raw, &env) != nil || env.Error == nil {
-			return fmt.Errorf("%s %s: HTTP %d", method, path, res.StatusCode)
+			// Not the API's answer: a proxy's, or another server at
+			// --api-url.
+			err := fmt.Errorf("%s %s: HTTP %d (not an answer of the wxmass API: is --%s right?)", method, path, res.StatusCode, flagAPIURL)
+			if res.StatusCode < 500 {
+				return usageError{err}
+			}
+			return err
 		}
 		env.Error.status = res.StatusCode
 		if res.StatusCode < 500 {
@@ -299,7 +311,11 @@ func (a *app) campaignCommand() *cli.Command {
 						f["errcodes"] = codes
 					}
 					if v := cmd.String("statuses"); v != "" {
-						f["statuses"] = strings.Split(v, ",")
+						var statuses []string
+						for _, part := range strings.Split(v, ",") {
+							statuses = append(statuses, strings.TrimSpace(part))
+						}
+						f["statuses"] = statuses
 					}
 					body, _ := json.Marshal(f)
 					var out struct {

@@ -181,19 +181,38 @@ func TestTokenCheck(t *testing.T) {
 
 	stdout, stderr, code := run(t, append(env, "WXMASS_APPSECRET="+wechattest.SecretDefault), "token", "check")
 	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "secret:     accepted by WeChat (a fresh stable_token call)")
 	require.Contains(t, stdout, "expires at:")
 
-	// A secret from a file works the same; the stored token is reused.
+	// A secret from a file works the same; the stored token is reused
+	// (one fetch for it), the secret checked on each run.
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "s"), []byte(wechattest.SecretDefault+"\n"), 0o600))
 	_, stderr, code = run(t, append(env, "WXMASS_APPSECRET_FILE="+filepath.Join(dir, "s")), "token", "check")
 	require.Equal(t, 0, code, stderr)
-	require.EqualValues(t, 1, fake.Stats().APIs["stable_token"].Calls)
+	require.EqualValues(t, 3, fake.Stats().APIs["stable_token"].Calls, "one fetch of the shared token, one check per run")
+	require.EqualValues(t, 1, fake.Stats().APIs["stable_token"].TokensIssued)
 
-	// A wrong secret is a clear failure that never prints the secret.
+	// A wrong secret while the token fetched with the right one is still
+	// stored: WeChat's refusal, named by its errcode, and exit 1 (it was
+	// exit 0, the stored token taken for a proof of the secret). Neither
+	// the secret nor a token is printed.
+	stdout, stderr, code = run(t, append(env, "WXMASS_APPSECRET=the-wrong-secret-xyz"), "token", "check")
+	require.Equal(t, 1, code, "stdout: %s\nstderr: %s", stdout, stderr)
+	require.Contains(t, stdout, "secret:     REFUSED: wechat: stable_token: errcode 40125 (appsecret invalid)")
+	require.Contains(t, stdout, "expires at:", "the stored token's times are still shown")
+	require.Contains(t, stderr, "WeChat refused the credentials of 1 of 1 accounts")
+	require.Contains(t, stderr, "errcode 40125 (appsecret invalid)")
+	require.NotContains(t, stdout+stderr, "the-wrong-secret-xyz")
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		require.Regexp(t, `^(account|appid|token api|secret|fetched at|refresh at|expires at|token): `, line, "only known lines, never a token")
+	}
+
+	// Nothing stored and a wrong secret: the same failure.
 	wrongEnv := append(redisEnv(t), "WXMASS_APPID="+wechattest.AppIDDefault, "WXMASS_WECHAT_BASE_URL="+fake.URL(), "WXMASS_APPSECRET=the-wrong-secret-xyz")
 	stdout, stderr, code = run(t, wrongEnv, "token", "check")
 	require.Equal(t, 1, code)
+	require.Contains(t, stdout, "token:      none stored")
 	require.Contains(t, stderr, "errcode 40125 (appsecret invalid)")
 	require.NotContains(t, stdout+stderr, "the-wrong-secret-xyz")
 }

@@ -54,7 +54,13 @@ type Config struct {
 	IdempotencyTTL time.Duration
 	// Mount are more handlers served behind the same API key, by path
 	// pattern (such as "/metrics" or "/monitoring/"), for operators' tools.
-	Mount  map[string]http.Handler
+	// Their state changes get the API's CSRF defence and body rules
+	// (browser.go).
+	Mount map[string]http.Handler
+	// SessionTTL is how long a browser session lasts (SessionTTLDefault).
+	SessionTTL time.Duration
+	// Now reads the time for sessions' expiry (time.Now).
+	Now    func() time.Time
 	Logger *zap.Logger
 }
 
@@ -62,7 +68,9 @@ type Config struct {
 type Server struct {
 	cfg Config
 	mux *http.ServeMux
-	log *zap.Logger
+	// root is mux behind the CSRF defence.
+	root http.Handler
+	log  *zap.Logger
 }
 
 // New returns the API server.
@@ -79,10 +87,17 @@ func New(cfg Config) (*Server, error) {
 	if cfg.IdempotencyTTL <= 0 {
 		cfg.IdempotencyTTL = IdempotencyTTLDefault
 	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = SessionTTLDefault
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
+	s.root = newCrossOriginProtection().Handler(s.mux)
 	s.routes()
 	return s, nil
 }
@@ -92,6 +107,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	// Signed links carry their own authorization.
 	s.mux.HandleFunc("GET /reports/{id}/{run}", s.openReportLink)
+	s.sessionRoutes()
 	allow := map[string][]string{}
 	route := func(method, path string, h handler) {
 		s.handle(method+" "+path, h)
@@ -145,13 +161,10 @@ type handler func(w http.ResponseWriter, r *http.Request) *Error
 // handle registers h behind the API-key check.
 func (s *Server) handle(pattern string, h handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		p, ok := s.authenticate(r)
+		// The key, a browser session, or Basic for reading; and the
+		// browser rules (browser.go).
+		p, ok := s.admit(w, r)
 		if !ok {
-			// Browsers (the asynqmon UI) answer a Basic challenge with a
-			// login prompt; scripts send the Bearer key.
-			w.Header().Add("WWW-Authenticate", `Basic realm="wxmass", charset="UTF-8"`)
-			w.Header().Add("WWW-Authenticate", `Bearer realm="wxmass"`)
-			writeError(w, apiError(http.StatusUnauthorized, CodeUnauthorized, "Authorization", "send a valid API key as Authorization: Bearer <key>"))
 			return
 		}
 		r = r.WithContext(withPrincipal(r.Context(), p))
@@ -165,8 +178,8 @@ func (s *Server) handle(pattern string, h handler) {
 }
 
 // authenticate checks the request's API key: "Authorization: Bearer
-// <key>" (the scheme in any case), or, for browsers, Basic auth with the
-// key as the password (any user name).
+// <key>" (the scheme in any case), or Basic auth with the key as the
+// password (any user name), which admit lets only read.
 func (s *Server) authenticate(r *http.Request) (Principal, bool) {
 	if _, key, ok := r.BasicAuth(); ok {
 		name, ok := s.cfg.Keys.Lookup(key)
@@ -192,7 +205,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, apiError(http.StatusInternalServerError, CodeInternal, "", "internal error"))
 		}
 	}()
-	s.mux.ServeHTTP(w, r)
+	setSecurityHeaders(w.Header())
+	s.root.ServeHTTP(w, r)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {

@@ -160,6 +160,8 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"no api key", nil, []string{"serve"}, "no API key: set WXMASS_API_KEYS or --api-keys-file"},
 		{"short api key", []string{"WXMASS_API_KEYS=short"}, []string{"serve"}, "WXMASS_API_KEYS: key 1: api: an API key must be at least 16 characters"},
 		{"bad keys file", nil, []string{"serve", "--api-keys-file", "/nonexistent/keys"}, "--api-keys-file"},
+		{"short session", []string{"WXMASS_API_KEYS=usage-test-key-0123456789"}, []string{"serve", "--session-ttl", "30s"}, "--session-ttl: 30s: want a duration from 1m to 720h"},
+		{"long session", []string{"WXMASS_API_KEYS=usage-test-key-0123456789", "WXMASS_SESSION_TTL=1000h"}, []string{"all"}, "--session-ttl: 1000h0m0s: want a duration from 1m to 720h"},
 	}
 	for _, tt := range tests {
 		e := append(append([]string{}, env...), tt.env...)

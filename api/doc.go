@@ -15,6 +15,7 @@
 // parameters an endpoint does not take or that are given twice are
 // refused, and Idempotency-Key makes a retried create or transactional
 // send safe.
+//
 // The contract of the API is the OpenAPI 3.1 document openapi.yaml, built in
 // and served as JSON at GET /v1/openapi.json (see OpenAPI); the package's
 // tests check every request and answer against it.
@@ -23,4 +24,10 @@
 // authentications per address (Limits); over a limit the answer is 429
 // with Retry-After. A request refused before its body is read (401, 429)
 // closes its connection without reading the body (httpserve.Refuse).
+//
+// Browsers log in once (the login page at /login, or POST /v1/session) and
+// then hold a session cookie (session.go); Basic auth only reads. Every
+// state change goes through a CSRF defence (http.CrossOriginProtection: 403
+// cross_origin) and takes no body or a JSON one, and every answer carries
+// security headers and a Content-Security-Policy (browser.go).
 package api

@@ -13,6 +13,7 @@ import (
 // Error codes of the API's error answers.
 const (
 	CodeUnauthorized     = "unauthorized"
+	CodeCrossOrigin      = "cross_origin"
 	CodeNotFound         = "not_found"
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeMalformedJSON    = "malformed_json"

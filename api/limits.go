@@ -207,9 +207,15 @@ func (s *Server) admitAddress(w http.ResponseWriter, r *http.Request) bool {
 // is no failure), and makes the 401 close the connection unread.
 func (s *Server) authFailed(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Authorization") != "" {
-		s.lim.authFailures.spend(httpserve.AddressKey(r.RemoteAddr), s.lim.now())
+		s.spendAuthFailure(r)
 	}
 	httpserve.Refuse(w, r)
+}
+
+// spendAuthFailure counts a wrong key sent from the request's address (a
+// login with a wrong key, or a wrong Authorization).
+func (s *Server) spendAuthFailure(r *http.Request) {
+	s.lim.authFailures.spend(httpserve.AddressKey(r.RemoteAddr), s.lim.now())
 }
 
 // admitKey applies the limit of the request's key. Over it, it answers 429

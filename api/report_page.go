@@ -16,7 +16,10 @@ import (
 //go:embed assets/report.html
 var reportHTML string
 
-var reportPage = template.Must(template.New("report").Parse(reportHTML))
+var (
+	reportPage = template.Must(template.New("report").Parse(reportHTML))
+	reportCSP  = pageCSP(reportPage, reportPageData{})
+)
 
 // ReportLinkTTLDefault is how long a signed report link opens the report
 // page unless the request asks otherwise.
@@ -54,10 +57,9 @@ func (s *Server) renderReport(w http.ResponseWriter, r *http.Request, id string,
 		return apiError(http.StatusInternalServerError, CodeInternal, "", "encode report: %s", err.Error())
 	}
 	live := rec.State == "running" || rec.State == "paused" || rec.State == "stopping"
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:")
-	w.Header().Set("Cache-Control", "no-store")
+	// Its script and style by their hashes, nothing else inline; no
+	// referrer, since a signed link carries its signature in the URL.
+	setPageHeaders(w.Header(), reportCSP)
 	if err := reportPage.Execute(w, reportPageData{Name: c.Name, Report: rep, JSON: string(raw), Live: live}); err != nil {
 		s.log.Warn("render report page")
 	}

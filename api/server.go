@@ -55,7 +55,13 @@ type Config struct {
 	IdempotencyTTL time.Duration
 	// Mount are more handlers served behind the same API key, by path
 	// pattern (such as "/metrics" or "/monitoring/"), for operators' tools.
+	// Their state changes get the API's CSRF defence and body rules
+	// (browser.go).
 	Mount map[string]http.Handler
+	// SessionTTL is how long a browser session lasts (SessionTTLDefault).
+	SessionTTL time.Duration
+	// Now reads the time for sessions' expiry (time.Now).
+	Now func() time.Time
 	// Limits are the request limits per key and per address (limits.go);
 	// the zero Limits limits nothing.
 	Limits Limits
@@ -66,8 +72,10 @@ type Config struct {
 type Server struct {
 	cfg Config
 	mux *routeMux
-	log *zap.Logger
-	lim *limits
+	// root is mux behind the CSRF defence.
+	root http.Handler
+	log  *zap.Logger
+	lim  *limits
 }
 
 // New returns the API server.
@@ -84,6 +92,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.IdempotencyTTL <= 0 {
 		cfg.IdempotencyTTL = IdempotencyTTLDefault
 	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = SessionTTLDefault
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
@@ -92,6 +106,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, mux: newRouteMux(), log: cfg.Logger, lim: lim}
+	s.root = newCrossOriginProtection().Handler(s.mux)
 	s.routes()
 	return s, nil
 }
@@ -103,6 +118,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/openapi.json", s.serveOpenAPI)
 	// Signed links carry their own authorization.
 	s.mux.HandleFunc("GET /reports/{id}/{run}", s.openReportLink)
+	s.sessionRoutes()
 	allow := map[string][]string{"/v1/openapi.json": {"GET"}}
 	route := func(method, path string, h handler) {
 		s.handle(method+" "+path, s.audited(method+" "+path, h))
@@ -160,14 +176,10 @@ func (s *Server) handle(pattern string, h handler) {
 		if !s.admitAddress(w, r) {
 			return
 		}
-		p, ok := s.authenticate(r)
+		// The key, a browser session, or Basic for reading; and the
+		// browser rules (browser.go).
+		p, ok := s.admit(w, r)
 		if !ok {
-			s.authFailed(w, r)
-			// Browsers (the asynqmon UI) answer a Basic challenge with a
-			// login prompt; scripts send the Bearer key.
-			w.Header().Add("WWW-Authenticate", `Basic realm="wxmass", charset="UTF-8"`)
-			w.Header().Add("WWW-Authenticate", `Bearer realm="wxmass"`)
-			writeError(w, apiError(http.StatusUnauthorized, CodeUnauthorized, "Authorization", "send a valid API key as Authorization: Bearer <key>"))
 			return
 		}
 		if !s.admitKey(w, r, p) {
@@ -188,8 +200,8 @@ func (s *Server) handle(pattern string, h handler) {
 }
 
 // authenticate checks the request's API key: "Authorization: Bearer
-// <key>" (the scheme in any case), or, for browsers, Basic auth with the
-// key as the password (any user name).
+// <key>" (the scheme in any case), or Basic auth with the key as the
+// password (any user name), which admit lets only read.
 func (s *Server) authenticate(r *http.Request) (Principal, bool) {
 	if _, key, ok := r.BasicAuth(); ok {
 		name, ok := s.cfg.Keys.Lookup(key)
@@ -215,8 +227,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, apiError(http.StatusInternalServerError, CodeInternal, "", "internal error"))
 		}
 	}()
+	setSecurityHeaders(w.Header())
 	r = withRequestID(w, r)
-	s.mux.ServeHTTP(w, r)
+	s.root.ServeHTTP(w, r)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {

@@ -16,8 +16,10 @@ const MonitorPath = "/monitoring"
 // NewMonitor returns asynqmon's UI and API rooted at MonitorPath, on the
 // Redis of opt. It is read-only unless writable: an operator can look at
 // queues and tasks but not delete, run or archive them. Send payloads are
-// shown with their openid masked. The caller puts it behind authentication
-// and calls close when done.
+// shown with their openid masked. Every answer carries security headers:
+// nosniff, X-Frame-Options DENY, Referrer-Policy no-referrer, and the
+// Content-Security-Policy of MonitorCSP. The caller puts it behind
+// authentication and a CSRF defence, and calls close when done.
 func NewMonitor(opt asynq.RedisConnOpt, writable bool) (h http.Handler, close func() error) {
 	m := asynqmon.New(asynqmon.Options{
 		RootPath:         MonitorPath,
@@ -25,7 +27,15 @@ func NewMonitor(opt asynq.RedisConnOpt, writable bool) (h http.Handler, close fu
 		ReadOnly:         !writable,
 		PayloadFormatter: asynqmon.PayloadFormatterFunc(FormatPayload),
 	})
-	return m, m.Close
+	csp := MonitorCSP(m)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", csp)
+		m.ServeHTTP(w, r)
+	}), m.Close
 }
 
 // FormatPayload shows a task's payload without raw openids: a send's

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ensure-chromium.sh: make sure Debian's chromium is installed, for the
-# browser test of the report page and /monitoring (cmd/wxmass, TestAllThroughTheAPI).
+# browser tests of the report page, the login page and /monitoring (cmd/wxmass,
+# TestAllThroughTheAPI and TestBrowserCSRF).
 # It installs the package with apt-get when it is missing (as root, or with
 # sudo). Without it the browser test fails and says why.
 set -euo pipefail

@@ -27,6 +27,7 @@ const (
 	flagListen      = "listen"
 	flagAPIKeysFile = "api-keys-file"
 	flagMonWritable = "monitoring-writable"
+	flagSessionTTL  = "session-ttl"
 	envAPIKeys      = "WXMASS_API_KEYS"
 )
 
@@ -34,6 +35,7 @@ func serveFlags() []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringFlag{Name: flagListen, Value: ":8080", Usage: "address the HTTP API listens on", Sources: sources(flagListen)},
 		&cli.BoolFlag{Name: flagMonWritable, Usage: "let /monitoring (asynqmon) delete, run and archive tasks; read-only by default", Sources: sources(flagMonWritable)},
+		&cli.DurationFlag{Name: flagSessionTTL, Value: api.SessionTTLDefault, Usage: "how long a browser session (log in at /login) lasts, from 1m to 720h", Sources: sources(flagSessionTTL)},
 		&cli.StringFlag{Name: flagAPIKeysFile, Usage: "file of API keys, one per line (a key, or sha256:<hex digest of a key>); each may follow a name and a space (alice KEY), which the audit trail shows; or set " + envAPIKeys + " to comma-separated keys in the same form", Sources: sources(flagAPIKeysFile)},
 	}, httpFlags()...)
 }
@@ -95,6 +97,9 @@ func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) e
 	if err != nil {
 		return err
 	}
+	if ttl := cmd.Duration(flagSessionTTL); ttl < time.Minute || ttl > 720*time.Hour {
+		return usagef("--%s: %s: want a duration from 1m to 720h", flagSessionTTL, ttl)
+	}
 	limits, err := apiLimits(cmd)
 	if err != nil {
 		return err
@@ -116,7 +121,8 @@ func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) e
 	defer func() { _ = closeMon() }()
 	handler, err := api.New(api.Config{Store: rt.store, Producer: rt.producer, Keys: keys, Policy: rt.policy,
 		Accounts: rt.accounts, WeChat: rt.wechat, Limits: limits,
-		Logger: a.log.Named("api"),
+		SessionTTL: cmd.Duration(flagSessionTTL),
+		Logger:     a.log.Named("api"),
 		Mount: map[string]http.Handler{
 			"GET /metrics":                  promhttp.HandlerFor(rt.registry, promhttp.HandlerOpts{}),
 			monitoring.MonitorPath + "/":    mon,

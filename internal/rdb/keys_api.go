@@ -15,3 +15,10 @@ func (k Keys) Idempotency(scope, key string) string {
 
 // SigningKey is the key report links are signed with.
 func (k Keys) SigningKey() string { return k.prefix() + ":signing-key" }
+
+// Session is the key of a browser session: the SHA-256 of its token, so
+// that what Redis holds cannot be sent back as a cookie.
+func (k Keys) Session(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return k.prefix() + ":session:" + hex.EncodeToString(h[:])
+}

@@ -46,6 +46,10 @@ const (
 	DBCmdAccts = 13 // cmd's test of several accounts and secret rotation
 )
 
+// DBCmdBrowser is the DB of cmd's headless-Chromium test of the CSRF
+// defence, which pauses asynq's bulk queue.
+const DBCmdBrowser = 14
+
 // URL returns the Redis URL tests use.
 func URL() string {
 	if u := os.Getenv("TEST_REDIS_URL"); u != "" {

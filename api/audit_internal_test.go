@@ -3,9 +3,14 @@ package api
 import (
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/wxmass/wxmass/campaigns"
+	"github.com/wxmass/wxmass/producer"
 )
 
 // TestStatusWriter: the audit's writer remembers the answer's status (not
@@ -46,5 +51,24 @@ func TestSaneRequestID(t *testing.T) {
 	}
 	for _, id := range []string{"", "-x", "has space", "new\nline", "quote\"", "xé", string(make([]byte, 129))} {
 		require.False(t, saneRequestID.MatchString(id), id)
+	}
+}
+
+// TestEveryChangeIsAudited: every route of the API that changes state (any
+// method but GET) is an action of the audit trail, but the sessions, which
+// change no campaign (their start and end are logged).
+func TestEveryChangeIsAudited(t *testing.T) {
+	t.Parallel()
+	s, err := New(Config{Store: &campaigns.Store{}, Producer: &producer.Producer{}, Keys: &KeySet{}})
+	require.NoError(t, err)
+	notCampaigns := []string{"POST /v1/session", "DELETE /v1/session", "POST /login", "POST /logout"}
+	for _, route := range s.Routes() {
+		if strings.HasPrefix(route, "GET ") || slices.Contains(notCampaigns, route) {
+			continue
+		}
+		require.Contains(t, auditActions, route, "%s changes state: name its action in auditActions", route)
+	}
+	for route := range auditActions {
+		require.Contains(t, s.Routes(), route, "auditActions names a route the server does not have")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -423,4 +424,46 @@ func TestUploadMayOutlastTheBodyTimeout(t *testing.T) {
 	var up map[string]any
 	require.NoError(t, json.Unmarshal(raw, &up))
 	require.EqualValues(t, 90, up["stored"])
+}
+
+// Logins with a wrong key (the login form, POST /v1/session) count as
+// failed authentications of their address: past the burst, guessing keys
+// there is slowed like guessing them in Authorization.
+func TestWrongLoginsSlowedPerAddress(t *testing.T) {
+	t.Parallel()
+	b := setup(t, twoKeys(t), func(c *api.Config) { c.Limits.AuthFailures = api.Rate{Rate: 0.01, Burst: 3} })
+	c := clientFrom("127.0.0.1")
+	post := func(path, contentType, body string) closingAnswer {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), "POST", b.url+path, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", contentType)
+		res, err := c.Do(req)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		raw, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		a := closingAnswer{answer{status: res.StatusCode, header: res.Header, raw: string(raw)}, res.Close}
+		if strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+			require.NoError(t, json.Unmarshal(raw, &a.body), string(raw))
+		}
+		return a
+	}
+	form := func(key string) string { return url.Values{"key": {key}, "next": {"/monitoring/"}}.Encode() }
+	require.Equal(t, http.StatusUnauthorized, post("/login", "application/x-www-form-urlencoded", form("wrong-key-0123456789abcdef")).status)
+	require.Equal(t, http.StatusUnauthorized, post("/v1/session", "application/json", `{"key":"wrong-key-0123456789abcdef"}`).status)
+	require.Equal(t, http.StatusUnauthorized, post("/login", "application/x-www-form-urlencoded", form("wrong-key-0123456789abcdeg")).status)
+	requireRateLimited(t, post("/login", "application/x-www-form-urlencoded", form(aliceKey)), "100", "too many failed authentications from this address")
+	requireRateLimited(t, post("/v1/session", "application/json", `{"key":"`+aliceKey+`"}`), "100", "too many failed authentications from this address")
+	a := post("/v1/session", "application/json", `{"key":"`+aliceKey+`"}`)
+	require.Equal(t, http.StatusTooManyRequests, a.status)
+
+	// Another address logs in.
+	req, err := http.NewRequestWithContext(t.Context(), "POST", b.url+"/v1/session", strings.NewReader(`{"key":"`+aliceKey+`"}`))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := clientFrom("127.0.0.2").Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusCreated, res.StatusCode)
 }

@@ -136,6 +136,18 @@ func (m *Metrics) CallbackRefused(account, reason string) {
 	m.refused.WithLabelValues(account, reason).Inc()
 }
 
+// DeclareCallbackRefusals makes the refusal counters of account's callback
+// receiver exist at 0 for each of reasons, so that a dashboard or an alert
+// sees the series (and its first increase) before the first refusal.
+func (m *Metrics) DeclareCallbackRefusals(account string, reasons []string) {
+	if m == nil {
+		return
+	}
+	for _, r := range reasons {
+		m.refused.WithLabelValues(account, r)
+	}
+}
+
 // QueueCollector reports the size of asynq queues at each scrape, by
 // queue and task state, read with an asynq Inspector.
 type QueueCollector struct {

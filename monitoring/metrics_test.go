@@ -31,6 +31,7 @@ func TestMetrics(t *testing.T) {
 	m.RunFinished("wx1", "completed")
 	m.RunFinished("wx1", "failed")
 	m.Resolved("wx1", "template", "sent")
+	m.DeclareCallbackRefusals("wx1", []string{"replay", "decrypt"})
 	m.CallbackRefused("wx1", "replay")
 	m.CallbackRefused("wx1", "replay")
 	m.CallbackRefused("wx1", "bad_signature")
@@ -38,6 +39,7 @@ func TestMetrics(t *testing.T) {
 # HELP wxmass_callback_refused_total Requests to the WeChat callback receiver refused (or pushes discarded without effect), by account and reason (bad_signature, stale_timestamp, replay, receipt_mismatch...).
 # TYPE wxmass_callback_refused_total counter
 wxmass_callback_refused_total{account="wx1",reason="bad_signature"} 1
+wxmass_callback_refused_total{account="wx1",reason="decrypt"} 0
 wxmass_callback_refused_total{account="wx1",reason="replay"} 2
 # HELP wxmass_runs_finished_total Campaign runs this process saw finish (every recipient has an outcome), by account and the state they finished in (completed, failed, cancelled).
 # TYPE wxmass_runs_finished_total counter

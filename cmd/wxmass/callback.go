@@ -78,6 +78,7 @@ func (a *app) newCallbackRouter(base string, hub *account.Hub, r *rdb.RDB, metri
 			if err != nil {
 				return nil, fmt.Errorf("account %s: %w", s.ID, err)
 			}
+			metrics.DeclareCallbackRefusals(s.ID, callback.RefusedReasons)
 			m[s.ID] = h
 			if i == 0 {
 				m[""] = h

@@ -140,7 +140,7 @@ func (b *receiverBundle) counters(t *testing.T) map[string]int64 {
 	return rec.Counters
 }
 
-// refused returns wxmass_callback_refused_total of account shop by reason,
+// refused returns the non-zero counts of wxmass_callback_refused_total of account shop by reason,
 // as /metrics shows it.
 func (b *receiverBundle) refused(t *testing.T) map[string]int {
 	t.Helper()
@@ -151,9 +151,20 @@ func (b *receiverBundle) refused(t *testing.T) map[string]int {
 	for _, m := range re.FindAllStringSubmatch(rec.Body.String(), -1) {
 		n, err := strconv.Atoi(m[2])
 		require.NoError(t, err)
-		out[m[1]] = n
+		if n != 0 {
+			out[m[1]] = n
+		}
 	}
 	return out
+}
+
+// refusalSeries returns how many reasons the refusal counter of "shop"
+// exports, zero or not.
+func (b *receiverBundle) refusalSeries(t *testing.T) int {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(b.reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	return len(regexp.MustCompile(`(?m)^wxmass_callback_refused_total\{account="shop",`).FindAllString(rec.Body.String(), -1))
 }
 
 // post sends a push to the receiver.
@@ -227,6 +238,7 @@ func TestCallbackReceiverRefusesReplays(t *testing.T) {
 			before := b.counters(t)
 			require.Equal(t, campaigns.OutcomeSent, b.outcome(t, b.bob))
 			require.Equal(t, map[string]int{}, b.refused(t))
+			require.Equal(t, len(callback.RefusedReasons), b.refusalSeries(t), "every reason's counter exists at 0 before the first refusal")
 
 			// 1. Alice's captured query with Bob's failure as the body.
 			forged := receiptEvent(b.bob, bobMsgID, "failed:user block")

@@ -109,7 +109,10 @@ func stopMidRun(t *testing.T, stop string) {
 				assert.Equal(t, 40037, o.Code, c.OpenID)
 			}
 		}
-		assert.GreaterOrEqual(t, met, 2, "concurrent sends met the fatal errcode")
+		// How many sends were in flight when the template went away is
+		// chance (1 to 12 seen): the stop needs one, and every one is
+		// failed with it.
+		assert.GreaterOrEqual(t, met, 1, "a send met the fatal errcode")
 		s.Note("%d concurrent sends met 40037, each failed with it", met)
 	}
 

@@ -1,0 +1,33 @@
+package campaigns
+
+import (
+	"context"
+	"fmt"
+)
+
+// Delete removes a campaign and everything of it in Redis: its record, its
+// runs with their outcomes, attempts, counters and timelines, its audience
+// and variables, its fire claims and audit trail, its entries in the
+// campaign list (so List and CountStates no longer see it) and in the
+// schedule index, the msgid index entries of its runs' template sends and
+// the notes of their lost answers (see rdb.DeleteCampaign).
+//
+// A campaign with a live run (running, paused or stopping) is refused with
+// a *StateError naming the state, and nothing changes: cancel it and let it
+// settle first. A campaign on a schedule (scheduled for its first fire, or
+// a recurring one between runs) is taken off it and deleted: the delete and
+// a fire are ordered on the campaign's hash, so either the fire started a
+// run first (and the delete is refused) or no fire starts one after.
+// Deleting is safe to repeat: a delete cut short is finished by the next.
+// It returns ErrNotFound for an unknown campaign.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	if !ValidID(id) {
+		return fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	c, err := s.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	err = s.r.DeleteCampaign(ctx, id, c.Account, string(StateRunning), string(StatePaused), string(StateStopping))
+	return s.stateErr("delete", id, err)
+}

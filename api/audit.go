@@ -26,6 +26,7 @@ import (
 var auditActions = map[string]string{
 	"POST /v1/campaigns":                             "create",
 	"PUT /v1/campaigns/{id}":                         "update",
+	"DELETE /v1/campaigns/{id}":                      "delete",
 	"PUT /v1/campaigns/{id}/audience":                "upload",
 	"POST /v1/campaigns/{id}/start":                  "start",
 	"POST /v1/campaigns/{id}/schedule":               "schedule",

@@ -254,7 +254,7 @@ func TestContractCatchesMismatches(t *testing.T) {
 			{"an unknown field, marked", "POST", "/v1/campaigns", strings.Replace(inlineCampaign, `"kind"`, `"colour":"red","kind"`, 1), []string{invalid, "an unknown field"}, ""},
 			{"a query parameter out of range", "GET", "/v1/campaigns?limit=500", "", nil, `parameter "limit"`},
 			{"a header too long", "POST", "/v1/campaigns", inlineCampaign, []string{"Idempotency-Key", strings.Repeat("k", 256)}, `"Idempotency-Key"`},
-			{"an undescribed method", "DELETE", "/v1/campaigns/" + id, "", nil, "method not allowed"},
+			{"an undescribed method", "PATCH", "/v1/campaigns/" + id, "", nil, "method not allowed"},
 			{"a stale mark", "GET", "/v1/campaigns", "", []string{invalid, "no reason"}, "but the contract takes it"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {

@@ -128,6 +128,7 @@ func (s *Server) routes() {
 	route("GET", "/v1/campaigns", s.listCampaigns)
 	route("GET", "/v1/campaigns/{id}", s.getCampaign)
 	route("PUT", "/v1/campaigns/{id}", s.updateCampaign)
+	route("DELETE", "/v1/campaigns/{id}", s.deleteCampaign)
 	route("PUT", "/v1/campaigns/{id}/audience", s.uploadAudience)
 	route("POST", "/v1/campaigns/{id}/start", s.startCampaign)
 	route("POST", "/v1/campaigns/{id}/pause", s.control((*campaigns.Store).Pause))

@@ -208,7 +208,7 @@ func (a *app) campaignCommand() *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "campaign",
-		Usage: "the client of the HTTP API: create, upload, start, schedule, unschedule, pause, resume, cancel, retry-failed, status, watch, report, events (API key in " + envAPIKey + ")",
+		Usage: "the client of the HTTP API: create, upload, start, schedule, unschedule, pause, resume, cancel, retry-failed, status, watch, report, events, delete (API key in " + envAPIKey + ")",
 		Description: "The API's contract, every endpoint with its parameters, bodies, answers and error codes, is an OpenAPI 3.1\n" +
 			"document served by wxmass serve at GET /v1/openapi.json (no key needed), for client generators and API explorers.",
 		Flags: []cli.Flag{
@@ -282,6 +282,7 @@ func (a *app) campaignCommand() *cli.Command {
 				}),
 			},
 			control("start"), control("pause"), control("resume"), control("cancel"), control("schedule"), control("unschedule"),
+			campaignDeleteCommand(withClient, idArg),
 			campaignEventsCommand(withClient, idArg),
 			{
 				Name: "retry-failed", Usage: "start a new run over the failed recipients of a run (default: the latest)", ArgsUsage: "ID",

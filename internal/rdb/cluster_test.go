@@ -523,6 +523,87 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("Delete", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		r := b.rdb(t)
+		t0 := time.Date(2026, 3, 2, 1, 0, 0, 0, time.UTC)
+		live := []string{"running", "paused", "stopping"}
+		// Every key under the test's prefix, on every primary.
+		allKeys := func() []string {
+			var mu sync.Mutex
+			var out []string
+			require.NoError(t, b.c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+				keys, err := n.Keys(ctx, r.Keys().Prefix+":*").Result()
+				mu.Lock()
+				out = append(out, keys...)
+				mu.Unlock()
+				return err
+			}))
+			return out
+		}
+		ids := b.spread(t, 3, func(i int) string { return fmt.Sprint("c", i) }, r.Keys().Campaign)
+		for i, id := range ids {
+			require.NoError(t, r.CreateCampaign(ctx, id, []byte(`{}`), "draft", timeNow()))
+			_, _, err := r.AppendAudience(ctx, id, []rdb.AudienceEntry{{OpenID: openID(1)}, {OpenID: openID(2)}}, "draft")
+			require.NoError(t, err)
+			_, _, err = r.ScheduleCampaign(ctx, id, t0, "scheduled", []string{"draft"}, onSchedule)
+			require.NoError(t, err)
+			rep, err := r.ClaimFire(ctx, claim(id, t0, t0.Add(time.Hour), true))
+			require.NoError(t, err)
+			require.Equal(t, rdb.FireStarted, rep.Status)
+			_, err = r.AppendAudit(ctx, rdb.AuditEvent{Campaign: id, Action: "start", Key: "alice", Status: 202, At: timeNow()}, 10)
+			require.NoError(t, err)
+
+			var se *rdb.StateError
+			require.ErrorAs(t, r.DeleteCampaign(ctx, id, "wxacct", live...), &se, "a running campaign is refused")
+			require.Equal(t, "running", se.State)
+
+			// One sent (a msgid index entry in its own slot), one whose
+			// answer was lost (a note under the account's tag).
+			msgid := int64(7000 + i)
+			require.NoError(t, r.EndAttempts(ctx, id, 1, rdb.EndAttempt{OpenID: openID(2), Lost: true, Account: "wxacct"}))
+			rec, err := r.RecordOutcomes(ctx, id, 1, "completed",
+				rdb.Settle{OpenID: openID(1), Outcome: rdb.Outcome{Status: rdb.OutcomeSent, MsgID: msgid}},
+				rdb.Settle{OpenID: openID(2), Outcome: rdb.Outcome{Status: rdb.OutcomeUnknown}})
+			require.NoError(t, err)
+			require.Equal(t, "completed", rec.Finished)
+		}
+		before := allKeys()
+		for i, id := range ids[:2] {
+			require.NoError(t, r.DeleteCampaign(ctx, id, "wxacct", live...))
+			_, _, _, ok, err := r.LookupMsgID(ctx, int64(7000+i))
+			require.NoError(t, err)
+			require.False(t, ok, "the msgid entry of %s is gone", id)
+			require.ErrorIs(t, r.DeleteCampaign(ctx, id, "wxacct", live...), rdb.ErrCampaignNotFound)
+		}
+		after := allKeys()
+		for _, k := range after {
+			require.NotContains(t, k, "{c:"+ids[0]+"}")
+			require.NotContains(t, k, "{c:"+ids[1]+"}")
+		}
+		var kept []string
+		for _, k := range before {
+			if strings.Contains(k, "{c:"+ids[2]+"}") {
+				kept = append(kept, k)
+			}
+		}
+		require.Greater(t, len(kept), 5)
+		require.Subset(t, after, kept, "the third campaign keeps its keys")
+		_, _, _, ok, err := r.LookupMsgID(ctx, 7002)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Contains(t, after, r.Keys().Lost("wxacct", openID(2)), "the third campaign's lost note stays")
+		listed, total, err := r.ListCampaigns(ctx, 0, 10)
+		require.NoError(t, err)
+		require.Equal(t, []string{ids[2]}, listed)
+		require.EqualValues(t, 1, total)
+		due, err := r.DueSchedules(ctx, t0.Add(24*time.Hour), 10)
+		require.NoError(t, err)
+		require.Len(t, due, 1)
+		require.Equal(t, ids[2], due[0].ID)
+	})
+
 	t.Run("Audit", func(t *testing.T) {
 		t.Parallel()
 		ctx := t.Context()

@@ -134,7 +134,8 @@ func (s *Store) Get(ctx context.Context, id string) (*Campaign, error) {
 // latest run (0 before the first).
 func (s *Store) Latest(ctx context.Context, id string) (*Campaign, int, error) {
 	rec, err := s.r.GetCampaign(ctx, id)
-	if errors.Is(err, rdb.ErrCampaignNotFound) {
+	if errors.Is(err, rdb.ErrCampaignNotFound) || err == nil && rec.State == rdb.StateDeleting {
+		// A campaign being deleted (see Delete) is gone for its readers.
 		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {

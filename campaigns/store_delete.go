@@ -2,6 +2,7 @@ package campaigns
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 )
 
@@ -18,15 +19,22 @@ import (
 // a recurring one between runs) is taken off it and deleted: the delete and
 // a fire are ordered on the campaign's hash, so either the fire started a
 // run first (and the delete is refused) or no fire starts one after.
-// Deleting is safe to repeat: a delete cut short is finished by the next.
-// It returns ErrNotFound for an unknown campaign.
+// Deleting is safe to repeat: a delete cut short is finished by the next;
+// until then the campaign is in rdb.StateDeleting, and Get and Latest
+// answer ErrNotFound for it, as they will once it is gone. It returns ErrNotFound for an unknown campaign.
 func (s *Store) Delete(ctx context.Context, id string) error {
 	if !ValidID(id) {
 		return fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	c, err := s.Get(ctx, id)
+	// Read as stored: a campaign whose delete was cut short is gone for Get,
+	// but its delete is finished here.
+	rec, err := s.r.GetCampaign(ctx, id)
 	if err != nil {
-		return err
+		return s.stateErr("delete", id, err)
+	}
+	var c Campaign
+	if err := json.Unmarshal(rec.Doc, &c); err != nil {
+		return fmt.Errorf("campaigns: decode %s: %w", id, err)
 	}
 	err = s.r.DeleteCampaign(ctx, id, c.Account, string(StateRunning), string(StatePaused), string(StateStopping))
 	return s.stateErr("delete", id, err)

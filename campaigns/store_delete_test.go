@@ -171,6 +171,8 @@ func TestStoreDeleteResumes(t *testing.T) {
 	ctx := t.Context()
 	done := finishedCampaign(t, s, 1000000003)
 	require.NoError(t, r.Client().HSet(ctx, r.Keys().Campaign(done.ID), "state", rdb.StateDeleting).Err())
+	_, err := s.Get(ctx, done.ID)
+	require.ErrorIs(t, err, campaigns.ErrNotFound, "a campaign being deleted is gone for its readers")
 	require.NoError(t, s.Delete(ctx, done.ID))
 	for key := range snapshot(t, r) {
 		require.NotContains(t, key, done.ID)

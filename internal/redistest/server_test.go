@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
@@ -29,6 +30,13 @@ func TestStartServer(t *testing.T) {
 		c := redis.NewClient(opt)
 		t.Cleanup(func() { _ = c.Close() })
 		require.NoError(t, c.Set(ctx, "k", "v", 0).Err())
+		// With appendfsync everysec, Redis may postpone writing its AOF
+		// buffer (up to 2 s) while a background fsync runs, and answer
+		// meanwhile: the write is on its way to the file once the buffer
+		// is empty.
+		require.Eventually(t, func() bool {
+			return strings.Contains(c.Info(ctx, "persistence").Val(), "aof_buffer_length:0\r\n")
+		}, 10*time.Second, 10*time.Millisecond, "the AOF buffer is written")
 		require.Equal(t, "yes", c.ConfigGet(ctx, "appendonly").Val()["appendonly"])
 		require.Equal(t, "", c.ConfigGet(ctx, "save").Val()["save"])
 

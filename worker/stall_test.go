@@ -27,7 +27,7 @@ func TestStalledRunIsExpandedAgain(t *testing.T) {
 	b := setup(t, wechattest.Config{})
 	// 50 a second: the last recipients are still queued seconds after the
 	// expansion, when their tasks are deleted.
-	p := b.process(t, procConfig{rate: 50, burst: 5, stall: 300 * time.Millisecond})
+	p := b.process(t, procConfig{rate: 50, burst: 5, stall: 300 * time.Millisecond, reconcile: 100 * time.Millisecond})
 	c := b.fileCampaign(t, campaigns.KindTemplate, wechattest.TemplateIDDefault, ids)
 	run, err := p.producer.Start(t.Context(), c.ID)
 	require.NoError(t, err)

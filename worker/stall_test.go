@@ -16,7 +16,7 @@ import (
 // without an outcome (as when a Redis primary change keeps a task's
 // acknowledgement and loses the outcome recorded just before it) would
 // leave the run running forever. Once it has made no progress for
-// StallTimeout, the worker expands it again: the lost recipients get new
+// StallTimeout, the reconciler queues them again: the lost recipients get new
 // tasks, nobody else is queued twice, and the run completes.
 func TestStalledRunIsExpandedAgain(t *testing.T) {
 	const (

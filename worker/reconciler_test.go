@@ -173,3 +173,60 @@ func TestReconcilerFinishesARunWhoseRecipientsAllHaveOutcomes(t *testing.T) {
 	require.Equal(t, 1, m.actions(t)["finish"])
 	require.Len(t, b.fake.Deliveries(), n, "nobody was messaged again")
 }
+
+// TestReconcilerRequeuesLostLaunchAndSettle: with the fleet down, a run of
+// all followers is started (its audience is fetched by its launch task)
+// and a run of a file audience is started and cancelled (its recipients
+// get their outcomes from its settle task); both tasks are lost. The new
+// fleet's reconciler queues them again: the first run fetches its
+// audience and completes, the second ends cancelled with nobody messaged.
+func TestReconcilerRequeuesLostLaunchAndSettle(t *testing.T) {
+	const followers, n = 60, 30
+	b := setup(t, wechattest.Config{Followers: followers})
+	ins := asynq.NewInspector(b.opt)
+	defer ins.Close()
+	old := b.process(t, procConfig{stall: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, old.srv.Stop(ctx))
+
+	fol := &campaigns.Campaign{
+		Name: "followers", Account: wechattest.AppIDDefault, Kind: campaigns.KindTemplate,
+		Template: &campaigns.TemplateSpec{TemplateID: wechattest.TemplateIDDefault, Data: map[string]string{"thing1": "会员日"}},
+		Audience: campaigns.AudienceSpec{Source: campaigns.SourceFollowers},
+	}
+	require.NoError(t, b.store.Create(t.Context(), fol))
+	folRun, err := old.producer.Start(t.Context(), fol.ID)
+	require.NoError(t, err)
+	file := b.fileCampaign(t, campaigns.KindTemplate, wechattest.TemplateIDDefault, openIDs(n))
+	fileRun, err := old.producer.Start(t.Context(), file.ID)
+	require.NoError(t, err)
+	require.NoError(t, old.producer.Cancel(t.Context(), file.ID))
+	deleteTasks(t, ins)
+	rec, err := b.store.Run(t.Context(), fol.ID, folRun)
+	require.NoError(t, err)
+	require.EqualValues(t, -1, rec.Size, "the audience is not fetched yet")
+	rec, err = b.store.Run(t.Context(), file.ID, fileRun)
+	require.NoError(t, err)
+	require.Equal(t, string(campaigns.StateStopping), rec.State)
+
+	m := newReconcilerMetrics(t)
+	b.process(t, procConfig{stall: 300 * time.Millisecond, reconcile: 100 * time.Millisecond, metrics: m.m})
+	rec = b.waitSettled(t, fol.ID, folRun, time.Minute)
+	require.Equal(t, string(campaigns.StateCompleted), rec.State)
+	require.EqualValues(t, followers, rec.Counters["sent"], "%v", rec.Counters)
+	b.truth(t, fol, nil, folRun)
+	rec = b.waitSettled(t, file.ID, fileRun, time.Minute)
+	require.Eventually(t, func() bool {
+		rec, err = b.store.Run(t.Context(), file.ID, fileRun)
+		require.NoError(t, err)
+		return rec.State == string(campaigns.StateCancelled)
+	}, 10*time.Second, 20*time.Millisecond, "the cancelled run ends: %+v", &rec)
+	require.EqualValues(t, n, rec.Counters["cancelled"], "%v", rec.Counters)
+	b.truth(t, file, nil, fileRun)
+	require.Len(t, b.fake.Deliveries(), followers, "the cancelled run's recipients were not messaged")
+
+	got := m.actions(t)
+	require.Equal(t, 1, got["launch"], "%v", got)
+	require.Equal(t, 1, got["settle"], "%v", got)
+}

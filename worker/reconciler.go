@@ -18,7 +18,7 @@ const reconcilerLease = "reconciler"
 // that holds its lease: a run that made no progress for StallTimeout has
 // its lost tasks queued again (producer.Producer.Reconcile), and one whose
 // recipients all have outcomes is finished. Whichever process handled the
-// run before does not matter. Only Worker.Run uses it.
+// run before does not matter. Only its loop uses it.
 type reconciler struct {
 	w     *Worker
 	token string // this process's claim on the lease
@@ -42,6 +42,22 @@ func newReconciler(w *Worker) *reconciler {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return &reconciler{w: w, token: hex.EncodeToString(b), seen: map[liveRun]progress{}}
+}
+
+// loop reconciles every ReconcileInterval until ctx ends, then gives the
+// lease up.
+func (r *reconciler) loop(ctx context.Context) {
+	defer r.release()
+	t := time.NewTicker(r.w.cfg.ReconcileInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.tick(ctx)
+		}
+	}
 }
 
 // tick takes or renews the lease and, holding it, reconciles every live

@@ -612,8 +612,8 @@ func firstLine(s string) string {
 	return s
 }
 
-// Run listens for announced state changes and probes paused quotas until
-// ctx ends.
+// Run listens for announced state changes, probes paused quotas and runs
+// the reconciler until ctx ends.
 func (w *Worker) Run(ctx context.Context) error {
 	ch, stop := w.store.Changes(ctx)
 	defer func() { _ = stop() }()
@@ -621,10 +621,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer probe.Stop()
 	sweep := time.NewTicker(time.Minute)
 	defer sweep.Stop()
-	rec := newReconciler(w)
-	defer rec.release()
-	reconcile := time.NewTicker(w.cfg.ReconcileInterval)
-	defer reconcile.Stop()
+	// The reconciler has a loop of its own: a long look at a big run does
+	// not hold up the state announcements.
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { newReconciler(w).loop(rctx) })
 	for {
 		select {
 		case <-ctx.Done():
@@ -638,8 +641,6 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.probeQuotas(ctx)
 		case <-sweep.C:
 			w.sweep()
-		case <-reconcile.C:
-			rec.tick(ctx)
 		}
 	}
 }

@@ -2,6 +2,9 @@ package producer
 
 import (
 	"context"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/wxmass/wxmass/campaigns"
 	"github.com/wxmass/wxmass/internal/task"
@@ -61,7 +64,6 @@ func (p *Producer) Reconcile(ctx context.Context, c *campaigns.Campaign, runNo i
 		}
 		return out, err
 	}
-	typ := SendTaskType(c.Kind)
 	size := int64(p.cfg.ChunkSize)
 	for start := int64(0); start < run.Expanded; start += size {
 		openids, err := p.store.AudienceRange(ctx, run.Audience, start, min(start+size, run.Expanded)-1)
@@ -72,23 +74,39 @@ func (p *Producer) Reconcile(ctx context.Context, c *campaigns.Campaign, runNo i
 		if err != nil {
 			return out, err
 		}
-		for i, o := range openids {
-			if has[i] {
-				continue
-			}
-			// On the bulk queue, a lost transactional send too (nothing
-			// in the campaign says which it was): late either way.
-			ok, err := p.requeueSend(ctx, typ, task.QueueBulk, c.ID, runNo, o)
-			if err != nil {
-				return out, err
-			}
-			if ok {
-				out.Sends++
-			}
+		n, err := p.requeueSends(ctx, c, runNo, openids, has)
+		out.Sends += n
+		if err != nil {
+			return out, err
 		}
 	}
 	if run.Expanded < run.Size {
 		out.Expand, err = p.requeueExpand(ctx, c.ID, runNo, int(run.Expanded/size))
 	}
 	return out, err
+}
+
+// requeueSends queues the send task of each of openids that has no outcome
+// (has[i] false), EnqueueParallel at a time, on the bulk queue (a lost
+// transactional send too: nothing in the campaign says which it was). It
+// returns how many it queued; the others had their task.
+func (p *Producer) requeueSends(ctx context.Context, c *campaigns.Campaign, run int, openids []string, has []bool) (int, error) {
+	typ := SendTaskType(c.Kind)
+	var n atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.cfg.EnqueueParallel)
+	for i, o := range openids {
+		if has[i] {
+			continue
+		}
+		g.Go(func() error {
+			ok, err := p.requeueSend(gctx, typ, task.QueueBulk, c.ID, run, o)
+			if ok {
+				n.Add(1)
+			}
+			return err
+		})
+	}
+	err := g.Wait()
+	return int(n.Load()), err
 }

@@ -20,6 +20,7 @@ type Metrics struct {
 	runsEnded *prometheus.CounterVec
 	resolved  *prometheus.CounterVec
 	refused   *prometheus.CounterVec
+	reconcile *prometheus.CounterVec
 }
 
 // NewMetrics registers wxmass's metrics with reg.
@@ -55,8 +56,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "wxmass_callback_refused_total",
 			Help: "Requests to the WeChat callback receiver refused (or pushes discarded without effect), by account and reason (bad_signature, stale_timestamp, replay, receipt_mismatch...).",
 		}, []string{"account", "reason"}),
+		reconcile: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxmass_reconciler_actions_total",
+			Help: "What the reconciler (one process of the fleet at a time) did to runs without progress, by action: reconcile (runs found without progress, or done but not finished, and reconciled), send (recipients queued again), launch, expand, settle (lost tasks queued again), finish (runs whose recipients all had outcomes, finished).",
+		}, []string{"action"}),
 	}
-	for _, c := range []prometheus.Collector{m.outcomes, m.latency, m.rateWait, m.refreshes, m.runsEnded, m.resolved, m.refused} {
+	for _, a := range []string{"reconcile", "send", "launch", "expand", "settle", "finish"} {
+		m.reconcile.WithLabelValues(a)
+	}
+	for _, c := range []prometheus.Collector{m.outcomes, m.latency, m.rateWait, m.refreshes, m.runsEnded, m.resolved, m.refused, m.reconcile} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -115,6 +123,15 @@ func (m *Metrics) RunFinished(account, state string) {
 		return
 	}
 	m.runsEnded.WithLabelValues(account, state).Inc()
+}
+
+// Reconciled counts n actions of the reconciler (see
+// wxmass_reconciler_actions_total).
+func (m *Metrics) Reconciled(action string, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.reconcile.WithLabelValues(action).Add(float64(n))
 }
 
 // Resolved counts a recipient whose unknown outcome a late answer

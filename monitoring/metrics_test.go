@@ -35,7 +35,18 @@ func TestMetrics(t *testing.T) {
 	m.CallbackRefused("wx1", "replay")
 	m.CallbackRefused("wx1", "replay")
 	m.CallbackRefused("wx1", "bad_signature")
+	m.Reconciled("reconcile", 1)
+	m.Reconciled("send", 7)
+	m.Reconciled("expand", 0)
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP wxmass_reconciler_actions_total What the reconciler (one process of the fleet at a time) did to runs without progress, by action: reconcile (runs found without progress, or done but not finished, and reconciled), send (recipients queued again), launch, expand, settle (lost tasks queued again), finish (runs whose recipients all had outcomes, finished).
+# TYPE wxmass_reconciler_actions_total counter
+wxmass_reconciler_actions_total{action="expand"} 0
+wxmass_reconciler_actions_total{action="finish"} 0
+wxmass_reconciler_actions_total{action="launch"} 0
+wxmass_reconciler_actions_total{action="reconcile"} 1
+wxmass_reconciler_actions_total{action="send"} 7
+wxmass_reconciler_actions_total{action="settle"} 0
 # HELP wxmass_callback_refused_total Requests to the WeChat callback receiver refused (or pushes discarded without effect), by account and reason (bad_signature, stale_timestamp, replay, receipt_mismatch...).
 # TYPE wxmass_callback_refused_total counter
 wxmass_callback_refused_total{account="wx1",reason="bad_signature"} 1
@@ -58,7 +69,7 @@ wxmass_token_refreshes_total{account="wx1",result="ok"} 1
 # TYPE wxmass_unknown_resolved_total counter
 wxmass_unknown_resolved_total{account="wx1",kind="template",outcome="sent"} 1
 `), "wxmass_sends_total", "wxmass_token_refreshes_total", "wxmass_runs_finished_total", "wxmass_unknown_resolved_total",
-		"wxmass_callback_refused_total"))
+		"wxmass_callback_refused_total", "wxmass_reconciler_actions_total"))
 	require.Equal(t, 1, testutil.CollectAndCount(reg, "wxmass_send_duration_seconds"))
 
 	// A second registration of the same metrics is an error, not a panic.

@@ -146,7 +146,7 @@ func (p *Producer) abandon(ctx context.Context, c *campaigns.Campaign, run int, 
 // certainly never sent are skipped (or cancelled), those whose attempt may
 // have reached WeChat unknown, and those with a call in flight get its
 // answer. If the settle task cannot be queued, Stop settles what it can
-// itself; the workers' stall check queues it later. It reports whether
+// itself; the reconciler queues it later. It reports whether
 // this call stopped the run (false: it had stopped or finished already).
 func (p *Producer) Stop(ctx context.Context, c *campaigns.Campaign, run int, final campaigns.State, reason string) (bool, error) {
 	stopped, err := p.store.Stop(ctx, c.ID, run, final, reason)
@@ -170,8 +170,8 @@ func (p *Producer) Cancel(ctx context.Context, id string) error {
 }
 
 // settleStopped queues the settle task of a run just stopped, or, if it
-// cannot be queued, settles what it can itself (the workers' stall check
-// queues it later).
+// cannot be queued, settles what it can itself (the reconciler queues it
+// later).
 func (p *Producer) settleStopped(ctx context.Context, c *campaigns.Campaign, run int, final campaigns.State, reason string) error {
 	p.cfg.Logger.Info("run stopping", zap.String("campaign_id", c.ID), zap.Int("run", run), zap.String("state", string(final)), zap.String("reason", reason))
 	err := p.EnqueueSettle(ctx, c.ID, run, 0)
@@ -190,19 +190,34 @@ func (p *Producer) settleStopped(ctx context.Context, c *campaigns.Campaign, run
 // EnqueueSettle queues the settle task of a stopped run, to run after
 // delay. A settle task of the run already queued is enough.
 func (p *Producer) EnqueueSettle(ctx context.Context, id string, run int, delay time.Duration) error {
+	_, err := p.requeueSettle(ctx, id, run, delay)
+	return err
+}
+
+func (p *Producer) requeueSettle(ctx context.Context, id string, run int, delay time.Duration) (bool, error) {
 	t := asynq.NewTask(task.TypeSettle, task.Encode(task.Run{Campaign: id, Run: run}))
-	return p.enqueue(ctx, "settle", t, task.SettleID(id, run), asynq.Queue(task.QueueControl),
+	return p.enqueued(ctx, "settle", t, task.SettleID(id, run), asynq.Queue(task.QueueControl),
 		asynq.MaxRetry(25), asynq.Timeout(10*time.Minute), asynq.ProcessIn(delay))
 }
 
 // enqueue queues t under its deterministic id; a task of that id already
 // queued (or running) is enough, and no error.
 func (p *Producer) enqueue(ctx context.Context, what string, t *asynq.Task, id string, opts ...asynq.Option) error {
+	_, err := p.enqueued(ctx, what, t, id, opts...)
+	return err
+}
+
+// enqueued is enqueue that also reports whether it queued t (false: a task
+// of that id was there already).
+func (p *Producer) enqueued(ctx context.Context, what string, t *asynq.Task, id string, opts ...asynq.Option) (bool, error) {
 	_, err := p.client.EnqueueContext(ctx, t, append(opts, asynq.TaskID(id))...)
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue %s: %w", what, err)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return false, nil
 	}
-	return nil
+	if err != nil {
+		return false, fmt.Errorf("enqueue %s: %w", what, err)
+	}
+	return true, nil
 }
 
 // HandleSettle is the asynq handler of settle tasks: it gives the
@@ -251,29 +266,25 @@ func (p *Producer) finished(c *campaigns.Campaign, run int, state string) {
 }
 
 func (p *Producer) enqueueLaunch(ctx context.Context, id string, run int) error {
+	_, err := p.requeueLaunch(ctx, id, run)
+	return err
+}
+
+func (p *Producer) requeueLaunch(ctx context.Context, id string, run int) (bool, error) {
 	t := asynq.NewTask(task.TypeLaunch, task.Encode(task.Run{Campaign: id, Run: run}))
-	return p.enqueue(ctx, "launch", t, task.LaunchID(id, run), asynq.Queue(task.QueueControl),
+	return p.enqueued(ctx, "launch", t, task.LaunchID(id, run), asynq.Queue(task.QueueControl),
 		asynq.MaxRetry(25), asynq.Timeout(30*time.Minute))
 }
 
 func (p *Producer) enqueueExpand(ctx context.Context, id string, run, chunk int) error {
-	t := asynq.NewTask(task.TypeExpand, task.Encode(task.Expand{Run: task.Run{Campaign: id, Run: run}, Chunk: chunk}))
-	return p.enqueue(ctx, "expand "+strconv.Itoa(chunk), t, task.ExpandID(id, run, chunk), asynq.Queue(task.QueueControl),
-		asynq.MaxRetry(25), asynq.Timeout(5*time.Minute))
+	_, err := p.requeueExpand(ctx, id, run, chunk)
+	return err
 }
 
-// ExpandAgain queues the expansion of a running run again, from its first
-// chunk: each chunk's recipients without an outcome are queued for sending
-// under their usual task ids, so a recipient whose send task is still
-// queued, retried or in flight is not queued twice, and one whose task was
-// lost (see worker.Config.StallTimeout) gets a new one; chunks not yet
-// expanded are expanded as usual, within the window. The first expand
-// task's id carries attempt, so that the same attempt from several
-// processes is queued once.
-func (p *Producer) ExpandAgain(ctx context.Context, id string, run int, attempt int64) error {
-	t := asynq.NewTask(task.TypeExpand, task.Encode(task.Expand{Run: task.Run{Campaign: id, Run: run}, Chunk: 0}))
-	return p.enqueue(ctx, "expand again", t, task.ExpandAgainID(id, run, attempt),
-		asynq.Queue(task.QueueControl), asynq.MaxRetry(25), asynq.Timeout(5*time.Minute))
+func (p *Producer) requeueExpand(ctx context.Context, id string, run, chunk int) (bool, error) {
+	t := asynq.NewTask(task.TypeExpand, task.Encode(task.Expand{Run: task.Run{Campaign: id, Run: run}, Chunk: chunk}))
+	return p.enqueued(ctx, "expand "+strconv.Itoa(chunk), t, task.ExpandID(id, run, chunk), asynq.Queue(task.QueueControl),
+		asynq.MaxRetry(25), asynq.Timeout(5*time.Minute))
 }
 
 // SendTaskType returns the task type of a campaign kind's sends.
@@ -290,8 +301,13 @@ func SendTaskType(k campaigns.Kind) string {
 
 // EnqueueSend queues the send task of one recipient on queue.
 func (p *Producer) EnqueueSend(ctx context.Context, typ, queue, id string, run int, openid string) error {
+	_, err := p.requeueSend(ctx, typ, queue, id, run, openid)
+	return err
+}
+
+func (p *Producer) requeueSend(ctx context.Context, typ, queue, id string, run int, openid string) (bool, error) {
 	t := asynq.NewTask(typ, task.EncodeSend(task.Send{Run: task.Run{Campaign: id, Run: run}, OpenID: openid}))
-	return p.enqueue(ctx, "send", t, task.SendID(id, run, openid), asynq.Queue(queue),
+	return p.enqueued(ctx, "send", t, task.SendID(id, run, openid), asynq.Queue(queue),
 		asynq.MaxRetry(p.cfg.SendMaxRetry), asynq.Timeout(p.cfg.SendTimeout))
 }
 

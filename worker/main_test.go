@@ -20,6 +20,7 @@ import (
 	"github.com/wxmass/wxmass/internal/secret"
 	"github.com/wxmass/wxmass/internal/task"
 	"github.com/wxmass/wxmass/internal/truth"
+	"github.com/wxmass/wxmass/monitoring"
 	"github.com/wxmass/wxmass/producer"
 	"github.com/wxmass/wxmass/ratelimit"
 	"github.com/wxmass/wxmass/retry"
@@ -88,6 +89,10 @@ type procConfig struct {
 	callTimeout time.Duration
 	// rescue is the server's RescueInterval (zero: the default).
 	rescue time.Duration
+	// reconcile is the worker's ReconcileInterval (zero: the default).
+	reconcile time.Duration
+	// metrics receives the process's metrics (nil: none).
+	metrics *monitoring.Metrics
 }
 
 // proc is one worker process: its own Redis connections, WeChat client,
@@ -138,9 +143,10 @@ func (b *bundle) process(t *testing.T, pc procConfig) *proc {
 	t.Cleanup(func() { _ = client.Close() })
 	log := zap.NewNop()
 	store := campaigns.NewStore(r).WithLedger(campaigns.LedgerConfig{DedupeWindow: pc.dedupeWindow, StopGrace: pc.stopGrace, Proc: pc.name})
-	prod := producer.New(client.Client, store, accounts, wc, producer.Config{Window: pc.window, ChunkSize: pc.chunk, Logger: log})
+	prod := producer.New(client.Client, store, accounts, wc, producer.Config{Window: pc.window, ChunkSize: pc.chunk, Logger: log, Metrics: pc.metrics})
 	w := worker.New(store, accounts, wc, limiter, policy, prod, worker.Config{
-		QuotaProbeInterval: pc.probe, StallTimeout: pc.stall, Logger: log, PauseRecheck: 500 * time.Millisecond,
+		QuotaProbeInterval: pc.probe, StallTimeout: pc.stall, ReconcileInterval: pc.reconcile, Logger: log,
+		PauseRecheck: 500 * time.Millisecond, Metrics: pc.metrics,
 	})
 	srv := worker.NewServer(b.opt, w, worker.ServerConfig{Concurrency: pc.concurrency, ShutdownTimeout: 10 * time.Second, RescueInterval: pc.rescue})
 	require.NoError(t, srv.Start(t.Context()))

@@ -16,7 +16,7 @@ import (
 // without an outcome (as when a Redis primary change keeps a task's
 // acknowledgement and loses the outcome recorded just before it) would
 // leave the run running forever. Once it has made no progress for
-// StallTimeout, the worker expands it again: the lost recipients get new
+// StallTimeout, the reconciler queues them again: the lost recipients get new
 // tasks, nobody else is queued twice, and the run completes.
 func TestStalledRunIsExpandedAgain(t *testing.T) {
 	const (
@@ -27,7 +27,7 @@ func TestStalledRunIsExpandedAgain(t *testing.T) {
 	b := setup(t, wechattest.Config{})
 	// 50 a second: the last recipients are still queued seconds after the
 	// expansion, when their tasks are deleted.
-	p := b.process(t, procConfig{rate: 50, burst: 5, stall: 300 * time.Millisecond})
+	p := b.process(t, procConfig{rate: 50, burst: 5, stall: 300 * time.Millisecond, reconcile: 100 * time.Millisecond})
 	c := b.fileCampaign(t, campaigns.KindTemplate, wechattest.TemplateIDDefault, ids)
 	run, err := p.producer.Start(t.Context(), c.ID)
 	require.NoError(t, err)

@@ -32,6 +32,7 @@ const (
 	RunDeadlineDefault        = 72 * time.Hour
 	QuotaProbeIntervalDefault = 30 * time.Second
 	StallTimeoutDefault       = time.Minute
+	ReconcileIntervalDefault  = 30 * time.Second
 )
 
 // Config configures a Worker. Zero values take the defaults.
@@ -49,20 +50,26 @@ type Config struct {
 	// QuotaProbeInterval is how often a paused (account, API) is probed with
 	// quota/get, to resume as soon as the quota is back.
 	QuotaProbeInterval time.Duration
-	// StallTimeout is how long a running run may go without progress, and
-	// without a send of it handled by this process, before the process
-	// queues its expansion again: a recipient without an outcome and
-	// without a send task then gets a new task (those whose task is still
-	// queued, retried or in flight keep it: a task's id is fixed). Redis
+	// StallTimeout is how long a live run may go without progress (no
+	// recipient getting an outcome, whichever process sends) before the
+	// reconciler queues its lost tasks again: a recipient without an
+	// outcome and without a send task then gets a new task (those whose
+	// task is still queued, retried or in flight keep it: a task's id is
+	// fixed), and so do a lost launch, expand or settle task. Tasks are
+	// lost when a failover drops them, or an operator deletes them. Redis
 	// can lose a recipient's outcome and keep its task's acknowledgement
 	// when its primary changes: writes the old primary took after the
 	// promotion are lost, and a process's connections (its own, asynq's)
 	// follow the new primary a few milliseconds apart, so an outcome can
 	// go to the old primary and the acknowledgement that follows it to the
-	// new one. The run would then never complete. The check runs every
-	// half StallTimeout.
+	// new one. The run would then never complete.
 	StallTimeout time.Duration
-	Logger       *zap.Logger
+	// ReconcileInterval is how often the reconciler looks at every live
+	// run (ReconcileIntervalDefault). One process of the fleet does, the
+	// holder of a lease in Redis that lasts three intervals; the others
+	// take it over when it lapses.
+	ReconcileInterval time.Duration
+	Logger            *zap.Logger
 	// Metrics receives outcomes, send durations and rate-limit waits; nil
 	// means none.
 	Metrics *monitoring.Metrics
@@ -85,6 +92,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.StallTimeout <= 0 {
 		c.StallTimeout = StallTimeoutDefault
+	}
+	if c.ReconcileInterval <= 0 {
+		c.ReconcileInterval = ReconcileIntervalDefault
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
@@ -143,15 +153,6 @@ type runView struct {
 	started time.Time
 	state   atomic.Pointer[stateEntry]
 	used    atomic.Int64 // unix nanos of the last use, for the sweep
-	// stall is what the stall check saw of the run; only Run touches it.
-	stall stallCheck
-}
-
-// stallCheck is the stall check's view of a run.
-type stallCheck struct {
-	settled int64     // the run's settled count when last seen
-	since   time.Time // since when it has been that
-	again   bool      // the run was expanded again at that count
 }
 
 // viewIdleTTL is how long a run's view is kept without use.
@@ -611,8 +612,8 @@ func firstLine(s string) string {
 	return s
 }
 
-// Run listens for announced state changes and probes paused quotas until
-// ctx ends.
+// Run listens for announced state changes, probes paused quotas and runs
+// the reconciler until ctx ends.
 func (w *Worker) Run(ctx context.Context) error {
 	ch, stop := w.store.Changes(ctx)
 	defer func() { _ = stop() }()
@@ -620,8 +621,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer probe.Stop()
 	sweep := time.NewTicker(time.Minute)
 	defer sweep.Stop()
-	stall := time.NewTicker(w.cfg.StallTimeout / 2)
-	defer stall.Stop()
+	// The reconciler has a loop of its own: a long look at a big run does
+	// not hold up the state announcements.
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { newReconciler(w).loop(rctx) })
 	for {
 		select {
 		case <-ctx.Done():
@@ -635,59 +641,8 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.probeQuotas(ctx)
 		case <-sweep.C:
 			w.sweep()
-		case <-stall.C:
-			w.expandStalled(ctx)
 		}
 	}
-}
-
-// expandStalled queues the expansion of every run this process has sent
-// for again, once it is running and has made no progress for StallTimeout
-// while this process handled none of its sends (see Config.StallTimeout).
-// It does so once per settled count: the same attempt by several processes
-// is one task. A run stopped StallTimeout ago and still stopping gets its
-// settle task queued again.
-func (w *Worker) expandStalled(ctx context.Context) {
-	now := w.cfg.NowFunc()
-	w.runs.Range(func(_, x any) bool {
-		v := x.(*runView)
-		if now.Sub(time.Unix(0, v.used.Load())) < w.cfg.StallTimeout {
-			return true // its sends still come here
-		}
-		rec, err := w.store.Run(ctx, v.c.ID, v.run)
-		if err != nil {
-			return true
-		}
-		if rec.State == string(campaigns.StateStopping) && now.Sub(rec.Stopped) >= w.cfg.StallTimeout {
-			// Its settle task should have ended it long ago: it was lost,
-			// or never queued. The task id keeps it to one.
-			w.log.Warn("stopped run not settled: settling it", zap.String("campaign_id", v.c.ID), zap.Int("run", v.run),
-				zap.Int64("settled", rec.Settled()), zap.Int64("size", rec.Size))
-			if err := w.producer.EnqueueSettle(ctx, v.c.ID, v.run, 0); err != nil {
-				w.log.Warn("queue settle", zap.String("campaign_id", v.c.ID), zap.Error(err))
-			}
-			return true
-		}
-		if rec.State != string(campaigns.StateRunning) || rec.Size <= 0 || rec.Settled() >= rec.Size {
-			return true
-		}
-		st := &v.stall
-		if st.since.IsZero() || rec.Settled() != st.settled {
-			*st = stallCheck{settled: rec.Settled(), since: now}
-			return true
-		}
-		if st.again || now.Sub(st.since) < w.cfg.StallTimeout {
-			return true
-		}
-		w.log.Warn("run stalled: expanding it again", zap.String("campaign_id", v.c.ID), zap.Int("run", v.run),
-			zap.Int64("settled", rec.Settled()), zap.Int64("size", rec.Size), zap.Duration("since", now.Sub(st.since)))
-		if err := w.producer.ExpandAgain(ctx, v.c.ID, v.run, rec.Settled()); err != nil {
-			w.log.Warn("expand stalled run", zap.String("campaign_id", v.c.ID), zap.Error(err))
-			return true
-		}
-		st.again = true
-		return true
-	})
 }
 
 // probeQuotas resumes every paused (account, API) whose quota WeChat

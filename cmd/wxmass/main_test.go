@@ -166,6 +166,8 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"negative key rate", []string{"WXMASS_API_KEYS=key-0123456789abcdef"}, []string{"serve", "--api-rate-per-key", "-1"}, "--api-rate-per-key: want 0 (no limit) or more, got -1"},
 		{"zero failure burst", []string{"WXMASS_API_KEYS=key-0123456789abcdef"}, []string{"serve", "--auth-failure-burst", "0"}, "--auth-failure-burst: want 1 or more, got 0"},
 		{"short session", []string{"WXMASS_API_KEYS=usage-test-key-0123456789"}, []string{"serve", "--session-ttl", "30s"}, "--session-ttl: 30s: want a duration from 1m to 720h"},
+		{"short reconcile interval", []string{"WXMASS_APPID=wx00000000000fake1", "WXMASS_APPSECRET=x"}, []string{"worker", "--reconcile-interval", "10ms"}, "--reconcile-interval: 10ms: want at least 100ms"},
+		{"short stall timeout", []string{"WXMASS_APPID=wx00000000000fake1", "WXMASS_APPSECRET=x"}, []string{"worker", "--stall-timeout", "500ms"}, "--stall-timeout: 500ms: want at least 1s"},
 		{"long session", []string{"WXMASS_API_KEYS=usage-test-key-0123456789", "WXMASS_SESSION_TTL=1000h"}, []string{"all"}, "--session-ttl: 1000h0m0s: want a duration from 1m to 720h"},
 	}
 	for _, tt := range tests {

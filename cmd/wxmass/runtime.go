@@ -45,6 +45,8 @@ const (
 	flagDedupeWindow       = "dedupe-window"
 	flagStopGrace          = "stop-grace"
 	flagRescueInterval     = "rescue-interval"
+	flagReconcileInterval  = "reconcile-interval"
+	flagStallTimeout       = "stall-timeout"
 )
 
 // procName names this process in the attempt records it writes: host and
@@ -70,6 +72,8 @@ func pipelineFlags() []cli.Flag {
 		&cli.DurationFlag{Name: flagDedupeWindow, Value: campaigns.DedupeWindowDefault, Usage: "how long after a recipient's first attempt a template send is still deduplicated by WeChat's client_msg_id (WeChat: 10 minutes): a lost answer is resolved by sending again inside it, and is recorded unknown after it", Sources: sources(flagDedupeWindow)},
 		&cli.DurationFlag{Name: flagStopGrace, Value: campaigns.StopGraceDefault, Usage: "how long a stopped run waits for the answers of calls in flight before their recipients are recorded unknown (a later answer still replaces unknown)", Sources: sources(flagStopGrace)},
 		&cli.DurationFlag{Name: flagQuotaProbeInterval, Value: worker.QuotaProbeIntervalDefault, Usage: "how often an API paused by 45009 is probed with quota/get to resume early", Sources: sources(flagQuotaProbeInterval)},
+		&cli.DurationFlag{Name: flagReconcileInterval, Value: worker.ReconcileIntervalDefault, Usage: "how often the reconciler (one worker of the fleet, by a lease in Redis) looks at every live run: one without progress for --" + flagStallTimeout + " gets its lost tasks queued again, one whose recipients all have outcomes is finished", Sources: sources(flagReconcileInterval)},
+		&cli.DurationFlag{Name: flagStallTimeout, Value: worker.StallTimeoutDefault, Usage: "how long a live run may go without a recipient getting an outcome before the reconciler queues its lost tasks again (at least 1s)", Sources: sources(flagStallTimeout)},
 		&cli.DurationFlag{Name: flagRescueInterval, Value: worker.RescueIntervalDefault, Usage: "how often a worker looks for sends whose worker died (their asynq lease expired, 30 s after the death) to queue them again at once, rather than a minute later when asynq's recoverer would; negative: never", Sources: sources(flagRescueInterval)},
 		&cli.DurationFlag{Name: flagShutdownTimeout, Value: worker.ShutdownTimeoutDefault, Usage: "how long a worker waits for sends in flight when stopping", Sources: sources(flagShutdownTimeout)},
 	}
@@ -97,6 +101,12 @@ type runtime struct {
 // newRuntime wires the pipeline from the flags, for the accounts specs
 // configure, calling WeChat through wc.
 func (a *app) newRuntime(ctx context.Context, cmd *cli.Command, specs []account.Spec, wc *wechat.Client) (*runtime, error) {
+	if d := cmd.Duration(flagReconcileInterval); d < 100*time.Millisecond {
+		return nil, usagef("--%s: %s: want at least 100ms", flagReconcileInterval, d)
+	}
+	if d := cmd.Duration(flagStallTimeout); d < time.Second {
+		return nil, usagef("--%s: %s: want at least 1s", flagStallTimeout, d)
+	}
 	policy, err := newRetryPolicy(cmd)
 	if err != nil {
 		return nil, err
@@ -142,6 +152,8 @@ func (a *app) newRuntime(ctx context.Context, cmd *cli.Command, specs []account.
 	rt.worker = worker.New(rt.store, rt.accounts, wc, rt.limiter, policy, rt.producer, worker.Config{
 		RunDeadline:        cmd.Duration(flagRunDeadline),
 		QuotaProbeInterval: cmd.Duration(flagQuotaProbeInterval),
+		ReconcileInterval:  cmd.Duration(flagReconcileInterval),
+		StallTimeout:       cmd.Duration(flagStallTimeout),
 		Logger:             a.log.Named("worker"),
 		Metrics:            rt.metrics,
 	})

@@ -266,6 +266,7 @@ func TestMetricsCatalogue(t *testing.T) {
 		"wxmass_token_refreshes_total":        {"account", "result"},
 		"wxmass_runs_finished_total":          {"account", "state"},
 		"wxmass_unknown_resolved_total":       {"account", "kind", "outcome"},
+		"wxmass_reconciler_actions_total":     {"action"},
 		"wxmass_queue_tasks":                  {"queue", "state"},
 		"wxmass_campaigns":                    {"state"},
 		"go_goroutines":                       {},

@@ -247,6 +247,18 @@ func TestCluster(t *testing.T) {
 			c, err := r.GetCampaign(ctx, id)
 			require.NoError(t, err)
 			require.Equal(t, "completed", c.State)
+			// The reconciler's finish runs over the run's keys in the
+			// campaign's slot (a finished run stays as it is); its lease is
+			// one key; its list of live campaigns reads every node.
+			fin, err = r.FinishRun(ctx, id, run, "completed")
+			require.NoError(t, err)
+			require.Empty(t, fin)
+			_, err = r.CampaignsInStates(ctx, "running", "paused", "stopping")
+			require.NoError(t, err)
+			held, err := r.TakeLease(ctx, "reconciler", "t1", time.Minute)
+			require.NoError(t, err)
+			require.True(t, held)
+			require.NoError(t, r.ReleaseLease(ctx, "reconciler", "t1"))
 			require.NoError(t, r.ClearAudience(ctx, id))
 		}
 	})

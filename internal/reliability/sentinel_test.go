@@ -44,8 +44,8 @@ import (
 // worker's connections (its own, and each asynq server's) follow the new
 // primary a few milliseconds apart, a recipient's outcome can go to the old
 // primary while its task's acknowledgement goes to the new one: it has then
-// neither task nor outcome, until the worker's stall check expands the run
-// again (worker.Config.StallTimeout).
+// neither task nor outcome, until the reconciler queues them again (worker.Config.StallTimeout,
+// ReconcileInterval).
 func TestSentinelFailover(t *testing.T) {
 	const (
 		n       = 20000
@@ -162,12 +162,12 @@ func TestSentinelFailover(t *testing.T) {
 	// recoverer takes them back: a lease expired 30 s ago, looked for every
 	// minute.
 	at, gap := fake.LongestGap(run.Account.AppID, api, run.Started, run.Finished)
-	s.Note("longest stretch without a send in the run %s from %s, then %d sends (tasks left active until asynq's recoverer, or without a task until the stall check)",
+	s.Note("longest stretch without a send in the run %s from %s, then %d sends (tasks left active until asynq's recoverer, or without a task until the reconciler)",
 		gap.Round(100*time.Millisecond), offset(at.Sub(run.Started)), fake.Calls(run.Account.AppID, api, at.Add(gap), run.Finished.Add(time.Second)))
 	st := fake.Stats().APIs[api]
 	s.Note("%d template calls, %d answered from the client_msg_id window", st.Calls, st.Deduped)
-	if k := f.CountLog("run stalled: expanding it again"); k > 0 {
-		s.Note("expanded again %d times by the stall check (recipients left without an outcome or a task)", k)
+	if k := f.CountLog("run without progress: queued its lost tasks again"); k > 0 {
+		s.Note("reconciled %d times (recipients left without an outcome or a task queued again)", k)
 	}
 	s.Note("%d failed reads of the run", run.PollErrors)
 	s.Elapsed = time.Since(begin)

@@ -76,12 +76,6 @@ func ExpandID(campaign string, run, chunk int) string {
 	return "expand:" + campaign + ":" + strconv.Itoa(run) + ":" + strconv.Itoa(chunk)
 }
 
-// ExpandAgainID is the id of the first expand task of a run expanded again
-// (producer.Producer.ExpandAgain), one per attempt.
-func ExpandAgainID(campaign string, run int, attempt int64) string {
-	return ExpandID(campaign, run, 0) + ":again:" + strconv.FormatInt(attempt, 10)
-}
-
 // IsSend reports whether typ is the type of a send task.
 func IsSend(typ string) bool {
 	return typ == TypeSendTemplate || typ == TypeSendCustom || typ == TypeSendSubscribe

@@ -10,7 +10,6 @@ func TestIDs(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, "launch:c1:2", LaunchID("c1", 2))
 	require.Equal(t, "expand:c1:2:7", ExpandID("c1", 2, 7))
-	require.Equal(t, "expand:c1:2:0:again:1234", ExpandAgainID("c1", 2, 1234))
 	require.Equal(t, "send:c1:2:oABC", SendID("c1", 2, "oABC"))
 }
 

@@ -4,11 +4,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -24,27 +22,7 @@ import (
 func TestCampaignCLIExitCodes(t *testing.T) {
 	t.Parallel()
 	const apiKey = "cli-exit-key-0123456789ab"
-	fake := wechattest.Start(t, wechattest.Config{})
-	addr := freeAddr(t)
-	env := append(redisEnv(t), "PATH="+os.Getenv("PATH"),
-		"WXMASS_WECHAT_BASE_URL="+fake.URL(), "WXMASS_APPID="+wechattest.AppIDDefault,
-		"WXMASS_APPSECRET="+wechattest.SecretDefault, "WXMASS_API_KEYS="+apiKey)
-	serve := exec.Command(binary, "serve", "--listen", addr, "--log-format", "json")
-	serve.Dir, serve.Env = "../..", env
-	out := &syncBuffer{}
-	serve.Stdout, serve.Stderr = out, out
-	require.NoError(t, serve.Start())
-	t.Cleanup(func() { _ = serve.Process.Kill(); _ = serve.Wait() })
-	pollUntil(t, 30*time.Second, 20*time.Millisecond, func() bool {
-		res, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			return false
-		}
-		res.Body.Close()
-		return res.StatusCode == http.StatusOK
-	}, "wxmass serve does not answer: %s", out)
-
-	cli := []string{"WXMASS_API_URL=http://" + addr, "WXMASS_API_KEY=" + apiKey}
+	cli, addr := serveForCLI(t, apiKey)
 	dir := t.TempDir()
 	file := func(name, body string) string {
 		p := filepath.Join(dir, name)
@@ -115,4 +93,17 @@ func TestCampaignCLIExitCodes(t *testing.T) {
 	_, stderr, code = run(t, []string{"WXMASS_API_URL=http://" + freeAddr(t), "WXMASS_API_KEY=" + apiKey}, "campaign", "start", id)
 	require.Equal(t, exitFailure, code, stderr)
 	require.Contains(t, stderr, "connection refused")
+}
+
+// serveForCLI starts a real `wxmass serve` (no worker: nothing queues a
+// send) against a fake WeChat, accepting apiKey, and returns the
+// environment of a CLI that talks to it, and its address.
+func serveForCLI(t *testing.T, apiKey string) (cli []string, addr string) {
+	t.Helper()
+	fake := wechattest.Start(t, wechattest.Config{})
+	addr = freeAddr(t)
+	startServer(t, "serve", addr, append(redisEnv(t), "PATH="+os.Getenv("PATH"),
+		"WXMASS_WECHAT_BASE_URL="+fake.URL(), "WXMASS_APPID="+wechattest.AppIDDefault,
+		"WXMASS_APPSECRET="+wechattest.SecretDefault, "WXMASS_API_KEYS="+apiKey))
+	return []string{"WXMASS_API_URL=http://" + addr, "WXMASS_API_KEY=" + apiKey}, addr
 }

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -21,27 +18,7 @@ import (
 func TestCampaignCLIDelete(t *testing.T) {
 	t.Parallel()
 	const apiKey = "cli-delete-key-0123456789"
-	fake := wechattest.Start(t, wechattest.Config{})
-	addr := freeAddr(t)
-	env := append(redisEnv(t), "PATH="+os.Getenv("PATH"),
-		"WXMASS_WECHAT_BASE_URL="+fake.URL(), "WXMASS_APPID="+wechattest.AppIDDefault,
-		"WXMASS_APPSECRET="+wechattest.SecretDefault, "WXMASS_API_KEYS="+apiKey)
-	serve := exec.Command(binary, "serve", "--listen", addr, "--log-format", "json")
-	serve.Dir, serve.Env = "../..", env
-	out := &syncBuffer{}
-	serve.Stdout, serve.Stderr = out, out
-	require.NoError(t, serve.Start())
-	t.Cleanup(func() { _ = serve.Process.Kill(); _ = serve.Wait() })
-	pollUntil(t, 30*time.Second, 20*time.Millisecond, func() bool {
-		res, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			return false
-		}
-		res.Body.Close()
-		return res.StatusCode == http.StatusOK
-	}, "wxmass serve does not answer: %s", out)
-
-	cli := []string{"WXMASS_API_URL=http://" + addr, "WXMASS_API_KEY=" + apiKey}
+	cli, _ := serveForCLI(t, apiKey)
 	spec := filepath.Join(t.TempDir(), "campaign.json")
 	require.NoError(t, os.WriteFile(spec, []byte(`{"name":"cli","account":"`+wechattest.AppIDDefault+`","kind":"template",
 		"template":{"template_id":"`+wechattest.TemplateIDDefault+`","data":{"thing1":"会员日"}},

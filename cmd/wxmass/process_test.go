@@ -57,7 +57,15 @@ func (b *syncBuffer) String() string {
 // once it answers /readyz. The test's cleanup kills it.
 func startAll(t *testing.T, addr string, env []string, args ...string) *allProcess {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"all", "--listen", addr, "--log-format", "json"}, args...)...)
+	return startServer(t, "all", addr, env, args...)
+}
+
+// startServer starts `wxmass sub --listen addr args...` (sub is serve or
+// all) with env and returns once it answers /readyz. The test's cleanup
+// kills it.
+func startServer(t *testing.T, sub, addr string, env []string, args ...string) *allProcess {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{sub, "--listen", addr, "--log-format", "json"}, args...)...)
 	cmd.Dir = "../.."
 	cmd.Env = env
 	p := &allProcess{addr: addr, out: &syncBuffer{}, cmd: cmd}
@@ -71,7 +79,7 @@ func startAll(t *testing.T, addr string, env []string, args ...string) *allProce
 		}
 		res.Body.Close()
 		return res.StatusCode == http.StatusOK
-	}, "wxmass all does not answer: %s", p.out)
+	}, "wxmass %s does not answer: %s", sub, p.out)
 	return p
 }
 

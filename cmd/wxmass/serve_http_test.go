@@ -1,19 +1,10 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -22,35 +13,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wxmass/wxmass/api"
+	"github.com/wxmass/wxmass/internal/tlstest"
 	"github.com/wxmass/wxmass/wechat/wechattest"
 )
 
-// writePair writes a certificate for 127.0.0.1 with serial, signed by ca
-// (caKey), and its key, over certFile and keyFile; their times are step
-// seconds ahead so that the change shows.
-func writePair(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, serial int64, certFile, keyFile string, step int) {
+// writePair writes a certificate for 127.0.0.1 with serial, signed by ca,
+// and its key, over certFile and keyFile; their times are step seconds
+// from now.
+func writePair(t *testing.T, ca *tlstest.CA, serial int64, certFile, keyFile string, step int) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "wxmass"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	require.NoError(t, err)
-	kder, err := x509.MarshalECPrivateKey(key)
-	require.NoError(t, err)
-	at := time.Now().Add(time.Duration(step) * time.Second)
-	for f, b := range map[string][]byte{
-		certFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		keyFile:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}),
-	} {
-		require.NoError(t, os.WriteFile(f+".new", b, 0o600))
-		require.NoError(t, os.Chtimes(f+".new", at, at))
-		require.NoError(t, os.Rename(f+".new", f))
-	}
+	certPEM, keyPEM := ca.Issue(t, serial)
+	tlstest.Write(t, certFile, keyFile, certPEM, keyPEM, step)
 }
 
 // `wxmass serve` with --tls-cert-file and --tls-key-file speaks HTTPS, and
@@ -59,22 +32,10 @@ func writePair(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, seri
 func TestServeTLSAndKeyLimit(t *testing.T) {
 	t.Parallel()
 	const key = "tls-test-key-0123456789"
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "wxmass test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	require.NoError(t, err)
-	ca, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
+	ca := tlstest.NewCA(t)
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	writePair(t, ca, caKey, 10, certFile, keyFile, 0)
+	writePair(t, ca, 10, certFile, keyFile, 0)
 
 	addr := freeAddr(t)
 	env := append(redisEnv(t), "WXMASS_APPID="+wechattest.AppIDDefault, "WXMASS_APPSECRET="+wechattest.SecretDefault,
@@ -89,7 +50,7 @@ func TestServeTLSAndKeyLimit(t *testing.T) {
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool}, DisableKeepAlives: true,
+		TLSClientConfig: &tls.Config{RootCAs: ca.Pool}, DisableKeepAlives: true,
 	}}
 	get := func(path string) (*http.Response, []byte, error) {
 		req, err := http.NewRequestWithContext(t.Context(), "GET", "https://"+addr+path, nil)
@@ -131,7 +92,7 @@ func TestServeTLSAndKeyLimit(t *testing.T) {
 
 	// A new pair over the files: new connections get it within the check
 	// interval (5 s).
-	writePair(t, ca, caKey, 11, certFile, keyFile, 1)
+	writePair(t, ca, 11, certFile, keyFile, 1)
 	pollUntil(t, 15*time.Second, 50*time.Millisecond, func() bool {
 		res, _, err := get("/healthz")
 		return err == nil && res.TLS.PeerCertificates[0].SerialNumber.Int64() == 11

@@ -50,7 +50,7 @@ var sameLayer = map[string][]string{
 // harness packages may import anything; only tests, other harnesses and
 // the binary (which ships `wxmass fakewechat` and `wxmass bench`) import
 // them.
-var harness = []string{"internal/bench", "internal/reliability", "internal/redistest", "internal/truth", "wechat/wechattest"}
+var harness = []string{"internal/bench", "internal/reliability", "internal/redistest", "internal/tlstest", "internal/truth", "wechat/wechattest"}
 
 // noRDB may not import internal/rdb: they reach runs and outcomes through
 // campaigns.Store, and everything else through their own packages' APIs.

@@ -168,17 +168,7 @@ func TestSlowClientsDoNotKeepTheAPIFromServing(t *testing.T) {
 	// A long body timeout: the slow bodies end sooner, being refused.
 	const headerTimeout, bodyTimeout = time.Second, 10 * time.Second
 	b := setup(t)
-	s, err := httpserve.Listen(httpserve.Config{Addr: "127.0.0.1:0", HeaderTimeout: headerTimeout, BodyTimeout: bodyTimeout}, b.srv)
-	require.NoError(t, err)
-	served := make(chan error, 1)
-	go func() { served <- s.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		require.NoError(t, s.Shutdown(ctx))
-		require.ErrorIs(t, <-served, http.ErrServerClosed)
-	})
-	addr := s.Addr().String()
+	addr := serveHTTP(t, httpserve.Config{Addr: "127.0.0.1:0", HeaderTimeout: headerTimeout, BodyTimeout: bodyTimeout}, b.srv)
 
 	const bodies, headers = 200, 50
 	stop := make(chan struct{})
@@ -346,19 +336,10 @@ func TestExportIsNotCutWhileItProgresses(t *testing.T) {
 	require.NoError(t, keys.Add(testKey))
 	srv, err := api.New(api.Config{Store: campaigns.NewStore(rdb.New(c, b.prefix)), Producer: &producer.Producer{}, Keys: keys})
 	require.NoError(t, err)
-	s, err := httpserve.Listen(httpserve.Config{Addr: "127.0.0.1:0", HandlerTimeout: handlerTimeout}, srv)
-	require.NoError(t, err)
-	served := make(chan error, 1)
-	go func() { served <- s.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		require.NoError(t, s.Shutdown(ctx))
-		require.ErrorIs(t, <-served, http.ErrServerClosed)
-	})
+	addr := serveHTTP(t, httpserve.Config{Addr: "127.0.0.1:0", HandlerTimeout: handlerTimeout}, srv)
 
 	slow.on.Store(true)
-	req, err := http.NewRequestWithContext(t.Context(), "GET", "http://"+s.Addr().String()+"/v1/campaigns/"+id+"/runs/1/outcomes.csv", nil)
+	req, err := http.NewRequestWithContext(t.Context(), "GET", "http://"+addr+"/v1/campaigns/"+id+"/runs/1/outcomes.csv", nil)
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+testKey)
 	start := time.Now()
@@ -381,17 +362,8 @@ func TestUploadMayOutlastTheBodyTimeout(t *testing.T) {
 	a := b.json(t, "POST", "/v1/campaigns", templateCampaign)
 	require.Equal(t, http.StatusCreated, a.status, a.raw)
 	id := a.body["id"].(string)
-	s, err := httpserve.Listen(httpserve.Config{Addr: "127.0.0.1:0", BodyTimeout: bodyTimeout, HandlerTimeout: bodyTimeout,
+	addr := serveHTTP(t, httpserve.Config{Addr: "127.0.0.1:0", BodyTimeout: bodyTimeout, HandlerTimeout: bodyTimeout,
 		UploadMinRate: 1000}, b.srv)
-	require.NoError(t, err)
-	served := make(chan error, 1)
-	go func() { served <- s.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		require.NoError(t, s.Shutdown(ctx))
-		require.ErrorIs(t, <-served, http.ErrServerClosed)
-	})
 
 	// About 2,500 bytes a second for 1.2 s.
 	pr, pw := io.Pipe()
@@ -409,7 +381,7 @@ func TestUploadMayOutlastTheBodyTimeout(t *testing.T) {
 		}
 		_ = pw.Close()
 	}()
-	req, err := http.NewRequestWithContext(t.Context(), "PUT", "http://"+s.Addr().String()+"/v1/campaigns/"+id+"/audience", pr)
+	req, err := http.NewRequestWithContext(t.Context(), "PUT", "http://"+addr+"/v1/campaigns/"+id+"/audience", pr)
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+testKey)
 	req.Header.Set("Content-Type", "text/csv")
@@ -466,4 +438,21 @@ func TestWrongLoginsSlowedPerAddress(t *testing.T) {
 	require.NoError(t, err)
 	res.Body.Close()
 	require.Equal(t, http.StatusCreated, res.StatusCode)
+}
+
+// serveHTTP serves h on a real listener through httpserve, as `wxmass
+// serve` does, and returns its address; the test's cleanup shuts it down.
+func serveHTTP(t *testing.T, cfg httpserve.Config, h http.Handler) string {
+	t.Helper()
+	s, err := httpserve.Listen(cfg, h)
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(t, s.Shutdown(ctx))
+		require.ErrorIs(t, <-served, http.ErrServerClosed)
+	})
+	return s.Addr().String()
 }

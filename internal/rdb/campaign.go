@@ -540,34 +540,48 @@ func (r *RDB) Subscribe(ctx context.Context) *redis.PubSub {
 	return r.c.Subscribe(ctx, r.keys.Events())
 }
 
-// CountCampaignStates counts every campaign by its state, reading the
-// states in pipelined pages of 500.
+// CountCampaignStates counts every campaign by its state.
 func (r *RDB) CountCampaignStates(ctx context.Context) (map[string]int64, error) {
 	out := map[string]int64{}
+	err := r.eachCampaign(ctx, []string{"state"}, func(_ string, v []any) {
+		if st, ok := v[0].(string); ok {
+			out[st]++
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count campaign states: %w", err)
+	}
+	return out, nil
+}
+
+// eachCampaign calls fn with the values of fields (nil where missing) of
+// every campaign of the campaign list, reading them in pipelined pages of
+// 500.
+func (r *RDB) eachCampaign(ctx context.Context, fields []string, fn func(id string, values []any)) error {
 	const page = 500
 	for start := int64(0); ; start += page {
 		ids, err := r.c.ZRange(ctx, r.keys.Campaigns(), start, start+page-1).Result()
 		if err != nil {
-			return nil, fmt.Errorf("count campaign states: %w", err)
+			return err
 		}
 		if len(ids) == 0 {
-			return out, nil
+			return nil
 		}
 		pipe := r.c.Pipeline()
-		cmds := make([]*redis.StringCmd, len(ids))
+		cmds := make([]*redis.SliceCmd, len(ids))
 		for i, id := range ids {
-			cmds[i] = pipe.HGet(ctx, r.keys.Campaign(id), "state")
+			cmds[i] = pipe.HMGet(ctx, r.keys.Campaign(id), fields...)
 		}
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return nil, fmt.Errorf("count campaign states: %w", err)
+			return err
 		}
-		for _, c := range cmds {
-			if st, err := c.Result(); err == nil {
-				out[st]++
+		for i, c := range cmds {
+			if v, err := c.Result(); err == nil && len(v) == len(fields) {
+				fn(ids[i], v)
 			}
 		}
 		if len(ids) < page {
-			return out, nil
+			return nil
 		}
 	}
 }

@@ -2,8 +2,8 @@ package rdb
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -72,46 +72,21 @@ type LiveCampaign struct {
 }
 
 // CampaignsInStates returns every campaign whose state is one of states,
-// with its latest run, reading the campaigns in pipelined pages of 500.
+// with its latest run.
 func (r *RDB) CampaignsInStates(ctx context.Context, states ...string) ([]LiveCampaign, error) {
-	want := map[string]bool{}
-	for _, s := range states {
-		want[s] = true
-	}
 	var out []LiveCampaign
-	const page = 500
-	for start := int64(0); ; start += page {
-		ids, err := r.c.ZRange(ctx, r.keys.Campaigns(), start, start+page-1).Result()
-		if err != nil {
-			return nil, fmt.Errorf("campaigns in states: %w", err)
+	err := r.eachCampaign(ctx, []string{"state", "run"}, func(id string, v []any) {
+		st, _ := v[0].(string)
+		rs, _ := v[1].(string)
+		run, _ := strconv.Atoi(rs)
+		if slices.Contains(states, st) && run > 0 {
+			out = append(out, LiveCampaign{ID: id, State: st, Run: run})
 		}
-		if len(ids) == 0 {
-			return out, nil
-		}
-		pipe := r.c.Pipeline()
-		cmds := make([]*redis.SliceCmd, len(ids))
-		for i, id := range ids {
-			cmds[i] = pipe.HMGet(ctx, r.keys.Campaign(id), "state", "run")
-		}
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return nil, fmt.Errorf("campaigns in states: %w", err)
-		}
-		for i, c := range cmds {
-			v, err := c.Result()
-			if err != nil || len(v) != 2 {
-				continue
-			}
-			st, _ := v[0].(string)
-			rs, _ := v[1].(string)
-			run, _ := strconv.Atoi(rs)
-			if want[st] && run > 0 {
-				out = append(out, LiveCampaign{ID: ids[i], State: st, Run: run})
-			}
-		}
-		if len(ids) < page {
-			return out, nil
-		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("campaigns in states: %w", err)
 	}
+	return out, nil
 }
 
 // finishRun finishes a live run whose recipients all have outcomes, by the

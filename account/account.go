@@ -32,6 +32,11 @@ type Account struct {
 	Limits map[string]ratelimit.Limit
 	// Default is the limit of APIs without their own.
 	Default ratelimit.Limit
+	// Mass is how the account may send mass messages.
+	Mass MassSpec
+	// Protection is the account's frequency caps, quiet hours and
+	// customer-service window.
+	Protection Protection
 }
 
 // Limit returns the account's rate limit for api.
@@ -39,8 +44,18 @@ func (a *Account) Limit(api string) ratelimit.Limit {
 	if l, ok := a.Limits[api]; ok {
 		return l
 	}
+	if api == APIMass {
+		return MassLimit
+	}
 	return a.Default
 }
+
+// APIMass is the bucket of every mass API of an account
+// (campaigns.APIMass, which this package cannot import).
+const APIMass = "message/mass"
+
+// Subscription reports whether the account is a subscription account.
+func (m MassSpec) Subscription() bool { return m.Type == TypeSubscription }
 
 // BucketKey is the rate-limit bucket of (account, API), shared by every
 // process. It is keyed by appid: WeChat's limits belong to the appid, not

@@ -55,7 +55,38 @@ type Spec struct {
 	// Callback is the account's message push configuration, or nil when
 	// wxmass does not receive its pushes.
 	Callback *CallbackSpec
+	// Mass is how the account may send mass messages.
+	Mass MassSpec
+	// Protection is the account's frequency caps, quiet hours and
+	// customer-service window (protection.go).
+	Protection Protection
 }
+
+// Account types of MassSpec.Type (wechat-api.md §5.4).
+const (
+	// TypeService is a service account (服务号), the default: mass/send to
+	// lists, each user at most 4 mass messages a calendar month.
+	TypeService = "service"
+	// TypeSubscription is a subscription account (订阅号): no mass/send
+	// to lists, each user at most one mass message a day.
+	TypeSubscription = "subscription"
+)
+
+// MassSpec is an account's mass-send configuration (the accounts file's
+// mass: section).
+type MassSpec struct {
+	// Type is TypeService or TypeSubscription.
+	Type string
+	// Protection is set when the account has API mass-send protection
+	// (API群发保护) on: a send to all waits up to 30 minutes for an
+	// admin's confirmation in the WeChat app.
+	Protection bool
+}
+
+// MassLimit is the rate of every mass API of an account together: 60
+// calls a minute (wechat-api.md §5.4), one a second with no burst, so no
+// sliding minute ever holds more than 60.
+var MassLimit = ratelimit.Limit{Rate: 1, Burst: 1}
 
 // CallbackSpec is an account's message push (callback) configuration.
 type CallbackSpec struct {
@@ -100,6 +131,13 @@ type fileAccount struct {
 	Burst         map[string]int     `yaml:"burst"`
 	DailyQuota    map[string]int64   `yaml:"daily_quota"`
 	Callback      *fileCallback      `yaml:"callback"`
+	Mass          *fileMass          `yaml:"mass"`
+	Protection    *fileProtection    `yaml:"protection"`
+}
+
+type fileMass struct {
+	Type       string `yaml:"type"`
+	Protection bool   `yaml:"protection"`
 }
 
 type fileCallback struct {
@@ -289,6 +327,23 @@ func load(r io.Reader, name, dir string, d Defaults, getenv func(string) string)
 				}
 			}
 		}
+		s.Mass.Type = TypeService
+		if m := fa.Mass; m != nil {
+			if m.Type != "" {
+				s.Mass.Type = m.Type
+			}
+			if s.Mass.Type != TypeService && s.Mass.Type != TypeSubscription {
+				return nil, fail(p+".mass.type", "%q is not %s or %s", m.Type, TypeService, TypeSubscription)
+			}
+			s.Mass.Protection = m.Protection
+		}
+		if s.Protection, err = fa.Protection.protection(p + ".protection"); err != nil {
+			var ce *ConfigError
+			if errors.As(err, &ce) {
+				ce.File = name
+			}
+			return nil, err
+		}
 		if cb := fa.Callback; cb != nil {
 			cp := p + ".callback"
 			c := &CallbackSpec{Mode: cb.Mode}
@@ -345,7 +400,10 @@ func (s Spec) fingerprint() [sha256.Size]byte {
 		Limits                      map[string]ratelimit.Limit
 		DailyQuota                  map[string]int64
 		Callback                    *cb
-	}{ID: s.ID, AppID: s.AppID, Secret: s.Secret.Reveal(), TokenAPI: s.TokenAPI, Limits: s.Limits, DailyQuota: s.DailyQuota}
+		Mass                        MassSpec
+		Protection                  string
+	}{ID: s.ID, AppID: s.AppID, Secret: s.Secret.Reveal(), TokenAPI: s.TokenAPI, Limits: s.Limits, DailyQuota: s.DailyQuota, Mass: s.Mass,
+		Protection: fmt.Sprintf("%+v %v", s.Protection, s.Protection.Quiet)}
 	if s.Callback != nil {
 		v.Callback = &cb{s.Callback.Mode, s.Callback.Token.Reveal(), s.Callback.AESKey.Reveal(), s.Callback.PreviousAESKey.Reveal()}
 	}
@@ -399,6 +457,9 @@ func Diff(old, cur []Spec) Changes {
 		}
 		if fmt.Sprint(o.DailyQuota) != fmt.Sprint(s.DailyQuota) {
 			parts = append(parts, "daily_quota")
+		}
+		if fmt.Sprintf("%+v %v", o.Protection, o.Protection.Quiet) != fmt.Sprintf("%+v %v", s.Protection, s.Protection.Quiet) {
+			parts = append(parts, "protection")
 		}
 		if (o.Callback == nil) != (s.Callback == nil) || (o.Callback != nil && *o.Callback != *s.Callback) {
 			parts = append(parts, "callback")

@@ -13,30 +13,41 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxmass/wxmass/campaigns"
+	"github.com/wxmass/wxmass/internal/logfield"
 )
 
 // The audit trail: every state-changing request is recorded with the name
 // of the key that made it, as one "audit" log line and, when it names a
 // stored campaign, as an event of that campaign's trail in Redis
-// (campaigns.Store.RecordAudit), which GET /v1/campaigns/{id}/events reads.
+// (campaigns.Store.RecordAudit), which GET /v1/campaigns/{id}/events reads;
+// when it names one of the server's accounts (/v1/accounts/{account}/...),
+// as an event of that account's trail (campaigns.Store.RecordAccountAudit,
+// keyed by its appid), which GET /v1/accounts/{account}/events reads.
 
 // auditActions names the action of each state-changing route, by the
 // pattern route() registers it with. A route not listed is not audited:
 // list every new route that changes anything.
 var auditActions = map[string]string{
-	"POST /v1/campaigns":                             "create",
-	"PUT /v1/campaigns/{id}":                         "update",
-	"DELETE /v1/campaigns/{id}":                      "delete",
-	"PUT /v1/campaigns/{id}/audience":                "upload",
-	"POST /v1/campaigns/{id}/start":                  "start",
-	"POST /v1/campaigns/{id}/schedule":               "schedule",
-	"POST /v1/campaigns/{id}/unschedule":             "unschedule",
-	"POST /v1/campaigns/{id}/pause":                  "pause",
-	"POST /v1/campaigns/{id}/resume":                 "resume",
-	"POST /v1/campaigns/{id}/cancel":                 "cancel",
-	"POST /v1/campaigns/{id}/runs/{run}/retry":       "retry",
-	"POST /v1/campaigns/{id}/runs/{run}/report-link": "report-link",
-	"POST /v1/messages":                              "send",
+	"POST /v1/campaigns":                                  "create",
+	"PUT /v1/campaigns/{id}":                              "update",
+	"DELETE /v1/campaigns/{id}":                           "delete",
+	"PUT /v1/campaigns/{id}/audience":                     "upload",
+	"POST /v1/campaigns/{id}/start":                       "start",
+	"POST /v1/campaigns/{id}/schedule":                    "schedule",
+	"POST /v1/campaigns/{id}/unschedule":                  "unschedule",
+	"POST /v1/campaigns/{id}/pause":                       "pause",
+	"POST /v1/campaigns/{id}/resume":                      "resume",
+	"POST /v1/campaigns/{id}/cancel":                      "cancel",
+	"POST /v1/campaigns/{id}/test":                        "test",
+	"POST /v1/campaigns/{id}/runs/{run}/retry":            "retry",
+	"POST /v1/campaigns/{id}/runs/{run}/report-link":      "report-link",
+	"POST /v1/campaigns/{id}/runs/{run}/mass-delete":      "mass_delete",
+	"POST /v1/messages":                                   "send",
+	"POST /v1/media":                                      "upload-media",
+	"PUT /v1/accounts/{account}/mass-speed":               "mass_speed",
+	"POST /v1/accounts/{account}/suppressions":            "suppress_add",
+	"DELETE /v1/accounts/{account}/suppressions/{openid}": "suppress_remove",
+	"PUT /v1/accounts/{account}/suppressions/import":      "suppress_import",
 }
 
 // auditTimeout bounds the write of one audit event, which outlives a client
@@ -50,6 +61,24 @@ type auditNote struct {
 	campaign string
 	run      int
 	code     string
+	// targets and targetsOK are a test send's counts (targets, and those
+	// WeChat accepted) or a mass delete's (batches, and those deleted).
+	targets, targetsOK int
+	// account is the account an account's request named (its id).
+	account string
+	// counts are what a request on an account changed (a suppression
+	// list's added, updated, removed, bad lines; the mass speed set),
+	// logged and stored by name in this order.
+	counts []auditCount
+	// openid is the user a request on one user named; it is logged and
+	// stored masked.
+	openid string
+}
+
+// auditCount is one count of an audit log line.
+type auditCount struct {
+	name string
+	n    int
 }
 
 type auditNoteKey struct{}
@@ -60,6 +89,39 @@ type auditNoteKey struct{}
 func noteAudit(ctx context.Context, campaign string, run int) {
 	if n, ok := ctx.Value(auditNoteKey{}).(*auditNote); ok {
 		n.campaign, n.run = campaign, run
+	}
+}
+
+// noteAuditTargets tells the audit trail of a test send how many targets
+// it had and how many WeChat accepted, or of a mass delete how many
+// batches it named and how many WeChat deleted.
+func noteAuditTargets(ctx context.Context, targets, ok int) {
+	if n, ok2 := ctx.Value(auditNoteKey{}).(*auditNote); ok2 {
+		n.targets, n.targetsOK = targets, ok
+	}
+}
+
+// noteAuditAccount tells the audit trail the account (its id) of a request
+// on an account rather than a campaign; the log line names it.
+func noteAuditAccount(ctx context.Context, account string) {
+	if n, ok := ctx.Value(auditNoteKey{}).(*auditNote); ok {
+		n.account = account
+	}
+}
+
+// noteAuditCounts tells the audit trail what a request on an account
+// changed, as name and count pairs (such as "added", 3).
+func noteAuditCounts(ctx context.Context, counts ...auditCount) {
+	if n, ok := ctx.Value(auditNoteKey{}).(*auditNote); ok {
+		n.counts = counts
+	}
+}
+
+// noteAuditOpenID tells the audit trail the user a request named; the log
+// line shows it masked.
+func noteAuditOpenID(ctx context.Context, openid string) {
+	if n, ok := ctx.Value(auditNoteKey{}).(*auditNote); ok {
+		n.openid = openid
 	}
 }
 
@@ -103,22 +165,38 @@ func (s *Server) audited(pattern string, h handler) handler {
 	}
 }
 
-// audit logs one request and stores it in its campaign's trail.
+// audit logs one request and stores it in its campaign's trail, or in its
+// account's.
 func (s *Server) audit(r *http.Request, action string, note *auditNote, status int, code string, replayed bool) {
 	p, _ := PrincipalFrom(r.Context())
 	e := campaigns.AuditEvent{
 		Key: p.Key, Via: p.Via, Action: action, Campaign: note.campaign, Run: note.run, Status: status, Code: code,
-		Remote: remoteIP(r), RequestID: RequestIDFrom(r.Context()),
+		Remote: remoteIP(r), RequestID: RequestIDFrom(r.Context()), Targets: note.targets, TargetsOK: note.targetsOK,
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), auditTimeout)
 	defer cancel()
-	stored, err := s.cfg.Store.RecordAudit(ctx, e)
+	var stored bool
+	var err error
+	if name := r.PathValue("account"); name != "" {
+		stored, err = s.auditAccount(ctx, name, note, e)
+	} else {
+		stored, err = s.cfg.Store.RecordAudit(ctx, e)
+	}
 	fields := []zap.Field{zap.String("action", action), zap.String("key", e.Key), zap.String("via", e.Via)}
 	if e.Campaign != "" {
 		fields = append(fields, zap.String("campaign_id", e.Campaign))
 	}
 	if e.Run != 0 {
 		fields = append(fields, zap.Int("run", e.Run))
+	}
+	if note.account != "" {
+		fields = append(fields, zap.String("account", note.account))
+	}
+	if note.openid != "" {
+		fields = append(fields, logfield.OpenID(note.openid))
+	}
+	for _, c := range note.counts {
+		fields = append(fields, zap.Int(c.name, c.n))
 	}
 	fields = append(fields, zap.Int("status", status))
 	if code != "" {
@@ -127,11 +205,38 @@ func (s *Server) audit(r *http.Request, action string, note *auditNote, status i
 	if replayed {
 		fields = append(fields, zap.Bool("replayed", true))
 	}
+	if note.targets != 0 {
+		fields = append(fields, zap.Int("targets", note.targets), zap.Int("targets_ok", note.targetsOK))
+	}
 	fields = append(fields, zap.String("remote", e.Remote), zap.String("request_id", e.RequestID), zap.Bool("stored", stored))
 	s.log.Info("audit", fields...)
 	if err != nil {
-		s.log.Warn("audit event not stored", zap.String("request_id", e.RequestID), zap.String("campaign_id", e.Campaign), zap.Error(err))
+		s.log.Warn("audit event not stored", zap.String("request_id", e.RequestID), zap.String("campaign_id", e.Campaign),
+			zap.String("account", note.account), zap.Error(err))
 	}
+}
+
+// auditAccount stores e, a request on the account the path names (by id
+// or appid), in that account's trail with the note's openid and counts,
+// and names the account in the note for the log line. It stores nothing,
+// reporting false, for a name that is none of the server's accounts.
+func (s *Server) auditAccount(ctx context.Context, name string, note *auditNote, e campaigns.AuditEvent) (bool, error) {
+	if s.cfg.Accounts == nil {
+		return false, nil
+	}
+	a, err := s.cfg.Accounts.Get(name)
+	if err != nil {
+		return false, nil
+	}
+	note.account = a.ID
+	e.Account, e.OpenID = a.ID, note.openid
+	for _, c := range note.counts {
+		e.Counts = append(e.Counts, campaigns.AuditCount{Name: c.name, N: c.n})
+	}
+	if err := s.cfg.Store.RecordAccountAudit(ctx, a.AppID, e); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // remoteIP is the address of the client (the TCP peer: a proxy in front
@@ -198,16 +303,22 @@ func RequestIDFrom(ctx context.Context) string {
 	return id
 }
 
-// eventView is an audit event as GET /v1/campaigns/{id}/events shows it.
+// eventView is an audit event as GET /v1/campaigns/{id}/events and GET
+// /v1/accounts/{account}/events show it.
 type eventView struct {
 	// At is when it happened, RFC 3339 in UTC with milliseconds.
 	At  string `json:"at"`
 	Key string `json:"key"`
 	Via string `json:"via"`
 	// Action is create, update, upload, start, schedule, unschedule,
-	// pause, resume, cancel, retry, send or report-link.
-	Action   string `json:"action"`
-	Campaign string `json:"campaign"`
+	// pause, resume, cancel, retry, send, report-link, test or
+	// mass_delete; on an account, mass_speed, suppress_add,
+	// suppress_remove or suppress_import.
+	Action string `json:"action"`
+	// Campaign is the campaign of a campaign's event, Account the account
+	// (its id) of an account's: one of them is set.
+	Campaign string `json:"campaign,omitempty"`
+	Account  string `json:"account,omitempty"`
 	// Run is the run the request created (start, retry, send) or named
 	// (report-link, a refused retry).
 	Run    int    `json:"run,omitempty"`
@@ -216,9 +327,41 @@ type eventView struct {
 	Remote string `json:"remote"`
 	// RequestID is the X-Request-Id of the request and its answer.
 	RequestID string `json:"request_id"`
+	// Targets and TargetsOK are, for a test send that was made, how many
+	// targets it had and how many WeChat accepted (never who they were);
+	// for a mass delete, how many batches it named and how many WeChat
+	// deleted.
+	Targets   *int `json:"targets,omitempty"`
+	TargetsOK *int `json:"targets_ok,omitempty"`
+	// OpenID is the user a request on one user named (a suppression
+	// list's remove, or add of one user), masked as the log masks it.
+	OpenID string `json:"openid,omitempty"`
+	// Counts are what a request on an account changed, by name: added,
+	// updated, removed, bad (a suppression list's users and bad lines),
+	// speed (the mass-send speed set).
+	Counts map[string]int `json:"counts,omitempty"`
 }
 
-// eventsAnswer is a page of a campaign's audit trail, newest first.
+// newEventView is ev as the events endpoints show it.
+func newEventView(ev campaigns.AuditEvent) eventView {
+	v := eventView{
+		At: ev.At.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Key: ev.Key, Via: ev.Via, Action: ev.Action,
+		Campaign: ev.Campaign, Account: ev.Account, Run: ev.Run, Status: ev.Status, Code: ev.Code, Remote: ev.Remote,
+		RequestID: ev.RequestID, OpenID: ev.OpenID,
+	}
+	if ev.Targets != 0 {
+		v.Targets, v.TargetsOK = &ev.Targets, &ev.TargetsOK
+	}
+	if len(ev.Counts) > 0 {
+		v.Counts = make(map[string]int, len(ev.Counts))
+		for _, c := range ev.Counts {
+			v.Counts[c.Name] = c.N
+		}
+	}
+	return v
+}
+
+// eventsAnswer is a page of an audit trail, newest first.
 type eventsAnswer struct {
 	Events []eventView `json:"events"`
 	// NextBefore is the ?before= of the next (older) page, absent on the
@@ -230,13 +373,36 @@ type eventsAnswer struct {
 // trail, newest first, ?limit= (1..200, 50) at a time, older pages by
 // ?before=.
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) *Error {
+	return writeEvents(w, r, func(before string, limit int) ([]campaigns.AuditEvent, string, error) {
+		return s.cfg.Store.AuditTrail(r.Context(), r.PathValue("id"), before, limit)
+	})
+}
+
+// listAccountEvents answers GET /v1/accounts/{account}/events: the
+// account's audit trail (its suppression list's changes, its mass-send
+// speed's), paged as a campaign's; 404 naming account for one this server
+// does not send for.
+func (s *Server) listAccountEvents(w http.ResponseWriter, r *http.Request) *Error {
+	a, e := s.suppressAccount(r)
+	if e != nil {
+		return e
+	}
+	return writeEvents(w, r, func(before string, limit int) ([]campaigns.AuditEvent, string, error) {
+		return s.cfg.Store.AccountAuditTrail(r.Context(), a.AppID, before, limit)
+	})
+}
+
+// writeEvents answers a request for a page of an audit trail, which read
+// reads: ?limit= (1..200, 50) events, newest first, older pages by
+// ?before=.
+func writeEvents(w http.ResponseWriter, r *http.Request, read func(before string, limit int) ([]campaigns.AuditEvent, string, error)) *Error {
 	q := r.URL.Query()
 	limit, e := intParam(q.Get("limit"), "limit", ListLimitDefault, 1, ListLimitMax)
 	if e != nil {
 		return e
 	}
 	before := q.Get("before")
-	events, next, err := s.cfg.Store.AuditTrail(r.Context(), r.PathValue("id"), before, limit)
+	events, next, err := read(before, limit)
 	if errors.Is(err, campaigns.ErrAuditCursor) {
 		return apiError(http.StatusBadRequest, CodeInvalidField, "before", "before must be the next_before of an earlier page, got %q", before)
 	}
@@ -245,10 +411,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	out := eventsAnswer{Events: make([]eventView, 0, len(events)), NextBefore: next}
 	for _, ev := range events {
-		out.Events = append(out.Events, eventView{
-			At: ev.At.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Key: ev.Key, Via: ev.Via, Action: ev.Action,
-			Campaign: ev.Campaign, Run: ev.Run, Status: ev.Status, Code: ev.Code, Remote: ev.Remote, RequestID: ev.RequestID,
-		})
+		out.Events = append(out.Events, newEventView(ev))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -130,7 +130,8 @@ func reading(r *http.Request) bool { return r.Method == http.MethodGet || r.Meth
 
 // ownBodyType are the routes whose bodies are not JSON: they check their
 // Content-Type themselves.
-var ownBodyType = map[string]bool{"PUT /v1/campaigns/{id}/audience": true}
+var ownBodyType = map[string]bool{"PUT /v1/campaigns/{id}/audience": true, "POST /v1/media": true,
+	"PUT /v1/accounts/{account}/suppressions/import": true}
 
 // checkBodyType refuses a state change whose body is not JSON: it takes no
 // body (and no Content-Type, or application/json), or an application/json

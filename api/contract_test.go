@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"slices"
@@ -212,6 +214,11 @@ func (c *contract) checkBody(at string, content openapi3.Content, h http.Header,
 		return fmt.Errorf("compile the schema of %s: %w", key, err)
 	}
 	var v any = string(body)
+	if strings.HasPrefix(key, "multipart/form-data") {
+		if v, err = multipartObject(ct, body); err != nil {
+			return err
+		}
+	}
 	if strings.HasPrefix(key, "application/json") {
 		if !json.Valid(body) {
 			return errors.New("the body is not one JSON value")
@@ -221,6 +228,31 @@ func (c *contract) checkBody(at string, content openapi3.Content, h http.Header,
 		}
 	}
 	return sch.Validate(v)
+}
+
+// multipartObject reads a multipart/form-data body as the object its
+// schema describes: each part's name to its content, as a string.
+func multipartObject(ct string, body []byte) (map[string]any, error) {
+	_, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{}
+	mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("multipart: %w", err)
+		}
+		b, err := io.ReadAll(p)
+		if err != nil {
+			return nil, fmt.Errorf("multipart: %w", err)
+		}
+		out[p.FormName()] = string(b)
+	}
 }
 
 // credentialsPresent checks that a request carries the credentials of a

@@ -22,6 +22,9 @@ const (
 	CodeDuplicateField   = "duplicate_field"
 	CodeInvalidCampaign  = "invalid_campaign"
 	CodeInvalidAudience  = "invalid_audience"
+	// CodeInvalidMedia: an uploaded file WeChat would refuse (type, size,
+	// format), or a media upload's form without its file.
+	CodeInvalidMedia     = "invalid_media"
 	CodeBodyTooLarge     = "body_too_large"
 	CodeUnsupportedMedia = "unsupported_media_type"
 	CodeInvalidState     = "invalid_state"
@@ -32,8 +35,21 @@ const (
 	CodeWeChat           = "wechat_error"
 	CodeNothingToRetry   = "nothing_to_retry"
 	CodeRunNotSettled    = "run_not_settled"
-	CodeRateLimited      = "rate_limited"
-	CodeInternal         = "internal"
+	// CodeTestRequired: a campaign with require_test has had no successful
+	// test send since its message last changed (409).
+	CodeTestRequired = "test_required"
+	// CodeRecipientsExpired: a run's per-recipient data passed the
+	// retention (410).
+	CodeRecipientsExpired = "recipients_expired"
+	// CodeAwaitingConfirmation: WeChat refused a change (errcode 89504 or
+	// 89505) while a send to all of the account waits for its admin's
+	// confirmation (409).
+	CodeAwaitingConfirmation = "awaiting_confirmation"
+	// CodeNotSuppressed: the user is not on the account's suppression
+	// list (404).
+	CodeNotSuppressed = "not_suppressed"
+	CodeRateLimited   = "rate_limited"
+	CodeInternal      = "internal"
 )
 
 // Error is the body of every error answer: {"error": Error}.
@@ -49,6 +65,11 @@ type Error struct {
 	Errors []campaigns.FieldError `json:"errors,omitempty"`
 	// State is the campaign's current state, for CodeInvalidState.
 	State string `json:"state,omitempty"`
+	// ErrCode is WeChat's errcode, for CodeWeChat and
+	// CodeAwaitingConfirmation answers to an errcode, and Meaning its
+	// meaning by the errcode rules.
+	ErrCode int    `json:"errcode,omitempty"`
+	Meaning string `json:"meaning,omitempty"`
 
 	status int
 }

@@ -14,9 +14,12 @@ import (
 // value.
 var queryParams = map[string][]string{
 	"GET /v1/campaigns": {"state", "limit", "offset"},
+	"GET /v1/media":     {"limit", "offset"},
 	"POST /v1/campaigns/{id}/runs/{run}/report-link": {"ttl"},
 	"GET /v1/campaigns/{id}/runs/{run}/outcomes.csv": {"status", "errcode"},
 	"GET /v1/campaigns/{id}/events":                  {"limit", "before"},
+	"GET /v1/accounts/{account}/events":              {"limit", "before"},
+	"GET /v1/accounts/{account}/suppressions":        {"cursor", "limit"},
 }
 
 // checkQuery refuses, for the /v1 endpoint of route pattern, a query

@@ -21,6 +21,9 @@ type accountView struct {
 	AppID   string               `json:"appid"`
 	Limits  map[string]limitView `json:"limits"`
 	Default bool                 `json:"default"`
+	// Protection is the account's audience protection and the size of
+	// its suppression list (protection.go).
+	Protection accountProtectionView `json:"protection"`
 }
 
 type limitView struct {
@@ -29,8 +32,8 @@ type limitView struct {
 }
 
 // listAccounts lists the accounts this server sends for, with the rate
-// limits in force.
-func (s *Server) listAccounts(w http.ResponseWriter, _ *http.Request) *Error {
+// limits and the protection in force.
+func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) *Error {
 	if s.cfg.Accounts == nil {
 		return apiError(http.StatusNotImplemented, CodeUnavailable, "", "this server has no accounts")
 	}
@@ -40,6 +43,10 @@ func (s *Server) listAccounts(w http.ResponseWriter, _ *http.Request) *Error {
 		for _, api := range []string{wechat.APITemplateSend, wechat.APICustomSend, wechat.APIBizSend} {
 			l := a.Limit(api)
 			v.Limits[api] = limitView{Rate: l.Rate, Burst: l.Burst}
+		}
+		var err error
+		if v.Protection, err = s.accountProtection(r.Context(), a); err != nil {
+			return storeError(err)
 		}
 		out = append(out, v)
 	}

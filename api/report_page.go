@@ -6,11 +6,14 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/wxmass/wxmass/campaigns"
 )
 
 //go:embed assets/report.html
@@ -31,6 +34,9 @@ type reportPageData struct {
 	Report Report
 	JSON   string
 	Live   bool
+	// Waiting is set while the live run's sends wait for WeChat or for
+	// quiet hours.
+	Waiting *waitingView
 }
 
 // renderReport writes the HTML report page of a run: a progress bar, the
@@ -52,6 +58,15 @@ func (s *Server) renderReport(w http.ResponseWriter, r *http.Request, id string,
 		return storeError(err)
 	}
 	rep := buildReport(c, run, rec, tl, s.meaning, time.Now())
+	if err := s.cfg.Store.RecipientsKept(ctx, id, run); errors.Is(err, campaigns.ErrRecipientsExpired) {
+		rep.Recipients = "expired"
+	}
+	if rep.Mass, err = s.mass(ctx, c, run, rec.MassCapped); err != nil {
+		return storeError(err)
+	}
+	if rep.Protection, err = s.runProtection(ctx, c, run, rec); err != nil {
+		return storeError(err)
+	}
 	raw, err := json.Marshal(rep)
 	if err != nil {
 		return apiError(http.StatusInternalServerError, CodeInternal, "", "encode report: %s", err.Error())
@@ -59,8 +74,12 @@ func (s *Server) renderReport(w http.ResponseWriter, r *http.Request, id string,
 	live := rec.State == "running" || rec.State == "paused" || rec.State == "stopping"
 	// Its script and style by their hashes, nothing else inline; no
 	// referrer, since a signed link carries its signature in the URL.
+	data := reportPageData{Name: c.Name, Report: rep, JSON: string(raw), Live: live}
+	if live {
+		data.Waiting = s.waiting(ctx, c, rec)
+	}
 	setPageHeaders(w.Header(), reportCSP)
-	if err := reportPage.Execute(w, reportPageData{Name: c.Name, Report: rep, JSON: string(raw), Live: live}); err != nil {
+	if err := reportPage.Execute(w, data); err != nil {
 		s.log.Warn("render report page")
 	}
 	return nil

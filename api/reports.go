@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/csv"
+	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -33,6 +34,9 @@ type Report struct {
 	// DurationSeconds is from the start to the last outcome (to now while
 	// the run is live).
 	DurationSeconds float64 `json:"duration_seconds"`
+	// Recipients is "expired" once the run's per-recipient data passed the
+	// retention; empty while it is kept (in Redis or archived).
+	Recipients string `json:"recipients,omitempty"`
 	// Outcomes counts recipients by final outcome: sent (accepted by
 	// WeChat, no receipt yet), delivered (receipt: success), failed,
 	// unknown (an answer was lost: WeChat may have delivered it), skipped,
@@ -53,6 +57,12 @@ type Report struct {
 	// in one second.
 	RateAverage float64 `json:"rate_average"`
 	RatePeak    int64   `json:"rate_peak"`
+	// Mass is a mass run's batches with WeChat's counts: its outcomes are
+	// per batch, not per recipient.
+	Mass *massView `json:"mass,omitempty"`
+	// Protection counts the recipients the account's protection held
+	// back, absent when it held back none (protection.go).
+	Protection *runProtectionView `json:"protection,omitempty"`
 }
 
 // ErrcodeCount is the failures of one errcode.
@@ -99,6 +109,15 @@ func (s *Server) getReport(w http.ResponseWriter, r *http.Request) *Error {
 		return storeError(err)
 	}
 	rep := buildReport(c, run, rec, tl, s.meaning, time.Now())
+	if err := s.cfg.Store.RecipientsKept(ctx, id, run); errors.Is(err, campaigns.ErrRecipientsExpired) {
+		rep.Recipients = "expired"
+	}
+	if rep.Mass, err = s.mass(ctx, c, run, rec.MassCapped); err != nil {
+		return storeError(err)
+	}
+	if rep.Protection, err = s.runProtection(ctx, c, run, rec); err != nil {
+		return storeError(err)
+	}
 	writeJSON(w, http.StatusOK, rep)
 	return nil
 }
@@ -196,6 +215,9 @@ func (s *Server) exportOutcomes(w http.ResponseWriter, r *http.Request) *Error {
 		}
 	}
 	if _, err := s.cfg.Store.Run(r.Context(), id, run); err != nil {
+		return storeError(err)
+	}
+	if err := s.cfg.Store.RecipientsKept(r.Context(), id, run); err != nil {
 		return storeError(err)
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")

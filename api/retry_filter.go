@@ -13,12 +13,13 @@ import (
 )
 
 // retryClasses are the classes a failed outcome can have: an errcode's
-// (retry's classes), a task out of its retries (exhausted) and a delivery
-// receipt's (receipt).
+// (retry's classes but ok, and rest, whose errcode defers the recipient
+// and never fails it), a task out of its retries (exhausted) and a
+// delivery receipt's (receipt).
 func retryClasses() []string {
 	var out []string
 	for _, c := range retry.Classes() {
-		if c != retry.ClassOK {
+		if c != retry.ClassOK && c != retry.ClassRest {
 			out = append(out, c.String())
 		}
 	}

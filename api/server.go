@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -17,7 +18,9 @@ import (
 	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/campaigns"
 	"github.com/wxmass/wxmass/internal/httpserve"
+	"github.com/wxmass/wxmass/internal/media"
 	"github.com/wxmass/wxmass/producer"
+	"github.com/wxmass/wxmass/ratelimit"
 	"github.com/wxmass/wxmass/retry"
 	"github.com/wxmass/wxmass/wechat"
 )
@@ -45,6 +48,10 @@ type Config struct {
 	// answers 501.
 	Accounts *account.Registry
 	WeChat   *wechat.Client
+	// Limiter gives test sends (POST /v1/campaigns/{id}/test) their rate
+	// tokens from the accounts' buckets; without it, with Accounts and
+	// WeChat, test sends answer 501.
+	Limiter *ratelimit.Limiter
 	// MaxBodyBytes bounds a JSON request body (MaxBodyBytesDefault).
 	MaxBodyBytes int64
 	// MaxUploadBytes bounds an uploaded audience file
@@ -65,7 +72,19 @@ type Config struct {
 	// Limits are the request limits per key and per address (limits.go);
 	// the zero Limits limits nothing.
 	Limits Limits
-	Logger *zap.Logger
+	// Breakers read the accounts' circuit breakers, for the waiting
+	// object of a run's status (with Accounts); nil shows none.
+	Breakers Breakers
+	// Media stores the files campaigns refer to (POST /v1/media); nil
+	// answers 501 there and refuses campaigns that refer to files.
+	Media *media.Store
+	// MediaCache uploads the files of a message a test send sends (nil:
+	// such test sends are refused).
+	MediaCache *media.Cache
+	// Metrics counts the users operators add to suppression lists; nil
+	// counts nothing.
+	Metrics SuppressionMetrics
+	Logger  *zap.Logger
 }
 
 // Server is the HTTP API. It is an http.Handler, safe for concurrent use.
@@ -121,7 +140,7 @@ func (s *Server) routes() {
 	s.sessionRoutes()
 	allow := map[string][]string{"/v1/openapi.json": {"GET"}}
 	route := func(method, path string, h handler) {
-		s.handle(method+" "+path, s.audited(method+" "+path, h))
+		s.handle(method+" "+path, besideLiterals(path, allow, s.audited(method+" "+path, h)))
 		allow[path] = append(allow[path], method)
 	}
 	route("POST", "/v1/campaigns", s.createCampaign)
@@ -138,6 +157,7 @@ func (s *Server) routes() {
 	}))
 	route("POST", "/v1/campaigns/{id}/schedule", s.scheduleCampaign)
 	route("POST", "/v1/campaigns/{id}/unschedule", s.unscheduleCampaign)
+	route("POST", "/v1/campaigns/{id}/test", s.testSend)
 	route("GET", "/v1/campaigns/{id}/events", s.listEvents)
 	route("GET", "/v1/campaigns/{id}/runs/{run}", s.getRun)
 	route("GET", "/v1/campaigns/{id}/runs/{run}/report", s.getReport)
@@ -145,16 +165,31 @@ func (s *Server) routes() {
 	route("POST", "/v1/campaigns/{id}/runs/{run}/report-link", s.createReportLink)
 	route("GET", "/v1/campaigns/{id}/runs/{run}/outcomes.csv", s.exportOutcomes)
 	route("POST", "/v1/campaigns/{id}/runs/{run}/retry", s.retryRun)
+	route("POST", "/v1/campaigns/{id}/runs/{run}/mass-delete", s.massDeleteRun)
 	route("POST", "/v1/messages", s.sendTransactional)
+	route("POST", "/v1/media", s.uploadMedia)
+	route("GET", "/v1/media", s.listMedia)
+	route("GET", "/v1/media/{id}", s.getMedia)
 	route("GET", "/v1/accounts", s.listAccounts)
 	route("GET", "/v1/accounts/{account}/quota", s.getQuota)
+	route("GET", "/v1/accounts/{account}/mass-speed", s.getMassSpeed)
+	route("PUT", "/v1/accounts/{account}/mass-speed", s.setMassSpeed)
+	route("GET", "/v1/accounts/{account}/events", s.listAccountEvents)
+	route("GET", "/v1/accounts/{account}/suppressions", s.listSuppressions)
+	route("POST", "/v1/accounts/{account}/suppressions", s.addSuppressions)
+	route("GET", "/v1/accounts/{account}/suppressions/{openid}", s.getSuppression)
+	route("DELETE", "/v1/accounts/{account}/suppressions/{openid}", s.deleteSuppression)
+	route("PUT", "/v1/accounts/{account}/suppressions/import", s.importSuppressions)
+	route("GET", "/v1/accounts/{account}/suppressions/export", s.exportSuppressions)
 	// Other methods on those paths, and other paths, get the API's error
 	// shape rather than the mux's plain text.
 	for path, methods := range allow {
-		s.handle(path, func(w http.ResponseWriter, r *http.Request) *Error {
-			w.Header().Set("Allow", strings.Join(methods, ", "))
-			return apiError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "", "%s %s: use %s", r.Method, path, strings.Join(methods, " or "))
-		})
+		if besideWildcard(path, allow) {
+			continue // routes.go: the wildcard's fallback answers it
+		}
+		s.handle(path, besideLiterals(path, allow, func(w http.ResponseWriter, r *http.Request) *Error {
+			return methodNotAllowed(w, r, path, methods)
+		}))
 	}
 	for pattern, h := range s.cfg.Mount {
 		s.handle(pattern, func(w http.ResponseWriter, r *http.Request) *Error {
@@ -263,6 +298,10 @@ func storeError(err error) *Error {
 		e := apiError(http.StatusUnprocessableEntity, CodeInvalidCampaign, "account", "the campaign's account is not configured in this wxmass")
 		e.Errors = []campaigns.FieldError{{Field: "account", Message: e.Message}}
 		return e
+	case errors.Is(err, campaigns.ErrRecipientsExpired):
+		return apiError(http.StatusGone, CodeRecipientsExpired, "run", "the run's per-recipient data has passed the retention and was deleted; its report (the summary) is kept")
+	case errors.Is(err, campaigns.ErrNoArchive):
+		return apiError(http.StatusServiceUnavailable, CodeUnavailable, "run", "the run is archived and this server has no archive configured (--archive-url)")
 	case errors.Is(err, campaigns.ErrRunNotSettled):
 		return apiError(http.StatusConflict, CodeRunNotSettled, "run", "%s", strings.TrimPrefix(err.Error(), "campaigns: "))
 	case errors.As(err, &se):
@@ -299,6 +338,9 @@ func (s *Server) decodeCampaign(w http.ResponseWriter, r *http.Request) (*campai
 		return nil, e
 	}
 	if e := s.resolveAccount(&c); e != nil {
+		return nil, e
+	}
+	if e := s.checkMediaRefs(r.Context(), &c); e != nil {
 		return nil, e
 	}
 	return &c, nil
@@ -354,6 +396,8 @@ func readOnly(c *campaigns.Campaign) *Error {
 		{"state", c.State != ""},
 		{"created_at", !c.CreatedAt.IsZero()},
 		{"updated_at", !c.UpdatedAt.IsZero()},
+		{"tested_at", c.TestedAt != nil},
+		{"tested_digest", c.TestedDigest != ""},
 	} {
 		if f.set {
 			return apiError(http.StatusBadRequest, CodeInvalidField, f.name, "%s is set by wxmass, not by the request", f.name)
@@ -436,13 +480,21 @@ type listAnswer struct {
 	NextOffset *int64 `json:"next_offset,omitempty"`
 }
 
+// pageParams reads a list's limit (ListLimitDefault, at most
+// ListLimitMax) and offset query parameters.
+func pageParams(q url.Values) (limit, offset int, e *Error) {
+	if limit, e = intParam(q.Get("limit"), "limit", ListLimitDefault, 1, ListLimitMax); e != nil {
+		return 0, 0, e
+	}
+	if offset, e = intParam(q.Get("offset"), "offset", 0, 0, 1<<40); e != nil {
+		return 0, 0, e
+	}
+	return limit, offset, nil
+}
+
 func (s *Server) listCampaigns(w http.ResponseWriter, r *http.Request) *Error {
 	q := r.URL.Query()
-	limit, e := intParam(q.Get("limit"), "limit", ListLimitDefault, 1, ListLimitMax)
-	if e != nil {
-		return e
-	}
-	offset, e := intParam(q.Get("offset"), "offset", 0, 0, 1<<40)
+	limit, offset, e := pageParams(q)
 	if e != nil {
 		return e
 	}
@@ -517,11 +569,7 @@ func (s *Server) uploadAudience(w http.ResponseWriter, r *http.Request) *Error {
 		return apiError(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "", "the file is larger than %d bytes; nothing was stored", s.cfg.MaxUploadBytes)
 	case errors.As(err, &fe):
 		e := apiError(http.StatusUnprocessableEntity, CodeInvalidAudience, "", "%s; nothing was stored: the audience is as it was", strings.TrimPrefix(fe.Error(), "campaigns: "))
-		noteAuditCode(r.Context(), e.Code)
-		if fe.Line > 0 {
-			e.Field = "line " + strconv.Itoa(fe.Line)
-		}
-		writeJSON(w, e.status, map[string]any{"error": e, "report": res.Report})
+		writeRefused(r.Context(), w, e, fe.Line, res.Report)
 		return nil
 	case err != nil && strings.Contains(err.Error(), "only a file audience takes an upload"):
 		return apiError(http.StatusConflict, CodeInvalidState, "audience.source", "%s", strings.TrimPrefix(err.Error(), "campaigns: "))
@@ -532,20 +580,36 @@ func (s *Server) uploadAudience(w http.ResponseWriter, r *http.Request) *Error {
 	return nil
 }
 
+// writeRefused answers a body refused as a whole (an audience file, a
+// suppression import) with e, its field "line N" when it names line N (0:
+// none), beside the report of what was read, and tells the audit trail
+// its code.
+func writeRefused(ctx context.Context, w http.ResponseWriter, e *Error, line int, report any) {
+	noteAuditCode(ctx, e.Code)
+	if line > 0 {
+		e.Field = "line " + strconv.Itoa(line)
+	}
+	writeJSON(w, e.status, map[string]any{"error": e, "report": report})
+}
+
 // runStarted is the answer to a start or a transactional send.
 type runStarted struct {
 	Campaign string `json:"campaign"`
 	Run      int    `json:"run"`
+	// Warnings say what the operator should know before the run sends:
+	// for a mass campaign, the recipients WeChat will filter for their
+	// monthly cap (producer.Producer.MassWarnings).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func (s *Server) startCampaign(w http.ResponseWriter, r *http.Request) *Error {
 	id := r.PathValue("id")
-	run, err := s.cfg.Producer.Start(r.Context(), id)
+	run, warnings, err := s.cfg.Producer.StartWarned(r.Context(), id)
 	if err != nil {
 		return startError(err) // start.go
 	}
 	noteAudit(r.Context(), id, run)
-	writeJSON(w, http.StatusAccepted, runStarted{Campaign: id, Run: run})
+	writeJSON(w, http.StatusAccepted, runStarted{Campaign: id, Run: run, Warnings: warnings})
 	return nil
 }
 
@@ -587,6 +651,14 @@ type runView struct {
 	// Counters are the run's counters: per outcome, "code:N", "class:X"
 	// and "total".
 	Counters map[string]int64 `json:"counters"`
+	// Waiting is set while the run's sends wait for WeChat or for quiet
+	// hours (waiting.go).
+	Waiting *waitingView `json:"waiting,omitempty"`
+	// Protection counts the recipients the account's protection held
+	// back, absent when it held back none (protection.go).
+	Protection *runProtectionView `json:"protection,omitempty"`
+	// Mass is a mass run's batches (mass.go).
+	Mass *massView `json:"mass,omitempty"`
 }
 
 func (s *Server) getRun(w http.ResponseWriter, r *http.Request) *Error {
@@ -611,6 +683,15 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) *Error {
 	if !rec.Finished.IsZero() {
 		v.Finished = &rec.Finished
 	}
+	if rec.Finished.IsZero() {
+		v.Waiting = s.waiting(r.Context(), c, rec)
+	}
+	if v.Protection, err = s.runProtection(r.Context(), c, run, rec); err != nil {
+		return storeError(err)
+	}
+	if v.Mass, err = s.mass(r.Context(), c, run, rec.MassCapped); err != nil {
+		return storeError(err)
+	}
 	writeJSON(w, http.StatusOK, v)
 	return nil
 }
@@ -625,6 +706,9 @@ func (s *Server) sendTransactional(w http.ResponseWriter, r *http.Request) *Erro
 	}
 	if c.Audience.Source != campaigns.SourceInline || len(c.Audience.OpenIDs) != 1 {
 		return apiError(http.StatusBadRequest, CodeInvalidField, "audience", "a transactional send has an inline audience of exactly one openid")
+	}
+	if c.RequireTest {
+		return apiError(http.StatusUnprocessableEntity, CodeInvalidField, "require_test", "a transactional send starts at once: it cannot wait for a test")
 	}
 	if e := s.resolveAccount(&c); e != nil {
 		return e

@@ -32,15 +32,33 @@ func (k Kind) API() string {
 		return wechat.APICustomSend
 	case KindSubscribe:
 		return wechat.APIBizSend
+	case KindMass:
+		return APIMass
 	default:
 		return wechat.APITemplateSend
 	}
 }
 
+// Bounds of Campaign.Priority.
+const (
+	PriorityMin     = 1
+	PriorityMax     = 10
+	PriorityDefault = 5
+)
+
+// Weight is the campaign's weight in its bucket's fair sharing: its
+// Priority, or PriorityDefault when it has none.
+func (c *Campaign) Weight() int {
+	if c.Priority < PriorityMin || c.Priority > PriorityMax {
+		return PriorityDefault
+	}
+	return c.Priority
+}
+
 // Campaign is one message sent to one audience, run now, at a time or on a
 // schedule. It is stored as JSON and is the body of the HTTP API.
 //
-// Exactly one of Template, Custom and Subscribe is set: the one Kind names.
+// Exactly one of Template, Custom, Subscribe and Mass is set: the one Kind names.
 // Text in the message may refer to per-recipient variables as {{.name}};
 // see Validate for what is allowed and Compile for how it is rendered.
 type Campaign struct {
@@ -60,6 +78,8 @@ type Campaign struct {
 	Custom *CustomSpec `json:"custom,omitempty"`
 	// Subscribe is the message of a subscribe campaign, else nil.
 	Subscribe *SubscribeSpec `json:"subscribe,omitempty"`
+	// Mass is the message of a mass campaign, else nil.
+	Mass *MassSpec `json:"mass,omitempty"`
 	// Audience is who receives the message.
 	Audience AudienceSpec `json:"audience"`
 	// Schedule is when the campaign runs by itself once it is scheduled
@@ -69,6 +89,24 @@ type Campaign struct {
 	// Rate is this campaign's send rate in messages per second. Zero means
 	// the account's rate for the API; a non-zero rate can only lower it.
 	Rate float64 `json:"rate,omitempty"`
+	// Priority weighs this campaign's share of its (account, API) bucket
+	// against the other campaigns sending through it at the same time:
+	// 1 to 10, 0 meaning PriorityDefault. Two campaigns of priorities 2 and
+	// 4 get a third and two thirds of the bucket while both send.
+	Priority int `json:"priority,omitempty"`
+	// Protection is the campaign's own choices about the account's
+	// protection (suppression, caps, quiet hours, the customer-service
+	// window); nil keeps the account's.
+	Protection *ProtectionSpec `json:"protection,omitempty"`
+	// RequireTest refuses to start or schedule the campaign until a test
+	// send (POST /v1/campaigns/{id}/test) reached every one of its targets
+	// since the message last changed: see TestCurrent.
+	RequireTest bool `json:"require_test,omitempty"`
+	// TestedAt and TestedDigest are set by the store, never by a request:
+	// when the campaign's last successful test send was made, and the
+	// MessageDigest of the message it sent. Nil and "" before the first.
+	TestedAt     *time.Time `json:"tested_at,omitempty"`
+	TestedDigest string     `json:"tested_digest,omitempty"`
 	// State is where the campaign is in its life; see State.
 	State State `json:"state"`
 	// CreatedAt and UpdatedAt are set by the store and by Transition.
@@ -115,9 +153,11 @@ type SubscribeSpec struct {
 // same for every recipient.
 type CustomSpec struct {
 	// MsgType is one of the wechat.MsgType* constants.
-	MsgType         string                  `json:"msgtype"`
-	Text            *wechat.Text            `json:"text,omitempty"`
-	Image           *wechat.Media           `json:"image,omitempty"`
+	MsgType string       `json:"msgtype"`
+	Text    *wechat.Text `json:"text,omitempty"`
+	// Image names temporary media by media_id, or a stored file that
+	// wxmass uploads as temporary media (MediaRef).
+	Image           *MediaRef               `json:"image,omitempty"`
 	News            *wechat.News            `json:"news,omitempty"`
 	MPNews          *wechat.Media           `json:"mpnews,omitempty"`
 	MPNewsArticle   *wechat.MPNewsArticle   `json:"mpnewsarticle,omitempty"`
@@ -144,6 +184,10 @@ const (
 	// SourceTag is the members of the tag AudienceSpec.TagID, paged through
 	// user/tag/get.
 	SourceTag AudienceSource = "tag"
+	// SourceWindow is every user inside their customer-service window with
+	// a message left when the run launches, from the interactions the
+	// account's callback recorded (custom campaigns only).
+	SourceWindow AudienceSource = "window"
 )
 
 // AudienceSpec says who receives a campaign's message.

@@ -124,6 +124,7 @@ const (
 	BeginSettled   = rdb.BeginSettled
 	BeginNoSuchRun = rdb.BeginNoSuchRun
 	BeginNoToken   = rdb.BeginNoToken
+	BeginAccepted  = rdb.BeginAccepted
 )
 
 // Record modes; see rdb.RecordMode.
@@ -195,14 +196,27 @@ func (s *Store) Run(ctx context.Context, id string, run int) (RunRecord, error) 
 // a run that is running. Concurrent calls share round trips with each
 // other and with Record and EndAttempt.
 func (s *Store) BeginAttempt(ctx context.Context, c *Campaign, run int, openid string, vars, untokened bool) (Begin, error) {
+	return s.BeginAdmitted(ctx, c, run, openid, vars, untokened, nil)
+}
+
+// BeginAdmitted is BeginAttempt with the account's admission of the send
+// (adm, if not nil) in the same round trip, just before the attempt
+// begins; its verdict is Begin.Admit. A send it does not admit is not to
+// be made: Unbegin takes back its attempt.
+func (s *Store) BeginAdmitted(ctx context.Context, c *Campaign, run int, openid string, vars, untokened bool, adm *Admission) (Begin, error) {
+	window := s.ledger.DedupeWindow
+	if c.Kind == KindMass {
+		window = MassDedupeWindow
+	}
 	b, err := s.r.BeginAttempt(ctx, c.ID, run, openid, rdb.BeginOptions{
 		DoneState: DoneState(c),
-		Dedupe:    c.Kind == KindTemplate,
-		Window:    s.ledger.DedupeWindow,
+		Dedupe:    c.Kind == KindTemplate || c.Kind == KindMass,
+		Window:    window,
 		Grace:     s.ledger.StopGrace,
 		Proc:      s.ledger.Proc,
 		Vars:      vars,
 		Untokened: untokened,
+		Admit:     adm,
 	})
 	return b, runErr(c.ID, run, err)
 }
@@ -314,6 +328,13 @@ func (s *Store) MarkExpanded(ctx context.Context, id string, run int, upto int64
 	return runErr(id, run, s.r.MarkExpanded(ctx, id, run, upto))
 }
 
+// MarkTransactional records that the one recipient of a transactional
+// send's run has been handed to its send task, on the transactional queue
+// (RunRecord.Transactional).
+func (s *Store) MarkTransactional(ctx context.Context, id string, run int) error {
+	return runErr(id, run, s.r.MarkTransactional(ctx, id, run))
+}
+
 // AudienceRange returns recipients [start, stop] of a run's audience list
 // (RunRecord.Audience).
 func (s *Store) AudienceRange(ctx context.Context, list string, start, stop int64) ([]string, error) {
@@ -350,10 +371,17 @@ func (s *Store) Attempts(ctx context.Context, id string, run int, openids []stri
 	return s.r.GetAttempts(ctx, id, run, openids)
 }
 
-// ScanOutcomes calls fn with every outcome of a run, in no order. While a
-// run is live, a recipient may be seen twice.
+// ScanOutcomes calls fn with every outcome of a run, in no order (but in
+// the same order every time once the run is finished, archived or not).
+// While a run is live, a recipient may be seen twice. An archived run's
+// outcomes are read from its archive file; one whose archive expired
+// returns ErrRecipientsExpired.
 func (s *Store) ScanOutcomes(ctx context.Context, id string, run int, fn func(openid string, o Outcome) error) error {
-	return s.r.ScanOutcomes(ctx, id, run, fn)
+	src, err := s.source(ctx, id, run)
+	if err != nil {
+		return err
+	}
+	return src.scanOutcomes(ctx, id, run, fn)
 }
 
 // Timeline returns a run's outcomes per second, oldest first.

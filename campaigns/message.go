@@ -270,6 +270,14 @@ type Message struct {
 	menuItems []field
 	customDyn bool // some custom field has variables
 
+	// mass: the message without its clientmsgid
+	mass *wechat.MassMessage
+
+	// files are the stored files the message refers to (media.go);
+	// unresolved is set until WithMedia gave them their media_ids.
+	files      []MediaFile
+	unresolved bool
+
 	dynamic []*field // every field with variables, for CheckRecipient
 }
 
@@ -341,10 +349,15 @@ func (m *Message) renderData(vars map[string]string) (map[string]wechat.Template
 
 // RenderCustom returns the customer-service message for one recipient. It
 // behaves like RenderTemplate; only the payload fields with variables are
-// built anew, the rest is shared with the compiled message.
+// built anew, the rest is shared with the compiled message. A message that
+// refers to stored files renders only once WithMedia resolved them (else
+// an error wrapping ErrMediaUnresolved).
 func (m *Message) RenderCustom(openid string, vars map[string]string) (*wechat.CustomMessage, error) {
 	if m.kind != KindCustom {
 		return nil, fmt.Errorf("%w: %s message rendered as custom", ErrWrongKind, m.kind)
+	}
+	if m.unresolved {
+		return nil, m.unresolvedError()
 	}
 	out := new(wechat.CustomMessage)
 	*out = m.custom
@@ -477,8 +490,9 @@ func checkKeyword(key string) fieldCheck {
 // messageBuilder compiles a campaign's message, reporting problems to a
 // validator.
 type messageBuilder struct {
-	v *validator
-	m *Message
+	v    *validator
+	m    *Message
+	name string // the campaign's name: the title of a video it uploads
 }
 
 // text parses the value of a field, checks its static value or its literal

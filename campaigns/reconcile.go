@@ -3,6 +3,8 @@ package campaigns
 import (
 	"context"
 	"time"
+
+	"github.com/wxmass/wxmass/internal/rdb"
 )
 
 // LiveRun is the latest run of a campaign that is running, paused or
@@ -45,4 +47,25 @@ func (s *Store) TakeLease(ctx context.Context, name, token string, ttl time.Dura
 // ReleaseLease gives up the lease name if token holds it.
 func (s *Store) ReleaseLease(ctx context.Context, name, token string) error {
 	return s.r.ReleaseLease(ctx, name, token)
+}
+
+// BucketRun is a live run of a rate bucket with its counters; see
+// rdb.BucketRun.
+type BucketRun = rdb.BucketRun
+
+// AddBucketRun registers run of campaign id as a live run of bucket (an
+// (account, API) rate-limit key) with weight.
+func (s *Store) AddBucketRun(ctx context.Context, bucket, id string, run, weight int) error {
+	return s.r.AddBucketRun(ctx, bucket, id, run, weight)
+}
+
+// RemoveBucketRun takes a run out of bucket's registry.
+func (s *Store) RemoveBucketRun(ctx context.Context, bucket, id string, run int) error {
+	return s.r.RemoveBucketRun(ctx, bucket, id, run)
+}
+
+// BucketRuns returns the live runs registered in bucket with their
+// counters, dropping the registered runs that are no longer live.
+func (s *Store) BucketRuns(ctx context.Context, bucket string) ([]BucketRun, error) {
+	return s.r.BucketRuns(ctx, bucket)
 }

@@ -139,7 +139,7 @@ func (s *Store) StartRetryRun(ctx context.Context, c *Campaign, from int, f Retr
 		batch = batch[:0]
 		return err
 	}
-	err = s.r.ScanOutcomes(ctx, c.ID, from, func(openid string, o Outcome) error {
+	err = s.ScanOutcomes(ctx, c.ID, from, func(openid string, o Outcome) error {
 		if _, dup := seen[openid]; dup || !f.match(o) {
 			return nil
 		}
@@ -195,6 +195,9 @@ func (s *Store) carry(ctx context.Context, c *Campaign, from, next int, unknown 
 		out.MayDuplicate += int64(len(unknown))
 		return nil
 	}
+	// An archived run has no attempt records left in Redis: each unknown
+	// recipient then counts as MayDuplicate, as it would from its record,
+	// since a run is archived only after the dedupe window (ArchiveRun).
 	atts, ok, err := s.r.GetAttempts(ctx, c.ID, from, unknown)
 	if err != nil {
 		return err

@@ -41,6 +41,8 @@ type Store struct {
 	r      *rdb.RDB
 	now    func() time.Time
 	ledger LedgerConfig
+	// archive holds the archive files of finished runs; nil for none.
+	archive *Archive
 }
 
 // NewStore returns a Store on r, whose ledger has the default
@@ -149,6 +151,13 @@ func (s *Store) Latest(ctx context.Context, id string) (*Campaign, int, error) {
 	if !rec.Updated.IsZero() {
 		c.UpdatedAt = rec.Updated.UTC()
 	}
+	// The test record lives beside the document, which may hold a stale
+	// copy of it (documents are written back from a Get).
+	c.TestedAt, c.TestedDigest = nil, rec.TestedDigest
+	if !rec.TestedAt.IsZero() {
+		at := rec.TestedAt.UTC()
+		c.TestedAt = &at
+	}
 	return &c, rec.Run, nil
 }
 
@@ -157,9 +166,15 @@ func (s *Store) Latest(ctx context.Context, id string) (*Campaign, int, error) {
 func DoneState(c *Campaign) string { return string(StateCompleted) }
 
 // StartRun begins the campaign's next run: the campaign and the run are
-// running. A run of an inline or file audience is sized now; a run of
-// followers or a tag is sized by its launch, which fetches them.
+// running. A campaign that requires a test and has no current one is
+// refused with ErrTestRequired (see Campaign.TestCurrent). A run of an
+// inline or file audience is sized now; a run of followers or a tag is
+// sized by its launch, which fetches them, and so is a mass run, whose
+// launch cuts it into batches.
 func (s *Store) StartRun(ctx context.Context, c *Campaign) (int, error) {
+	if err := c.checkTested(); err != nil {
+		return 0, err
+	}
 	size, list := int64(-1), ""
 	switch c.Audience.Source {
 	case SourceInline, SourceFile:
@@ -171,6 +186,10 @@ func (s *Store) StartRun(ctx context.Context, c *Campaign) (int, error) {
 			return 0, fmt.Errorf("%w: upload an audience file first", ErrEmptyAudience)
 		}
 		size, list = n, s.r.Keys().Audience(c.ID)
+	}
+	if c.Kind == KindMass {
+		// The launch cuts the run into batches (LaunchMass).
+		size, list = -1, ""
 	}
 	run, err := s.r.StartRun(ctx, c.ID, string(StateRunning), string(StateRunning), size, list,
 		string(StateDraft), string(StateScheduled), string(StateCompleted))

@@ -70,3 +70,67 @@ func TestAuditTrail(t *testing.T) {
 	_, _, err = s.AuditTrail(ctx, c.ID, "", 0)
 	require.Error(t, err)
 }
+
+// TestAccountAuditTrail: an account's trail keeps its events under the
+// appid, stamped by the store's clock, with the openid masked and the
+// counts in order; it is capped at AuditKeep and paged as a campaign's
+// trail, and an account without events has an empty one.
+func TestAccountAuditTrail(t *testing.T) {
+	t.Parallel()
+	s, r := newStore(t)
+	ctx := t.Context()
+	now := time.Date(2025, 11, 25, 9, 30, 0, 123_000_000, time.UTC)
+	s = s.WithClock(func() time.Time { return now })
+	const appID, raw = "wx00000000000acct1", "oSUP000000000000000000000001"
+
+	events, next, err := s.AccountAuditTrail(ctx, appID, "", 10)
+	require.NoError(t, err)
+	require.Empty(t, events)
+	require.Empty(t, next)
+
+	require.NoError(t, s.RecordAccountAudit(ctx, appID, campaigns.AuditEvent{Action: "suppress_remove", Key: "alice", Via: "bearer",
+		Account: "shop", Campaign: "c0123456789ab", Status: 204, OpenID: raw, Counts: []campaigns.AuditCount{{Name: "removed", N: 1}}}))
+	events, next, err = s.AccountAuditTrail(ctx, appID, "", 10)
+	require.NoError(t, err)
+	require.Empty(t, next, "one page")
+	require.Len(t, events, 1)
+	e := events[0]
+	require.Equal(t, now, e.At, "the store's clock stamps an event without a time")
+	require.Equal(t, "shop", e.Account)
+	require.Empty(t, e.Campaign, "an account's event names no campaign")
+	require.Equal(t, "oSUP…0001", e.OpenID, "masked as the log masks it")
+	require.Equal(t, []campaigns.AuditCount{{Name: "removed", N: 1}}, e.Counts)
+	xs, err := r.Client().XRange(ctx, r.Keys().AccountAudit(appID), "-", "+").Result()
+	require.NoError(t, err)
+	require.Len(t, xs, 1)
+	require.NotContains(t, fmt.Sprint(xs[0].Values), raw, "the raw openid is never stored")
+
+	// Capped at AuditKeep; paged newest first.
+	for i := range campaigns.AuditKeep + 2 {
+		require.NoError(t, s.RecordAccountAudit(ctx, appID, campaigns.AuditEvent{Action: fmt.Sprint("a", i), Status: 200}))
+	}
+	var all []campaigns.AuditEvent
+	before := ""
+	for pages := 0; ; pages++ {
+		require.Less(t, pages, 10)
+		events, next, err := s.AccountAuditTrail(ctx, appID, before, 300)
+		require.NoError(t, err)
+		all = append(all, events...)
+		if next == "" {
+			break
+		}
+		require.Equal(t, events[len(events)-1].ID, next)
+		before = next
+	}
+	require.Len(t, all, campaigns.AuditKeep, "only the newest AuditKeep stay")
+	require.Equal(t, fmt.Sprint("a", campaigns.AuditKeep+1), all[0].Action)
+	require.Equal(t, "a2", all[len(all)-1].Action, "the oldest were dropped, the remove among them")
+
+	_, _, err = s.AccountAuditTrail(ctx, appID, "nope", 10)
+	require.ErrorIs(t, err, campaigns.ErrAuditCursor)
+	_, _, err = s.AccountAuditTrail(ctx, appID, "", 0)
+	require.Error(t, err)
+	_, _, err = s.AccountAuditTrail(ctx, "", "", 10)
+	require.Error(t, err)
+	require.Error(t, s.RecordAccountAudit(ctx, "", campaigns.AuditEvent{Action: "x"}))
+}

@@ -11,7 +11,8 @@ import (
 // and variables, its fire claims and audit trail, its entries in the
 // campaign list (so List and CountStates no longer see it) and in the
 // schedule index, the msgid index entries of its runs' template sends and
-// the notes of their lost answers (see rdb.DeleteCampaign).
+// the notes of their lost answers (see rdb.DeleteCampaign), and the
+// archive files of its runs.
 //
 // A campaign with a live run (running, paused or stopping) is refused with
 // a *StateError naming the state, and nothing changes: cancel it and let it
@@ -36,6 +37,19 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if err := json.Unmarshal(rec.Doc, &c); err != nil {
 		return fmt.Errorf("campaigns: decode %s: %w", id, err)
 	}
-	err = s.r.DeleteCampaign(ctx, id, c.Account, string(StateRunning), string(StatePaused), string(StateStopping))
+	// Its runs' archive files go once it is marked deleting (no run is
+	// archived from then on) and before its run records, which say
+	// whether it has any, so that a delete cut short finds them again.
+	archives := func(ctx context.Context) error {
+		has, err := s.r.HasArchives(ctx, id, rec.Run+1)
+		if err != nil || !has {
+			return err
+		}
+		if s.archive == nil {
+			return ErrNoArchive
+		}
+		return s.archive.deleteCampaign(ctx, id)
+	}
+	err = s.r.DeleteCampaignThen(ctx, id, c.Account, archives, string(StateRunning), string(StatePaused), string(StateStopping))
 	return s.stateErr("delete", id, err)
 }

@@ -1,6 +1,8 @@
 package campaigns_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -187,4 +189,40 @@ func countIf(m map[string]string, f func(string) bool) int {
 		}
 	}
 	return n
+}
+
+// TestStoreDeleteRemovesArchives: deleting a campaign whose run was
+// archived removes its archive file with every key of it (SCAN of the
+// test's prefix), and deleting one whose archive directory was never
+// created needs no archive.
+func TestStoreDeleteRemovesArchives(t *testing.T) {
+	t.Parallel()
+	s, r, dir := archiveStore(t)
+	ctx := t.Context()
+	done := finishedCampaign(t, s, 1000000004)
+	res, err := s.ArchiveRun(ctx, done.ID, 1)
+	require.NoError(t, err)
+	require.True(t, res.Dropped)
+	require.NotEmpty(t, archiveFilesUnder(t, dir))
+	require.NoError(t, s.Delete(ctx, done.ID))
+	for key := range snapshot(t, r) {
+		require.NotContains(t, key, done.ID)
+	}
+	require.Empty(t, archiveFilesUnder(t, dir))
+
+	plain, _ := newStore(t)
+	other := finishedCampaign(t, plain, 1000000005)
+	require.NoError(t, plain.Delete(ctx, other.ID), "no archive, none needed")
+}
+
+func archiveFilesUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	require.NoError(t, filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && !strings.HasSuffix(path, ".attrs") {
+			out = append(out, path)
+		}
+		return err
+	}))
+	return out
 }

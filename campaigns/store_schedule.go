@@ -27,8 +27,9 @@ var onSchedule = []string{string(StateScheduled), string(StateRunning), string(S
 // and its first fire time after now is indexed for the schedulers. It
 // returns ErrNoSchedule for a campaign without one, a *ValidationError
 // naming schedule.at for a time that is past, ErrEmptyAudience for an
-// inline or file audience with no recipients, and a *StateError for a
-// campaign that is not a draft. A campaign on its schedule already is
+// inline or file audience with no recipients, ErrTestRequired for a
+// campaign that requires a test and has no current one, and a *StateError
+// for a campaign that is not a draft. A campaign on its schedule already is
 // left as it is, so a retried request succeeds (and repairs its index
 // entry).
 //
@@ -52,6 +53,9 @@ func (s *Store) Schedule(ctx context.Context, id string) error {
 	next, ok := c.Schedule.Next(now)
 	if c.State == StateDraft {
 		if err := c.ValidateAt(now); err != nil {
+			return err
+		}
+		if err := c.checkTested(); err != nil {
 			return err
 		}
 		if !ok {

@@ -38,6 +38,9 @@ func (s *Store) Update(ctx context.Context, c *Campaign) (UpdateResult, error) {
 		return UpdateResult{}, &StateError{Op: "update", State: old.State}
 	}
 	c.State, c.CreatedAt, c.UpdatedAt = StateDraft, old.CreatedAt, s.now().UTC()
+	// The test record is kept: TestCurrent compares its digest with the
+	// new message's.
+	c.TestedAt, c.TestedDigest = old.TestedAt, old.TestedDigest
 	doc, err := json.Marshal(c)
 	if err != nil {
 		return UpdateResult{}, fmt.Errorf("campaigns: encode: %w", err)

@@ -188,6 +188,7 @@ func (c *Campaign) validate(now time.Time) error {
 	c.validateHeader(v)
 	m := c.buildMessage(v)
 	c.validateAudience(v, m)
+	c.Protection.validate(v, c.Kind)
 	c.Schedule.validate(v, now)
 	return v.err()
 }
@@ -231,6 +232,9 @@ func (c *Campaign) validateHeader(v *validator) {
 	if math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) || c.Rate < 0 {
 		v.add("rate", "must be a number of sends per second ≥ 0 (0 is the account's rate)")
 	}
+	if c.Priority != 0 && (c.Priority < PriorityMin || c.Priority > PriorityMax) {
+		v.add("priority", "must be 1 to 10 (0 or absent is 5), not "+strconv.Itoa(c.Priority))
+	}
 }
 
 // buildMessage checks the kind and its spec and compiles the message. The
@@ -245,14 +249,15 @@ func (c *Campaign) buildMessage(v *validator) *Message {
 		{KindTemplate, c.Template != nil},
 		{KindCustom, c.Custom != nil},
 		{KindSubscribe, c.Subscribe != nil},
+		{KindMass, c.Mass != nil},
 	}
 	switch c.Kind {
-	case KindTemplate, KindCustom, KindSubscribe:
+	case KindTemplate, KindCustom, KindSubscribe, KindMass:
 	case "":
-		v.add("kind", "required: template, custom or subscribe")
+		v.add("kind", "required: template, custom, subscribe or mass")
 		return nil
 	default:
-		v.add("kind", "unknown kind "+quoteValue(string(c.Kind))+": template, custom or subscribe")
+		v.add("kind", "unknown kind "+quoteValue(string(c.Kind))+": template, custom, subscribe or mass")
 		return nil
 	}
 	for _, s := range specs {
@@ -264,7 +269,7 @@ func (c *Campaign) buildMessage(v *validator) *Message {
 			v.add(string(s.kind), "set on a "+string(c.Kind)+" campaign: set only the "+string(c.Kind)+" spec")
 		}
 	}
-	b := &messageBuilder{v: v, m: &Message{kind: c.Kind}}
+	b := &messageBuilder{v: v, m: &Message{kind: c.Kind}, name: c.Name}
 	switch c.Kind {
 	case KindTemplate:
 		t := c.Template
@@ -288,6 +293,8 @@ func (c *Campaign) buildMessage(v *validator) *Message {
 		b.data("subscribe.data", s.Data)
 	case KindCustom:
 		b.custom(c.Custom)
+	case KindMass:
+		b.mass(c.Mass)
 	}
 	return b.finish()
 }
@@ -309,14 +316,8 @@ func miniProgram(v *validator, path string, mp *wechat.MiniProgram) *wechat.Mini
 
 // customPayloads lists the supported msgtypes with whether c has each one's
 // payload.
-func customPayloads(c *CustomSpec) []struct {
-	msgType string
-	set     bool
-} {
-	return []struct {
-		msgType string
-		set     bool
-	}{
+func customPayloads(c *CustomSpec) []payload {
+	return []payload{
 		{wechat.MsgTypeText, c.Text != nil},
 		{wechat.MsgTypeImage, c.Image != nil},
 		{wechat.MsgTypeNews, c.News != nil},
@@ -327,37 +328,48 @@ func customPayloads(c *CustomSpec) []struct {
 	}
 }
 
+// payload is one payload field of a message that names its payload by
+// msgtype, and whether it is set.
+type payload struct {
+	msgType string
+	set     bool
+}
+
+// checkPayloads checks that msgType is one of payloads' and that exactly
+// its payload is set, naming fields under prefix ("custom", "mass"). It
+// reports whether the message's payload can be compiled.
+func checkPayloads(v *validator, prefix, msgType string, payloads []payload) bool {
+	names := make([]string, 0, len(payloads))
+	known := false
+	for _, p := range payloads {
+		names = append(names, p.msgType)
+		known = known || p.msgType == msgType
+	}
+	switch {
+	case msgType == "":
+		v.add(prefix+".msgtype", "required: one of "+strings.Join(names, ", "))
+		return false
+	case !known:
+		v.add(prefix+".msgtype", "unsupported msgtype "+quoteValue(msgType)+": one of "+strings.Join(names, ", "))
+		return false
+	}
+	ok := true
+	for _, p := range payloads {
+		switch {
+		case p.msgType == msgType && !p.set:
+			v.add(prefix+"."+p.msgType, "required for msgtype "+msgType)
+			ok = false
+		case p.msgType != msgType && p.set:
+			v.add(prefix+"."+p.msgType, "set on a "+msgType+" message: set only the payload msgtype names")
+		}
+	}
+	return ok
+}
+
 // custom checks and compiles a customer-service message.
 func (b *messageBuilder) custom(c *CustomSpec) {
 	v := b.v
-	payloads := customPayloads(c)
-	known := false
-	var names []string
-	for _, p := range payloads {
-		names = append(names, p.msgType)
-		if p.msgType == c.MsgType {
-			known = true
-		}
-	}
-	switch {
-	case c.MsgType == "":
-		v.add("custom.msgtype", "required: one of "+strings.Join(names, ", "))
-		return
-	case !known:
-		v.add("custom.msgtype", "unsupported msgtype "+quoteValue(c.MsgType)+": one of "+strings.Join(names, ", "))
-		return
-	}
-	missing := false
-	for _, p := range payloads {
-		switch {
-		case p.msgType == c.MsgType && !p.set:
-			v.add("custom."+p.msgType, "required for msgtype "+c.MsgType)
-			missing = true
-		case p.msgType != c.MsgType && p.set:
-			v.add("custom."+p.msgType, "set on a "+c.MsgType+" message: set only the payload msgtype names")
-		}
-	}
-	if missing {
+	if !checkPayloads(v, "custom", c.MsgType, customPayloads(c)) {
 		return
 	}
 	m := b.m
@@ -376,8 +388,7 @@ func (b *messageBuilder) custom(c *CustomSpec) {
 			m.custom.Text = &wechat.Text{Content: m.text.text.value}
 		}
 	case wechat.MsgTypeImage:
-		checkID(v, "custom.image.media_id", c.Image.MediaID)
-		m.custom.Image = &wechat.Media{MediaID: c.Image.MediaID}
+		m.custom.Image = &wechat.Media{MediaID: b.mediaRef("custom.image", c.Image, wechat.MediaImage, MediaTemporary)}
 	case wechat.MsgTypeMPNews:
 		checkID(v, "custom.mpnews.media_id", c.MPNews.MediaID)
 		m.custom.MPNews = &wechat.Media{MediaID: c.MPNews.MediaID}
@@ -468,6 +479,9 @@ func (c *Campaign) validateAudience(v *validator, m *Message) {
 	switch a.Source {
 	case SourceInline:
 		validateInline(v, a.OpenIDs)
+		if c.Kind == KindMass && len(a.OpenIDs) == 1 {
+			v.add("audience.openids", "a mass send to a list needs at least 2 openids (mass/send); send one user a custom or template message")
+		}
 	case SourceFile, SourceFollowers:
 		if len(a.OpenIDs) > 0 {
 			v.add("audience.openids", "only an inline audience lists openids")
@@ -479,10 +493,17 @@ func (c *Campaign) validateAudience(v *validator, m *Message) {
 		if a.TagID <= 0 {
 			v.add("audience.tag_id", "required: the id of the tag whose members receive the message")
 		}
+	case SourceWindow:
+		if len(a.OpenIDs) > 0 {
+			v.add("audience.openids", "only an inline audience lists openids")
+		}
+		if c.Kind != KindCustom {
+			v.add("audience.source", "only a custom campaign sends to the users inside their customer-service window")
+		}
 	case "":
-		v.add("audience.source", "required: inline, file, followers or tag")
+		v.add("audience.source", "required: inline, file, followers, tag or window")
 	default:
-		v.add("audience.source", "unknown source "+quoteValue(string(a.Source))+": inline, file, followers or tag")
+		v.add("audience.source", "unknown source "+quoteValue(string(a.Source))+": inline, file, followers, tag or window")
 	}
 	if a.Source != SourceTag && a.TagID != 0 {
 		v.add("audience.tag_id", "only a tag audience has a tag_id")
@@ -633,6 +654,8 @@ func (c *Campaign) Warnings() []FieldError {
 		}
 	case c.Subscribe != nil:
 		w = append(w, FieldError{Field: "subscribe", Message: "subscribe notifications reach only users who subscribed to the template; others fail with 43101"})
+	case c.Mass != nil:
+		w = append(w, FieldError{Field: "mass", Message: "each user gets at most 4 mass messages a calendar month on a service account (1 a day on a subscription account): WeChat filters users over it; results come per batch, not per recipient"})
 	}
 	return w
 }

@@ -67,7 +67,7 @@ func customCampaign(msgtype string) *Campaign {
 	case wechat.MsgTypeText:
 		s.Text = &wechat.Text{Content: "{{.name}}, see <a href=\"https://example.com/?a=1&b=2\">here</a>"}
 	case wechat.MsgTypeImage:
-		s.Image = &wechat.Media{MediaID: "MEDIA_ID_1"}
+		s.Image = &MediaRef{MediaID: "MEDIA_ID_1"}
 	case wechat.MsgTypeNews:
 		s.News = &wechat.News{Articles: []wechat.Article{{Title: "Hi {{.name}}", Description: "news", URL: "https://example.com/a", PicURL: "https://example.com/p.png"}}}
 	case wechat.MsgTypeMPNews:
@@ -194,10 +194,12 @@ func TestValidate(t *testing.T) {
 		{"negative rate", tpl(func(c *Campaign) { c.Rate = -1 }), "rate", "≥ 0"},
 		{"NaN rate", tpl(func(c *Campaign) { c.Rate = math.NaN() }), "rate", "≥ 0"},
 		{"infinite rate", tpl(func(c *Campaign) { c.Rate = math.Inf(1) }), "rate", "≥ 0"},
+		{"priority above 10", tpl(func(c *Campaign) { c.Priority = 11 }), "priority", "1 to 10"},
+		{"negative priority", tpl(func(c *Campaign) { c.Priority = -1 }), "priority", "not -1"},
 
 		// Kind and spec.
 		{"no kind", tpl(func(c *Campaign) { c.Kind = "" }), "kind", "required"},
-		{"unknown kind", tpl(func(c *Campaign) { c.Kind = "mass" }), "kind", `unknown kind "mass"`},
+		{"unknown kind", tpl(func(c *Campaign) { c.Kind = "broadcast" }), "kind", `unknown kind "broadcast"`},
 		{"no spec", tpl(func(c *Campaign) { c.Template = nil }), "template", "required for a template campaign"},
 		{"two specs", tpl(func(c *Campaign) { c.Custom = customCampaign(wechat.MsgTypeText).Custom }), "custom", "set on a template campaign"},
 
@@ -276,7 +278,7 @@ func TestValidate(t *testing.T) {
 		{"no msgtype", cs(wechat.MsgTypeText, func(_ *Campaign, s *CustomSpec) { s.MsgType = "" }), "custom.msgtype", "required: one of text, image, news"},
 		{"voice", cs(wechat.MsgTypeText, func(_ *Campaign, s *CustomSpec) { s.MsgType = "voice" }), "custom.msgtype", `unsupported msgtype "voice"`},
 		{"missing payload", cs(wechat.MsgTypeText, func(_ *Campaign, s *CustomSpec) { s.Text = nil }), "custom.text", "required for msgtype text"},
-		{"extra payload", cs(wechat.MsgTypeText, func(_ *Campaign, s *CustomSpec) { s.Image = &wechat.Media{MediaID: "x"} }), "custom.image", "set on a text message"},
+		{"extra payload", cs(wechat.MsgTypeText, func(_ *Campaign, s *CustomSpec) { s.Image = &MediaRef{MediaID: "x"} }), "custom.image", "set on a text message"},
 		{"bad kf_account", cs(wechat.MsgTypeText, func(_ *Campaign, s *CustomSpec) { s.KFAccount = "kf1" }), "custom.kf_account", "name@account"},
 		{"empty text", cs(wechat.MsgTypeText, func(_ *Campaign, s *CustomSpec) { s.Text.Content = " " }), "custom.text.content", "must not be empty"},
 		{"long text", cs(wechat.MsgTypeText, func(_ *Campaign, s *CustomSpec) { s.Text.Content = strings.Repeat("中", 683) }), "custom.text.content", "2049 bytes, at most 2048"},

@@ -42,7 +42,7 @@ func NewMonitor(opt asynq.RedisConnOpt, writable bool) (h http.Handler, close fu
 // recipient is masked as in logs; other payloads carry ids only.
 func FormatPayload(taskType string, payload []byte) string {
 	switch taskType {
-	case task.TypeSendTemplate, task.TypeSendCustom, task.TypeSendSubscribe:
+	case task.TypeSendTemplate, task.TypeSendCustom, task.TypeSendSubscribe, task.TypeSendMass:
 		s, err := task.DecodeSend(payload)
 		if err != nil {
 			return "(undecodable send payload)"

@@ -21,6 +21,11 @@ type Metrics struct {
 	resolved  *prometheus.CounterVec
 	refused   *prometheus.CounterVec
 	reconcile *prometheus.CounterVec
+	archive   *archiveMetrics
+	breaker   *breakerMetrics // breaker_metrics.go
+	protect   *protectMetrics // protect_metrics.go
+	admitted  *prometheus.CounterVec
+	pending   *prometheus.GaugeVec
 }
 
 // NewMetrics registers wxmass's metrics with reg.
@@ -60,14 +65,30 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "wxmass_reconciler_actions_total",
 			Help: "What the reconciler (one process of the fleet at a time) did to runs without progress, by action: reconcile (runs found without progress, or done but not finished, and reconciled), send (recipients queued again), launch, expand, settle (lost tasks queued again), finish (runs whose recipients all had outcomes, finished).",
 		}, []string{"action"}),
+		archive: newArchiveMetrics(),
 	}
+	m.admitted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wxmass_bucket_admitted_total",
+		Help: "Recipients of bulk campaigns the expansion admitted into the bulk queue, by account and API (see the README's Fair sharing).",
+	}, []string{"account", "api"})
+	m.pending = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "wxmass_bucket_admitted_pending",
+		Help: "Recipients admitted into the bulk queue and not settled yet, over the live runs of an (account, API) bucket, as this process's latest expansion saw them.",
+	}, []string{"account", "api"})
 	for _, a := range []string{"reconcile", "send", "launch", "expand", "settle", "finish"} {
 		m.reconcile.WithLabelValues(a)
 	}
-	for _, c := range []prometheus.Collector{m.outcomes, m.latency, m.rateWait, m.refreshes, m.runsEnded, m.resolved, m.refused, m.reconcile} {
+	for _, c := range append([]prometheus.Collector{m.outcomes, m.latency, m.rateWait, m.refreshes, m.runsEnded, m.resolved, m.refused, m.reconcile, m.admitted, m.pending}, m.archive.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
+	}
+	var err error
+	if m.protect, err = newProtectMetrics(reg); err != nil {
+		return nil, err
+	}
+	if m.breaker, err = newBreakerMetrics(reg); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -226,4 +247,17 @@ func (c *StateCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range []string{"draft", "scheduled", "running", "paused", "stopping", "completed", "cancelled", "failed"} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n[st]), st)
 	}
+}
+
+// Admitted records an expansion pass of an (account, API) bucket: n
+// recipients admitted, pending admitted and not settled in the bucket
+// before it.
+func (m *Metrics) Admitted(account, api string, n, pending int64) {
+	if m == nil {
+		return
+	}
+	if n > 0 {
+		m.admitted.WithLabelValues(account, api).Add(float64(n))
+	}
+	m.pending.WithLabelValues(account, api).Set(float64(pending + n))
 }

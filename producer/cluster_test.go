@@ -46,7 +46,9 @@ func TestClusterRunEndToEnd(t *testing.T) {
 	client, err := producer.NewClient(rc)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = client.Close() })
-	reg, err := account.NewRegistry(&account.Account{AppID: "wx00000000000fake1", Default: ratelimit.Limit{Rate: 1, Burst: 1}})
+	// A rate high enough that the bucket's admission window (rate times
+	// Horizon) never binds: these tests are about Window and chunks.
+	reg, err := account.NewRegistry(&account.Account{AppID: "wx00000000000fake1", Default: ratelimit.Limit{Rate: 100000, Burst: 100}})
 	require.NoError(t, err)
 	store := campaigns.NewStore(r)
 	prod := producer.New(client.Client, store, reg, nil, producer.Config{ChunkSize: 10, Window: 1000})

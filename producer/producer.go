@@ -9,6 +9,31 @@
 // Sends are enqueued in parallel; recipients that already have an outcome
 // (a resumed or re-expanded chunk) are skipped.
 //
+// # Fair sharing
+//
+// All bulk sends share one FIFO asynq queue, and a send waits for its
+// (account, API) rate token only briefly (worker.Config.BulkRateWait)
+// before it goes back to the queue. So that one bucket's backlog never
+// stands in front of another's, expansion is the dispatcher: it admits a
+// run's recipients into the queue only while the run's bucket has fewer
+// than W sends admitted and not settled over all its live runs, W being
+// the bucket's effective rate times Config.Horizon (about a second of
+// sends, at least Config.AdmitMin). A registry in Redis lists each
+// bucket's live runs (rdb.BucketRuns); the room left in W is shared among
+// the runs that still have recipients to admit by their campaigns'
+// priorities (admitShare), and an expand task admits its chunk a slice at
+// a time, coming back after WindowRecheck for the rest. A new run,
+// however large the runs before it, is admitted at its first pass after
+// some room frees, and sits behind at most about a second of sends.
+//
+// Why not one asynq queue per bucket: asynq's Config.Queues is fixed when
+// a server starts, so accounts added at run time would need a restart;
+// its Dequeue makes one Redis round trip per empty queue it tries, which
+// grows with the number of buckets on every poll; and a FIFO per bucket
+// would still put a small campaign behind a large one of the same bucket.
+// Admission keeps one queue, costs a few round trips per expansion pass
+// (not per send), and buckets exist as campaigns use them.
+//
 // A Scheduler starts the runs of scheduled campaigns at their fire times,
 // each fire exactly once across any number of serve processes.
 package producer
@@ -17,6 +42,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -58,7 +84,17 @@ type Config struct {
 	// WindowRecheck is how soon an expand task that found the window full
 	// tries again.
 	WindowRecheck time.Duration
-	Logger        *zap.Logger
+	// Horizon sizes a bucket's admission window: an (account, API) bucket
+	// has at most its effective rate times Horizon (HorizonDefault) of
+	// bulk sends admitted and not settled, over all its live runs, and
+	// never fewer than AdmitMin (AdmitMinDefault). See the package doc.
+	Horizon  time.Duration
+	AdmitMin int
+	// Rates reads a bucket's effective rate (after 45011 and outage
+	// slowdowns), cached for about a second; nil means the account's
+	// configured rate.
+	Rates  RateStater
+	Logger *zap.Logger
 	// Metrics counts the runs the producer sees finish (a stopped run
 	// settled, an empty audience); nil means none.
 	Metrics *monitoring.Metrics
@@ -86,6 +122,12 @@ func (c *Config) withDefaults() {
 	if c.WindowRecheck <= 0 {
 		c.WindowRecheck = WindowRecheckDefault
 	}
+	if c.Horizon <= 0 {
+		c.Horizon = HorizonDefault
+	}
+	if c.AdmitMin <= 0 {
+		c.AdmitMin = AdmitMinDefault
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
@@ -99,6 +141,7 @@ type Producer struct {
 	store    *campaigns.Store
 	accounts *account.Registry
 	wechat   *wechat.Client
+	rates    rates
 }
 
 // New returns a Producer that enqueues with client and keeps runs in store.
@@ -113,22 +156,45 @@ func (p *Producer) Config() Config { return p.cfg }
 // Start begins a new run of the campaign and queues its launch task. It
 // returns the run number.
 func (p *Producer) Start(ctx context.Context, id string) (int, error) {
+	run, _, err := p.start(ctx, id, false)
+	return run, err
+}
+
+// StartWarned is Start that also says what the operator should know before
+// the run sends (MassWarnings), as the API's start answers it.
+func (p *Producer) StartWarned(ctx context.Context, id string) (int, []string, error) {
+	return p.start(ctx, id, true)
+}
+
+func (p *Producer) start(ctx context.Context, id string, warn bool) (int, []string, error) {
 	c, err := p.store.Get(ctx, id)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	if _, err := p.accounts.Get(c.Account); err != nil {
-		return 0, fmt.Errorf("start campaign %s: %w", id, err)
+	acct, err := p.accounts.Get(c.Account)
+	if err != nil {
+		return 0, nil, fmt.Errorf("start campaign %s: %w", id, err)
+	}
+	if c.Kind == campaigns.KindMass && acct.Mass.Subscription() &&
+		(c.Audience.Source == campaigns.SourceInline || c.Audience.Source == campaigns.SourceFile) {
+		return 0, nil, fmt.Errorf("start campaign %s: %w", id, ErrMassListOnSubscription)
+	}
+	var warnings []string
+	if warn {
+		// Counted before the run accepts any batch of its own.
+		if warnings, err = p.MassWarnings(ctx, c); err != nil {
+			p.cfg.Logger.Warn("mass warnings", zap.String("campaign_id", id), zap.Error(err))
+		}
 	}
 	run, err := p.store.StartRun(ctx, c)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if err := p.enqueueLaunch(ctx, id, run); err != nil {
-		return 0, p.abandon(ctx, c, run, "could not queue the launch", err)
+		return 0, nil, p.abandon(ctx, c, run, "could not queue the launch", err)
 	}
 	p.cfg.Logger.Info("run started", zap.String("campaign_id", id), zap.Int("run", run))
-	return run, nil
+	return run, warnings, nil
 }
 
 // abandon stops a run that could not be set going because of err (its
@@ -183,7 +249,7 @@ func (p *Producer) settleStopped(ctx context.Context, c *campaigns.Campaign, run
 	if serr != nil {
 		return errors.Join(err, serr)
 	}
-	p.settled(c, run, res)
+	p.settled(ctx, c, run, res)
 	return nil
 }
 
@@ -242,7 +308,7 @@ func (p *Producer) HandleSettle(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	p.settled(c, ref.Run, res)
+	p.settled(ctx, c, ref.Run, res)
 	if res.Pending > 0 {
 		// Calls begun less than the grace ago may still be answered; after
 		// it, their recipients are unknown.
@@ -253,14 +319,18 @@ func (p *Producer) HandleSettle(ctx context.Context, t *asynq.Task) error {
 }
 
 // settled counts what a settle did, and reports a run it finished.
-func (p *Producer) settled(c *campaigns.Campaign, run int, res campaigns.SettleResult) {
+func (p *Producer) settled(ctx context.Context, c *campaigns.Campaign, run int, res campaigns.SettleResult) {
 	if res.Finished != "" {
-		p.finished(c, run, res.Finished)
+		p.finished(ctx, c, run, res.Finished)
 	}
 }
 
-// finished logs and counts a run that finished in state.
-func (p *Producer) finished(c *campaigns.Campaign, run int, state string) {
+// finished logs and counts a run that finished in state, and takes it out
+// of its bucket's registry. (A run the worker finishes with its last
+// outcome is dropped from the registry by the bucket's next reader: an
+// expansion pass or the reconciler.)
+func (p *Producer) finished(ctx context.Context, c *campaigns.Campaign, run int, state string) {
+	p.unregister(ctx, c, run)
 	p.cfg.Metrics.RunFinished(c.Account, state)
 	p.cfg.Logger.Info("run finished", zap.String("campaign_id", c.ID), zap.Int("run", run), zap.String("state", state))
 }
@@ -294,6 +364,8 @@ func SendTaskType(k campaigns.Kind) string {
 		return task.TypeSendCustom
 	case campaigns.KindSubscribe:
 		return task.TypeSendSubscribe
+	case campaigns.KindMass:
+		return task.TypeSendMass
 	default:
 		return task.TypeSendTemplate
 	}
@@ -347,6 +419,9 @@ func (p *Producer) HandleLaunch(ctx context.Context, t *asynq.Task) error {
 		if err != nil {
 			return err
 		}
+		if c.Kind == campaigns.KindMass {
+			return p.launchMass(ctx, c, ref.Run)
+		}
 		n, err := p.fetchAudience(ctx, c, ref.Run)
 		if err != nil {
 			return err
@@ -357,7 +432,7 @@ func (p *Producer) HandleLaunch(ctx context.Context, t *asynq.Task) error {
 		}
 		log.Info("audience fetched", zap.Int64("recipients", n))
 		if fin != "" {
-			p.finished(c, ref.Run, fin)
+			p.finished(ctx, c, ref.Run, fin)
 		}
 		run.Size = n
 	}
@@ -393,6 +468,8 @@ func (p *Producer) fetchAudience(ctx context.Context, c *campaigns.Campaign, run
 		fetch = func(ctx context.Context, next string) (wechat.FollowerPage, error) {
 			return p.wechat.TagMembers(ctx, acct.Tokens, c.Audience.TagID, next)
 		}
+	case campaigns.SourceWindow:
+		return p.windowAudience(ctx, c, acct, run)
 	default:
 		return 0, fmt.Errorf("launch: audience source %q is not fetched: %w", c.Audience.Source, asynq.SkipRetry)
 	}
@@ -407,10 +484,58 @@ func (p *Producer) fetchAudience(ctx context.Context, c *campaigns.Campaign, run
 	return n, nil
 }
 
-// HandleExpand is the asynq handler of expand tasks: it turns one chunk of
-// the run's audience into send tasks, then queues the next chunk. A run
-// that stopped is not expanded further: its settle task gives the
-// recipients their outcomes.
+// windowAudience lists the users of the campaign's account inside their
+// customer-service window with a message left into the run's own audience
+// list. Windows closed for a day are dropped from Redis on the way.
+func (p *Producer) windowAudience(ctx context.Context, c *campaigns.Campaign, acct *account.Account, run int) (int64, error) {
+	now := time.Now()
+	var n int64
+	batch := make([]string, 0, 1000)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		n += int64(len(batch))
+		err := p.store.AppendRunAudience(ctx, c.ID, run, batch)
+		batch = batch[:0]
+		return err
+	}
+	err := p.store.ScanCSWindows(ctx, acct.AppID, now.Add(-24*time.Hour), func(w campaigns.CSWindowState) error {
+		if !w.Open(now) {
+			return nil
+		}
+		batch = append(batch, w.OpenID)
+		if len(batch) == cap(batch) {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("window audience: %w", err)
+	}
+	return n, nil
+}
+
+// HandleExpand is the asynq handler of expand tasks: it admits one chunk
+// of the run's audience into the bulk queue as send tasks, a slice at a
+// time as its bucket has room (see the package doc), coming back after
+// WindowRecheck for the rest; when the chunk's end is admitted it queues
+// the next chunk. A run that stopped is not expanded further: its settle
+// task gives the recipients their outcomes.
+//
+// Crash safety: a slice is reserved (MarkExpanded to its end) before its
+// sends are queued, so the window holds. A try that fails after that
+// counts against the task's retries, and a retried task (asynq's retry
+// count above zero, a worker's death included) first queues again the
+// recipients of the chunk reserved so far that still have no outcome
+// (their task ids are fixed: those still queued are not doubled), then
+// resumes from run.Expanded. The next chunk's task is queued once this
+// chunk's end is reserved, before that slice's sends, so a worker can
+// expand it meanwhile; a retry that finds the chunk reserved queues it
+// again (an id already queued is enough) unless the next chunk has begun.
 func (p *Producer) HandleExpand(ctx context.Context, t *asynq.Task) error {
 	e, err := task.DecodeExpand(t.Payload())
 	if err != nil {
@@ -426,22 +551,75 @@ func (p *Producer) HandleExpand(ctx context.Context, t *asynq.Task) error {
 	}
 	start := int64(e.Chunk) * int64(p.cfg.ChunkSize)
 	if !live(run.State) || run.Size <= 0 || start >= run.Size {
+		if !live(run.State) {
+			if c, err := p.store.Get(ctx, id); err == nil {
+				p.unregister(ctx, c, runNo)
+			}
+		}
 		return nil
 	}
 	end := min(start+int64(p.cfg.ChunkSize), run.Size)
-	switch run.State {
-	case string(campaigns.StatePaused):
+	if run.State == string(campaigns.StatePaused) {
 		return &retry.Wait{After: time.Second, Reason: "run paused"}
-	case string(campaigns.StateRunning):
-		if pending := run.Expanded - run.Settled(); run.Expanded < end && pending+(end-start) > int64(p.cfg.Window) {
-			return &retry.Wait{After: p.cfg.WindowRecheck, Reason: "send window full"}
-		}
 	}
-	openids, err := p.store.AudienceRange(ctx, run.Audience, start, end-1)
+	c, err := p.store.Get(ctx, id)
 	if err != nil {
 		return err
 	}
-	has, err := p.store.HasOutcomes(ctx, id, runNo, openids)
+	from := min(max(start, run.Expanded), end)
+	if retried, _ := asynq.GetRetryCount(ctx); retried > 0 && from > start {
+		if err := p.queueRange(ctx, c, runNo, run.Audience, start, from); err != nil {
+			return err
+		}
+	}
+	if from == end {
+		if run.Expanded == end {
+			return p.nextChunk(ctx, id, runNo, e.Chunk, end, run.Size)
+		}
+		return nil
+	}
+	n, err := p.admissible(ctx, c, runNo, run, end-from)
+	if err != nil {
+		return err
+	}
+	if n <= 0 {
+		return &retry.Wait{After: p.cfg.WindowRecheck, Reason: "bucket window full"}
+	}
+	to := from + n
+	if err := p.store.MarkExpanded(ctx, id, runNo, to); err != nil {
+		return err
+	}
+	if to == end {
+		if err := p.nextChunk(ctx, id, runNo, e.Chunk, end, run.Size); err != nil {
+			return err
+		}
+	}
+	if err := p.queueRange(ctx, c, runNo, run.Audience, from, to); err != nil {
+		return err
+	}
+	if to < end {
+		return &retry.Wait{After: p.cfg.WindowRecheck, Reason: "rest of the chunk waits for room in the bucket"}
+	}
+	return nil
+}
+
+// nextChunk queues the expand task of the chunk after chunk, whose end is
+// end, if the run has one.
+func (p *Producer) nextChunk(ctx context.Context, id string, run, chunk int, end, size int64) error {
+	if end >= size {
+		return nil
+	}
+	return p.enqueueExpand(ctx, id, run, chunk+1)
+}
+
+// queueRange queues the sends of the run's recipients [from, to) that have
+// no outcome yet.
+func (p *Producer) queueRange(ctx context.Context, c *campaigns.Campaign, run int, audience string, from, to int64) error {
+	openids, err := p.store.AudienceRange(ctx, audience, from, to-1)
+	if err != nil {
+		return err
+	}
+	has, err := p.store.HasOutcomes(ctx, c.ID, run, openids)
 	if err != nil {
 		return err
 	}
@@ -451,25 +629,54 @@ func (p *Producer) HandleExpand(ctx context.Context, t *asynq.Task) error {
 			todo = append(todo, o)
 		}
 	}
-	c, err := p.store.Get(ctx, id)
+	if todo, err = p.suppress(ctx, c, run, todo); err != nil {
+		return err
+	}
+	return p.enqueueSends(ctx, c, run, todo)
+}
+
+// suppress gives the recipients on the account's suppression list their
+// outcome (skipped, class suppressed) instead of a send task, and returns
+// the others. The send path checks the list again before each call, for
+// users suppressed after this.
+func (p *Producer) suppress(ctx context.Context, c *campaigns.Campaign, run int, openids []string) ([]string, error) {
+	if c.Kind == campaigns.KindMass || len(openids) == 0 {
+		return openids, nil
+	}
+	acct, err := p.accounts.Get(c.Account)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	// Reserve this chunk in the window, then queue the next chunk before
-	// this one's sends: a worker can expand it meanwhile, rather than find
-	// the queues empty and wait for its next poll. The next chunk sees this
-	// one as expanded, so the window holds. If this task fails from here on,
-	// its retry skips the window check (the chunk is already reserved) and
-	// queues only the recipients still without an outcome.
-	if err := p.store.MarkExpanded(ctx, id, runNo, end); err != nil {
-		return err
+	entries, on, err := p.store.Suppressions(ctx, acct.AppID, openids)
+	if err != nil {
+		return nil, err
 	}
-	if end < run.Size {
-		if err := p.enqueueExpand(ctx, id, runNo, e.Chunk+1); err != nil {
-			return err
+	blocking := c.Blocking()
+	keep := openids[:0:0]
+	var settles []campaigns.Settle
+	for i, o := range openids {
+		if !on[i] || !slices.Contains(blocking, entries[i].Reason) {
+			keep = append(keep, o)
+			continue
 		}
+		settles = append(settles, campaigns.Settle{OpenID: o, Mode: campaigns.RecordUnanswered,
+			Outcome: campaigns.SuppressedOutcome(entries[i])})
 	}
-	return p.enqueueSends(ctx, c, runNo, todo)
+	if len(settles) == 0 {
+		return keep, nil
+	}
+	rec, err := p.store.RecordAll(ctx, c, run, settles...)
+	if err != nil {
+		return nil, err
+	}
+	for range rec.New {
+		p.cfg.Metrics.Protected(acct.ID, monitoring.ProtectSuppressed)
+	}
+	p.cfg.Metrics.Outcomes(acct.ID, string(c.Kind), campaigns.OutcomeSkipped, campaigns.ClassSuppressed, rec.New)
+	if rec.Finished != "" {
+		p.finished(ctx, c, run, rec.Finished)
+	}
+	return keep, nil
 }
 
 func (p *Producer) enqueueSends(ctx context.Context, c *campaigns.Campaign, run int, openids []string) error {
@@ -501,7 +708,7 @@ func (p *Producer) SendTransactional(ctx context.Context, c *campaigns.Campaign)
 	if err != nil {
 		return 0, err
 	}
-	if err := p.store.MarkExpanded(ctx, c.ID, run, 1); err != nil {
+	if err := p.store.MarkTransactional(ctx, c.ID, run); err != nil {
 		return 0, err
 	}
 	if err := p.EnqueueSend(ctx, SendTaskType(c.Kind), task.QueueTransactional, c.ID, run, c.Audience.OpenIDs[0]); err != nil {

@@ -45,7 +45,9 @@ func setup(t *testing.T, cfg producer.Config) *bundle {
 	client, err := producer.NewClient(c)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = client.Close() })
-	reg, err := account.NewRegistry(&account.Account{AppID: "wx00000000000fake1", Default: ratelimit.Limit{Rate: 1, Burst: 1}})
+	// A rate high enough that the bucket's admission window (rate times
+	// Horizon) never binds: these tests are about Window and chunks.
+	reg, err := account.NewRegistry(&account.Account{AppID: "wx00000000000fake1", Default: ratelimit.Limit{Rate: 100000, Burst: 100}})
 	require.NoError(t, err)
 	store := campaigns.NewStore(r)
 	return &bundle{rdb: r, store: store, ins: ins, prod: producer.New(client.Client, store, reg, nil, cfg)}
@@ -173,5 +175,45 @@ func TestTransactionalNeedsOneRecipient(t *testing.T) {
 	run, err := b.prod.SendTransactional(t.Context(), c)
 	require.NoError(t, err)
 	require.Equal(t, 1, run)
+	require.Equal(t, 1, b.queued(t, task.QueueTransactional))
+}
+
+// TestLostTransactionalSendIsQueuedOnItsOwnQueue: the reconciler's queueing
+// again of a transactional send whose task was lost puts it back on the
+// transactional queue, ahead of bulk campaigns, and a bulk run's lost
+// sends on the bulk queue.
+func TestLostTransactionalSendIsQueuedOnItsOwnQueue(t *testing.T) {
+	b := setup(t, producer.Config{})
+	c := &campaigns.Campaign{
+		Name: "tx", Account: "wx00000000000fake1", Kind: campaigns.KindTemplate,
+		Template: &campaigns.TemplateSpec{TemplateID: "TPL", Data: map[string]string{"thing1": "hi"}},
+		Audience: campaigns.AudienceSpec{Source: campaigns.SourceInline, OpenIDs: []string{"oP00000000000000000000000001"}},
+	}
+	run, err := b.prod.SendTransactional(t.Context(), c)
+	require.NoError(t, err)
+	rec, err := b.store.Run(t.Context(), c.ID, run)
+	require.NoError(t, err)
+	require.True(t, rec.Transactional)
+	_, err = b.ins.DeleteAllPendingTasks(task.QueueTransactional)
+	require.NoError(t, err)
+	require.Equal(t, 0, b.queued(t, task.QueueTransactional))
+
+	res, err := b.prod.Reconcile(t.Context(), c, run)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Sends)
+	require.Equal(t, 1, b.queued(t, task.QueueTransactional), "the lost send is back on the transactional queue")
+	require.Equal(t, 0, b.queued(t, task.QueueBulk))
+
+	bulk := b.campaign(t, 3)
+	brun, err := b.store.StartRun(t.Context(), bulk)
+	require.NoError(t, err)
+	require.NoError(t, b.store.MarkExpanded(t.Context(), bulk.ID, brun, 3))
+	rec, err = b.store.Run(t.Context(), bulk.ID, brun)
+	require.NoError(t, err)
+	require.False(t, rec.Transactional)
+	res, err = b.prod.Reconcile(t.Context(), bulk, brun)
+	require.NoError(t, err)
+	require.Equal(t, 3, res.Sends)
+	require.Equal(t, 3, b.queued(t, task.QueueBulk))
 	require.Equal(t, 1, b.queued(t, task.QueueTransactional))
 }

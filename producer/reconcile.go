@@ -60,7 +60,7 @@ func (p *Producer) Reconcile(ctx context.Context, c *campaigns.Campaign, runNo i
 	case run.Settled() >= run.Size:
 		out.Finished, err = p.store.FinishRun(ctx, c, runNo)
 		if out.Finished != "" {
-			p.finished(c, runNo, out.Finished)
+			p.finished(ctx, c, runNo, out.Finished)
 		}
 		return out, err
 	}
@@ -74,7 +74,7 @@ func (p *Producer) Reconcile(ctx context.Context, c *campaigns.Campaign, runNo i
 		if err != nil {
 			return out, err
 		}
-		n, err := p.requeueSends(ctx, c, runNo, openids, has)
+		n, err := p.requeueSends(ctx, c, runNo, sendQueue(run), openids, has)
 		out.Sends += n
 		if err != nil {
 			return out, err
@@ -86,11 +86,19 @@ func (p *Producer) Reconcile(ctx context.Context, c *campaigns.Campaign, runNo i
 	return out, err
 }
 
+// sendQueue is the queue of a run's send tasks: a transactional send's own
+// queue, ahead of bulk campaigns, or the bulk queue.
+func sendQueue(run campaigns.RunRecord) string {
+	if run.Transactional {
+		return task.QueueTransactional
+	}
+	return task.QueueBulk
+}
+
 // requeueSends queues the send task of each of openids that has no outcome
-// (has[i] false), EnqueueParallel at a time, on the bulk queue (a lost
-// transactional send too: nothing in the campaign says which it was). It
-// returns how many it queued; the others had their task.
-func (p *Producer) requeueSends(ctx context.Context, c *campaigns.Campaign, run int, openids []string, has []bool) (int, error) {
+// (has[i] false), EnqueueParallel at a time, on queue. It returns how many
+// it queued; the others had their task.
+func (p *Producer) requeueSends(ctx context.Context, c *campaigns.Campaign, run int, queue string, openids []string, has []bool) (int, error) {
 	typ := SendTaskType(c.Kind)
 	var n atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
@@ -100,7 +108,7 @@ func (p *Producer) requeueSends(ctx context.Context, c *campaigns.Campaign, run 
 			continue
 		}
 		g.Go(func() error {
-			ok, err := p.requeueSend(gctx, typ, task.QueueBulk, c.ID, run, o)
+			ok, err := p.requeueSend(gctx, typ, queue, c.ID, run, o)
 			if ok {
 				n.Add(1)
 			}

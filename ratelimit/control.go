@@ -50,18 +50,40 @@ func (l *Limiter) Pause(ctx context.Context, key string, until time.Time) error 
 	if err != nil {
 		return fmt.Errorf("ratelimit: pause %s: %w", key, err)
 	}
-	if p.For <= 0 {
-		return nil
+	l.paused(key, p, PauseQuota)
+	return nil
+}
+
+// PauseOutage is Pause for an outage (WeChat unreachable for the account:
+// its circuit breaker opened), with until the end of the breaker's lease,
+// extended while it stays open. The outage pause is kept apart from the
+// quota pause in Redis: Resume does not end it, and ResumeOutage does not
+// end a quota pause. Waiters get a *PausedError whose Reason is
+// PauseOutage (unless a quota pause ends later).
+func (l *Limiter) PauseOutage(ctx context.Context, key string, until time.Time) error {
+	p, err := l.rdb.PauseRateOutage(ctx, key, until)
+	if err != nil {
+		return fmt.Errorf("ratelimit: pause outage %s: %w", key, err)
 	}
-	l.log.Info("rate paused", zap.String("key", key), zap.Time("until", p.Until))
+	l.paused(key, p, PauseOutage)
+	return nil
+}
+
+// paused makes this process's callers of key see the pause p at once.
+func (l *Limiter) paused(key string, p rdb.RatePause, reason PauseReason) {
+	if p.For <= 0 {
+		return
+	}
+	l.log.Info("rate paused", zap.String("key", key), zap.Time("until", p.Until), zap.String("reason", string(reason)))
 	if b := l.lookup(key); b != nil {
 		b.mu.Lock()
-		b.pausedUntil = p.Until
+		if p.Until.After(b.pausedUntil) || !l.cfg.NowFunc().Before(b.pauseCheck) {
+			b.pausedUntil, b.pausedReason = p.Until, reason
+		}
 		b.pauseCheck = l.cfg.NowFunc().Add(min(p.For, l.cfg.PauseRecheck))
-		b.failAll(&PausedError{Key: key, Until: p.Until})
+		b.failAll(&PausedError{Key: key, Until: b.pausedUntil, Reason: b.pausedReason})
 		b.mu.Unlock()
 	}
-	return nil
 }
 
 // Resume ends a pause of the bucket key. This process's callers see it at
@@ -73,15 +95,31 @@ func (l *Limiter) Resume(ctx context.Context, key string) error {
 	if err != nil {
 		return fmt.Errorf("ratelimit: resume %s: %w", key, err)
 	}
+	l.resumed(key, was, PauseQuota)
+	return nil
+}
+
+// ResumeOutage ends an outage pause of the bucket key (PauseOutage); a
+// quota pause stays. Callers see it as they see Resume.
+func (l *Limiter) ResumeOutage(ctx context.Context, key string) error {
+	was, err := l.rdb.ResumeRateOutage(ctx, key)
+	if err != nil {
+		return fmt.Errorf("ratelimit: resume outage %s: %w", key, err)
+	}
+	l.resumed(key, was, PauseOutage)
+	return nil
+}
+
+// resumed makes this process look at Redis again at the next call of key.
+func (l *Limiter) resumed(key string, was bool, reason PauseReason) {
 	if was {
-		l.log.Info("rate resumed", zap.String("key", key))
+		l.log.Info("rate resumed", zap.String("key", key), zap.String("reason", string(reason)))
 	}
 	if b := l.lookup(key); b != nil {
 		b.mu.Lock()
 		b.pauseCheck = time.Time{}
 		b.mu.Unlock()
 	}
-	return nil
 }
 
 // State describes a bucket, as all processes share it, at one moment of
@@ -101,14 +139,17 @@ type State struct {
 	Factor float64
 	// RecoversAt is when Factor is back at 1; zero when it is 1.
 	RecoversAt time.Time
-	// PausedUntil is when a pause ends; zero when not paused.
+	// PausedUntil is when a quota pause ends; zero when not paused.
 	PausedUntil time.Time
+	// OutageUntil is when an outage pause ends (PauseOutage); zero when
+	// there is none.
+	OutageUntil time.Time
 	// At is the Redis server's time of the reading.
 	At time.Time
 }
 
 // Paused reports whether the bucket was paused at the time of the reading.
-func (s State) Paused() bool { return s.PausedUntil.After(s.At) }
+func (s State) Paused() bool { return s.PausedUntil.After(s.At) || s.OutageUntil.After(s.At) }
 
 // State reads the bucket key from Redis, for status displays. It returns
 // when Redis has answered, or with an error wrapping ctx.Err() or the Redis
@@ -125,6 +166,7 @@ func (l *Limiter) State(ctx context.Context, key string) (State, error) {
 		Factor:      info.Factor,
 		RecoversAt:  info.RecoveredAt,
 		PausedUntil: info.PausedUntil,
+		OutageUntil: info.OutageUntil,
 		At:          info.At,
 	}, nil
 }

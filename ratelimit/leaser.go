@@ -36,8 +36,9 @@ type bucket struct {
 
 	// A pause learnt from Redis: callers are answered from memory until
 	// pauseCheck (local clock); pausedUntil is the server's end of it.
-	pausedUntil time.Time
-	pauseCheck  time.Time
+	pausedUntil  time.Time
+	pauseCheck   time.Time
+	pausedReason PauseReason
 
 	// rate is the bucket's effective rate at the last answer. share is
 	// the rate at which this process has lately been getting tokens while
@@ -315,7 +316,7 @@ func (l *Limiter) run(ctx context.Context, b *bucket) {
 		}
 
 		if now.Before(b.pauseCheck) {
-			b.failAll(&PausedError{Key: b.key, Until: b.pausedUntil})
+			b.failAll(&PausedError{Key: b.key, Until: b.pausedUntil, Reason: b.pausedReason})
 			l.dropped.Add(int64(b.dropSpare()))
 			b.mu.Unlock()
 			continue
@@ -371,6 +372,10 @@ func (l *Limiter) run(ctx context.Context, b *bucket) {
 			next = now.Add(l.cfg.MaxPause)
 		case g.PausedFor > 0:
 			b.pausedUntil = g.PausedUntil
+			b.pausedReason = PauseQuota
+			if g.PausedForOutage {
+				b.pausedReason = PauseOutage
+			}
 			b.pauseCheck = now.Add(min(g.PausedFor, l.cfg.PauseRecheck))
 			b.saturated = false
 		default:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -62,6 +63,21 @@ func New(r *rdb.RDB, cfg Config) (*Limiter, error) {
 // error wrapping ctx.Err(); a token that reached it at that very moment goes
 // to the next caller waiting in this process.
 func (l *Limiter) Wait(ctx context.Context, key string, lim Limit, p Priority) error {
+	return l.WaitWithin(ctx, key, lim, p, l.cfg.MaxWait)
+}
+
+// WaitWithin is Wait with maxWait in place of Config.MaxWait (a maxWait of
+// zero or less, or above Config.MaxWait, is Config.MaxWait): a caller that
+// would wait longer gets an *Error whose RetryAfter is the limiter's
+// estimate of its wait, at once when the estimate already exceeds maxWait.
+// Bulk sends use a short maxWait so that they give their worker slot back
+// rather than hold it waiting for a token (see worker.Config.BulkRateWait).
+// Callers of one priority should use one maxWait: a queue's waiters expire
+// in arrival order.
+func (l *Limiter) WaitWithin(ctx context.Context, key string, lim Limit, p Priority, maxWait time.Duration) error {
+	if maxWait <= 0 || maxWait > l.cfg.MaxWait {
+		maxWait = l.cfg.MaxWait
+	}
 	if err := lim.validate(); err != nil {
 		return err
 	}
@@ -74,7 +90,7 @@ func (l *Limiter) Wait(ctx context.Context, key string, lim Limit, p Priority) e
 	w := waiters.Get().(*waiter)
 	defer waiters.Put(w)
 	w.prio = p.index()
-	b, err := l.enqueue(key, lim, w)
+	b, err := l.enqueue(key, lim, w, maxWait)
 	if err != nil {
 		return err
 	}
@@ -105,7 +121,7 @@ var waiters = sync.Pool{New: func() any { return &waiter{ch: make(chan error, 1)
 // answers at once, without queueing, while the bucket is known to be
 // paused, and with a nil bucket and no error when it gave the caller a
 // token taken ahead.
-func (l *Limiter) enqueue(key string, lim Limit, w *waiter) (*bucket, error) {
+func (l *Limiter) enqueue(key string, lim Limit, w *waiter, maxWait time.Duration) (*bucket, error) {
 	for {
 		b, err := l.bucket(key)
 		if err != nil {
@@ -120,9 +136,9 @@ func (l *Limiter) enqueue(key string, lim Limit, w *waiter) (*bucket, error) {
 		}
 		now := l.cfg.NowFunc()
 		if now.Before(b.pauseCheck) {
-			until := b.pausedUntil
+			until, reason := b.pausedUntil, b.pausedReason
 			b.mu.Unlock()
-			return nil, &PausedError{Key: key, Until: until}
+			return nil, &PausedError{Key: key, Until: until, Reason: reason}
 		}
 		b.lim = lim
 		if b.n == 0 {
@@ -141,7 +157,7 @@ func (l *Limiter) enqueue(key string, lim Limit, w *waiter) (*bucket, error) {
 				return nil, nil
 			}
 		}
-		w.deadline = now.Add(l.cfg.MaxWait)
+		w.deadline = now.Add(maxWait)
 		b.push(w)
 		b.mu.Unlock()
 		select {

@@ -87,9 +87,9 @@ func (h *scriptHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		rtt := time.Since(start)
 		// The take script is the one called with 1 key and 5 arguments
 		// (rate, burst, n, daily quota, end of the quota's day); it answers
-		// {granted, ..., now_us}.
+		// {granted, ..., now_us, pause_kind}.
 		if c, ok := cmd.(*redis.Cmd); ok && err == nil && len(cmd.Args()) == 9 {
-			if v, ok := c.Val().([]any); ok && len(v) == 7 {
+			if v, ok := c.Val().([]any); ok && len(v) == 8 {
 				n, _ := v[0].(int64)
 				us, _ := v[6].(int64)
 				h.mu.Lock()

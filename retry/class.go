@@ -38,6 +38,11 @@ const (
 	// ClassQuota (Q) pauses this account's use of the API until the quota
 	// resets. Nothing is recorded as failed.
 	ClassQuota
+	// ClassRest means WeChat asks to leave this user alone for a while
+	// (43117): the recipient is deferred for the rule's delay, and every
+	// other send to the user that counts toward the account's caps waits
+	// as long. Nothing is recorded as failed.
+	ClassRest
 )
 
 // String returns the stable snake_case name of c ("ok", "refresh_token",
@@ -61,13 +66,15 @@ func (c Class) String() string {
 		return "fatal"
 	case ClassQuota:
 		return "quota"
+	case ClassRest:
+		return "rest"
 	}
 	return "class(" + strconv.Itoa(int(c)) + ")"
 }
 
 // Classes returns every defined class, in the order of the constants.
 func Classes() []Class {
-	out := make([]Class, 0, int(ClassQuota)+1)
+	out := make([]Class, 0, int(ClassRest)+1)
 	for c := ClassUnknown; c.valid(); c++ {
 		out = append(out, c)
 	}
@@ -75,7 +82,7 @@ func Classes() []Class {
 }
 
 // valid reports whether c is one of the defined classes.
-func (c Class) valid() bool { return c >= ClassUnknown && c <= ClassQuota }
+func (c Class) valid() bool { return c >= ClassUnknown && c <= ClassRest }
 
 // ParseClass returns the Class whose String is s. The error lists the
 // accepted names.
@@ -91,7 +98,7 @@ func ParseClass(s string) (Class, error) {
 // ruleClassList returns the names of the classes a rule may have, in the
 // order of the constants, for error messages.
 func ruleClassList() string {
-	names := make([]string, 0, int(ClassQuota))
+	names := make([]string, 0, int(ClassRest))
 	for c := ClassOK; c.valid(); c++ {
 		names = append(names, c.String())
 	}
@@ -138,6 +145,9 @@ const (
 	// Decision.Until. Nothing is recorded as failed; the send runs again
 	// after the pause.
 	ActionPause
+	// ActionDefer leaves this recipient alone until Decision.Until
+	// (ClassRest). Nothing is recorded as failed.
+	ActionDefer
 )
 
 // String returns the stable snake_case name of a ("succeed", "retry",
@@ -154,6 +164,8 @@ func (a Action) String() string {
 		return "stop_campaign"
 	case ActionPause:
 		return "pause"
+	case ActionDefer:
+		return "defer"
 	}
 	return "action(" + strconv.Itoa(int(a)) + ")"
 }

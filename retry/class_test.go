@@ -58,7 +58,7 @@ func TestClassInvalid(t *testing.T) {
 	require.Error(t, err)
 
 	_, err = ParseClass("retyr")
-	require.EqualError(t, err, `retry: class "retyr" is not one of ok, refresh_token, retry, recipient, message, fatal, quota, unknown`)
+	require.EqualError(t, err, `retry: class "retyr" is not one of ok, refresh_token, retry, recipient, message, fatal, quota, rest, unknown`)
 	_, err = ParseClass("OK")
 	require.Error(t, err, "names are case-sensitive")
 

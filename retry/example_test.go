@@ -81,5 +81,5 @@ func ExampleLoadRules() {
 	// Output:
 	// retry 2h0m0s 3 per-user frequency limit
 	// 2 class
-	// retry: rules: line 2: class "retyr" is not one of ok, refresh_token, retry, recipient, message, fatal, quota
+	// retry: rules: line 2: class "retyr" is not one of ok, refresh_token, retry, recipient, message, fatal, quota, rest
 }

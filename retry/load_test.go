@@ -105,7 +105,7 @@ func TestLoadRulesInvalid(t *testing.T) {
 			name: "class typo",
 			in:   "- code: 43117\n  class: retry\n- code: 1\n  class: retyr\n",
 			line: 4, field: "class",
-			msg: `retry: rules: line 4: class "retyr" is not one of ok, refresh_token, retry, recipient, message, fatal, quota`,
+			msg: `retry: rules: line 4: class "retyr" is not one of ok, refresh_token, retry, recipient, message, fatal, quota, rest`,
 		},
 		{
 			name: "unknown field",

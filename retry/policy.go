@@ -353,6 +353,10 @@ func (p *Policy) decideCode(e *wechat.APIError, attempt int, now time.Time) Deci
 			d.Until = p.NextQuotaReset(now)
 		}
 		d.Delay = d.Until.Sub(now)
+	case ClassRest:
+		d.Action = ActionDefer
+		d.Delay = r.Delay.wait(attempt, now, p.rnd)
+		d.Until = now.Add(d.Delay)
 	default:
 		// New admits no other class; fail safe rather than retry forever.
 		d.Action = ActionFail

@@ -106,6 +106,7 @@ func TestDecideEveryDefaultRule(t *testing.T) {
 		ClassMessage:      ActionFail,
 		ClassFatal:        ActionStopCampaign,
 		ClassQuota:        ActionPause,
+		ClassRest:         ActionDefer,
 	}
 	for _, r := range DefaultRules() {
 		if r.Code == 0 {
@@ -549,7 +550,7 @@ func TestNewOverrides(t *testing.T) {
 	// Overrides do not leak into the default table or other policies.
 	other := setup(t, Config{})
 	r, _ = other.policy.Rule(43117)
-	require.Equal(t, ClassRecipient, r.Class)
+	require.Equal(t, ClassRest, r.Class)
 	require.Len(t, p.Rules(), len(DefaultRules())+1)
 	rules := p.Rules()
 	for i := 1; i < len(rules); i++ {

@@ -25,6 +25,10 @@ const (
 	// RefreshSpreadDefault is the random spread added to
 	// RefreshDelayDefault.
 	RefreshSpreadDefault = time.Second
+	// RestDefault is how long a ClassRest rule (43117) leaves a user
+	// alone when it sets no delay, and how long a "failed:freq limit"
+	// receipt does.
+	RestDefault = 4 * time.Hour
 	// MeaningMaxLen is the longest Meaning a rule may have, in bytes.
 	MeaningMaxLen = 200
 )
@@ -84,10 +88,11 @@ var defaultRules = []Rule{
 	{Code: 43004, Class: ClassRecipient, Meaning: "user unfollowed"},
 	{Code: 43019, Class: ClassRecipient, Meaning: "user is in the account's blacklist"},
 	{Code: 43101, Class: ClassRecipient, Meaning: "user refused the message or has no subscription"},
-	// 43117 X/R: drop the recipient. The per-user frequency threshold is
-	// undocumented and retrying within hours keeps a send pending for too
-	// long; operators may override it to retry with a delay of hours.
-	{Code: 43117, Class: ClassRecipient, Meaning: "messages to this user too frequent"},
+	// 43117 X/R: defer the recipient by hours, not fail it: the per-user
+	// frequency threshold is undocumented, and the user can take
+	// messages again later. The rest also holds the user's other sends
+	// that count toward the account's caps.
+	{Code: 43117, Class: ClassRest, Meaning: "messages to this user too frequent", Delay: Fixed(RestDefault)},
 	{Code: 45015, Class: ClassRecipient, Meaning: "customer-service window closed or user unfollowed"},
 	{Code: 45047, Class: ClassRecipient, Meaning: "customer-service message count for this window used up"},
 	// 45080/45081 "X (ignore)": typing is best effort; nothing to retry.
@@ -103,6 +108,18 @@ var defaultRules = []Rule{
 	// this message's problem.
 	{Code: 40007, Class: ClassMessage, Meaning: "invalid media_id"},
 	{Code: 40008, Class: ClassMessage, Meaning: "invalid message type"},
+	// Media upload refusals (media/upload, material/add_material,
+	// media/uploadimg; WeChat's global errcode page): the file is wrong,
+	// so a retry of the same upload cannot succeed.
+	{Code: 40004, Class: ClassMessage, Meaning: "invalid media type"},
+	{Code: 40005, Class: ClassMessage, Meaning: "invalid file type"},
+	{Code: 40006, Class: ClassMessage, Meaning: "invalid file size"},
+	{Code: 40009, Class: ClassMessage, Meaning: "invalid image size"},
+	{Code: 40010, Class: ClassMessage, Meaning: "invalid voice size"},
+	{Code: 40011, Class: ClassMessage, Meaning: "invalid video size"},
+	{Code: 40012, Class: ClassMessage, Meaning: "invalid thumb size"},
+	{Code: 41005, Class: ClassMessage, Meaning: "media data missing"},
+	{Code: 45001, Class: ClassMessage, Meaning: "media size out of limit"},
 	{Code: 40032, Class: ClassMessage, Meaning: "invalid openid list size"},
 	{Code: 40033, Class: ClassMessage, Meaning: "invalid characters: \\uxxxx escapes are not allowed"},
 	{Code: 40059, Class: ClassMessage, Meaning: "invalid msg id"},
@@ -234,6 +251,8 @@ func delayAllowed(c Class, k DelayKind) bool {
 		return k == DelayExponential || k == DelayFixed
 	case ClassQuota:
 		return k == DelayQuotaReset || k == DelayFixed
+	case ClassRest:
+		return k == DelayFixed
 	}
 	return false
 }
@@ -247,6 +266,8 @@ func allowedDelays(c Class) string {
 		return "use exponential or a duration"
 	case ClassQuota:
 		return "use quota_reset or a duration"
+	case ClassRest:
+		return "use a duration"
 	}
 	return "this class takes no delay"
 }
@@ -289,6 +310,10 @@ func (r Rule) withDefaults(def Rule, hasDef bool) Rule {
 	case ClassQuota:
 		if r.Delay.Kind == DelayNone {
 			r.Delay = UntilQuotaReset()
+		}
+	case ClassRest:
+		if r.Delay.Kind == DelayNone {
+			r.Delay = Fixed(RestDefault)
 		}
 	}
 	if r.Meaning == "" {

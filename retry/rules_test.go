@@ -3,6 +3,7 @@ package retry
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -38,7 +39,7 @@ var docClasses = map[int]Class{
 	43019: ClassRecipient,
 	43101: ClassRecipient,
 	43116: ClassFatal,
-	43117: ClassRecipient, // X/R
+	43117: ClassRest, // X/R: defer by hours
 	44002: ClassMessage,
 	45002: ClassMessage,
 	45008: ClassMessage,
@@ -96,6 +97,58 @@ var otherDocClasses = map[int]Class{
 	61452: ClassFatal,   // §3.4 invalid kf_account
 	45168: ClassMessage, // §4.3 keyword in blacklist
 	76003: ClassMessage, // §9.2 cgi_path without leading /
+	// Media upload errcodes (issue 14; WeChat's global errcode page).
+	40004: ClassMessage,
+	40005: ClassMessage,
+	40006: ClassMessage,
+	40009: ClassMessage,
+	40010: ClassMessage,
+	40011: ClassMessage,
+	40012: ClassMessage,
+	41005: ClassMessage,
+	45001: ClassMessage,
+}
+
+// TestMassAndMediaCodes: every errcode of the mass-send and media APIs
+// (wechat-api.md §5, issue 14) has a row of the class a mass sender needs:
+// 45065 is an idempotent success, 45066 a retry after a minute, the list
+// and content errors terminal for the batch, 45028 a quota pause, and the
+// admin-confirmation codes fatal.
+func TestMassAndMediaCodes(t *testing.T) {
+	t.Parallel()
+	rules := make(map[int]Rule)
+	for _, r := range DefaultRules() {
+		rules[r.Code] = r
+	}
+	for code, class := range map[int]Class{
+		45028: ClassQuota,
+		45065: ClassOK,
+		45066: ClassRetry,
+		45067: ClassMessage,
+		40130: ClassMessage,
+		45019: ClassMessage,
+		40032: ClassMessage,
+		40059: ClassMessage,
+		45083: ClassMessage,
+		45084: ClassMessage,
+		89504: ClassFatal,
+		89505: ClassFatal,
+		40007: ClassMessage,
+		40004: ClassMessage,
+		40005: ClassMessage,
+		40006: ClassMessage,
+		40009: ClassMessage,
+		40010: ClassMessage,
+		40011: ClassMessage,
+		40012: ClassMessage,
+		41005: ClassMessage,
+		45001: ClassMessage,
+	} {
+		r, ok := rules[code]
+		require.True(t, ok, "errcode %d has no row", code)
+		require.Equal(t, class, r.Class, "errcode %d", code)
+	}
+	require.Equal(t, Fixed(time.Minute), rules[45066].Delay, "45066: wait a minute before the same clientmsgid again")
 }
 
 func TestDefaultRulesMatchDoc(t *testing.T) {

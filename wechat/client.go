@@ -196,9 +196,14 @@ func (c *Client) call(ctx context.Context, api, method, path, query, token strin
 		}
 		body = buf.Bytes()
 	}
+	return c.callBody(ctx, api, method, path, query, token, "application/json; charset=utf-8", body, out)
+}
+
+// callBody is call with a ready body of contentType (nil for none).
+func (c *Client) callBody(ctx context.Context, api, method, path, query, token, contentType string, body []byte, out answer) error {
 	for tries := 0; ; tries++ {
 		i := c.base()
-		err := c.do(ctx, api, method, c.bases[i], path, query, token, body, out)
+		err := c.do(ctx, api, method, c.bases[i], path, query, token, contentType, body, out)
 		var te *TransportError
 		if errors.As(err, &te) && !te.Sent && ctx.Err() == nil && tries+1 < len(c.bases) {
 			// The request certainly did not reach this host: try the next.
@@ -218,7 +223,7 @@ func (s *sendState) wroteRequest(info httptrace.WroteRequestInfo) {
 	}
 }
 
-func (c *Client) do(ctx context.Context, api, method, base, path, query, token string, body []byte, out answer) error {
+func (c *Client) do(ctx context.Context, api, method, base, path, query, token, contentType string, body []byte, out answer) error {
 	u := base + path
 	if token != "" {
 		if query != "" {
@@ -240,7 +245,7 @@ func (c *Client) do(ctx context.Context, api, method, base, path, query, token s
 		return fmt.Errorf("wechat: %s: new request: %w", api, scrub(err))
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json; charset=utf-8")
+		req.Header.Set("Content-Type", contentType)
 	}
 	host := req.URL.Host
 	resp, err := c.http.Do(req)

@@ -348,7 +348,7 @@ func TestFakeKnowsEveryClientAPI(t *testing.T) {
 	fake := wechattest.Start(t, wechattest.Config{})
 	apis := fake.Stats().APIs
 	for _, api := range []string{wechat.APIStableToken, wechat.APIToken, wechat.APITemplateSend, wechat.APICustomSend,
-		wechat.APIBizSend, wechat.APIUserGet, wechat.APITagGet, wechat.APIQuotaGet} {
+		wechat.APIBizSend, wechat.APIUserGet, wechat.APITagGet, wechat.APIQuotaGet, wechat.APICallbackIP} {
 		require.Contains(t, apis, api)
 	}
 }

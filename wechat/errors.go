@@ -84,6 +84,8 @@ func (e *APIError) Is(target error) bool {
 		return e.Code == -1
 	case ErrTokenConfig:
 		return isTokenAPI(e.API) && tokenConfigMeaning(e.Code) != ""
+	case ErrMassDuplicate:
+		return e.Code == 45065
 	}
 	return false
 }

@@ -75,3 +75,18 @@ func TestTransportErrorMessage(t *testing.T) {
 	e = &TransportError{API: APITemplateSend, Host: "h", Sent: true, StatusCode: 502}
 	require.Equal(t, "wechat: message/template/send: ambiguous transport failure to h: http status 502", e.Error())
 }
+
+// TestMassDuplicateIs: 45065 is recognisable as "already sent", from the
+// bare *APIError and from the *MassDuplicateError that carries the msg_id.
+func TestMassDuplicateIs(t *testing.T) {
+	t.Parallel()
+	ae := &APIError{Code: 45065, Msg: "clientmsgid exist", API: APIMassSend}
+	require.ErrorIs(t, ae, ErrMassDuplicate)
+	var err error = &MassDuplicateError{MsgID: 1000000007, Err: ae}
+	require.ErrorIs(t, err, ErrMassDuplicate)
+	var got *APIError
+	require.ErrorAs(t, err, &got)
+	require.Equal(t, 45065, got.Code)
+	require.Contains(t, err.Error(), "existing msg_id 1000000007")
+	require.NotErrorIs(t, &APIError{Code: 45066, API: APIMassSend}, ErrMassDuplicate)
+}

@@ -11,6 +11,7 @@ const (
 	APIUserGet      = "user/get"
 	APITagGet       = "user/tag/get"
 	APIQuotaGet     = "openapi/quota/get"
+	APICallbackIP   = "getcallbackip"
 )
 
 // TemplateMessage is the body of message/template/send.

@@ -34,6 +34,11 @@ const (
 //
 // It counts per process, in fixed windows of brakeWindow. It is safe for
 // concurrent use.
+//
+// A whole outage (no call answered) is the circuit breaker's (breaker.go):
+// it parks the account's sends until a probe gets an answer. The brake is
+// kept for partial failure, where answers between the failures keep the
+// breaker closed but most calls still fail.
 type brake struct {
 	mu   sync.Mutex
 	keys map[string]*brakeCount

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/campaigns"
+	"github.com/wxmass/wxmass/internal/media"
 	"github.com/wxmass/wxmass/internal/rdb"
 	"github.com/wxmass/wxmass/internal/redistest"
 	"github.com/wxmass/wxmass/internal/secret"
@@ -47,6 +48,9 @@ type bundle struct {
 	opt    asynq.RedisClientOpt
 	rdb    *rdb.RDB
 	store  *campaigns.Store
+	// calls counts the processes' HTTP requests to WeChat by path, as the
+	// clients make them (refused connections included).
+	calls *pathCounter
 }
 
 func setup(t *testing.T, cfg wechattest.Config) *bundle {
@@ -58,7 +62,7 @@ func setup(t *testing.T, cfg wechattest.Config) *bundle {
 	t.Cleanup(func() { clearQueues(t, opt) })
 	prefix := redistest.Prefix(t, c)
 	r := rdb.New(c, prefix)
-	return &bundle{fake: wechattest.Start(t, cfg), prefix: prefix, redis: c, opt: opt, rdb: r, store: campaigns.NewStore(r)}
+	return &bundle{fake: wechattest.Start(t, cfg), prefix: prefix, redis: c, opt: opt, rdb: r, store: campaigns.NewStore(r), calls: &pathCounter{}}
 }
 
 func clearQueues(t *testing.T, opt asynq.RedisClientOpt) {
@@ -93,6 +97,31 @@ type procConfig struct {
 	reconcile time.Duration
 	// metrics receives the process's metrics (nil: none).
 	metrics *monitoring.Metrics
+	// archive, when set, makes the process archive finished runs there,
+	// with the worker's archive settings in archiveCfg (its ArchiveStore
+	// is set here) and the clock now (nil: time.Now) for the worker and
+	// its store.
+	archive    *campaigns.Archive
+	archiveCfg worker.Config
+	now        func() time.Time
+	// breakerThreshold and breakerProbe are the worker's BreakerThreshold
+	// and BreakerProbeInterval (and BreakerProbeMax: no backoff); zero:
+	// the defaults.
+	breakerThreshold int
+	breakerProbe     time.Duration
+	// appIDs are the process's accounts, each at rate and burst, all with
+	// wechattest.SecretDefault (none: wechattest.AppIDDefault alone).
+	appIDs []string
+	// massPoll is the worker's MassPollAfter and MassPollInterval (zero:
+	// the defaults); massProtection turns API mass-send protection on
+	// for the accounts.
+	massPoll       time.Duration
+	massProtection bool
+	// protection is every account's protection (caps, quiet hours, the
+	// customer-service window), and protectRecheck the worker's
+	// ProtectRecheck (zero: the defaults).
+	protection     account.Protection
+	protectRecheck time.Duration
 }
 
 // proc is one worker process: its own Redis connections, WeChat client,
@@ -102,6 +131,7 @@ type proc struct {
 	producer *producer.Producer
 	limiter  *ratelimit.Limiter
 	client   *asynq.Client
+	accounts *account.Registry
 }
 
 func (b *bundle) process(t *testing.T, pc procConfig) *proc {
@@ -117,17 +147,24 @@ func (b *bundle) process(t *testing.T, pc procConfig) *proc {
 	if pc.callTimeout == 0 {
 		pc.callTimeout = 5 * time.Second
 	}
-	wc := wechat.New(wechat.WithBaseURLs(b.fake.URL()), wechat.WithHTTPClient(&http.Client{Transport: wechat.NewTransport(256)}), wechat.WithTimeout(pc.callTimeout))
+	wc := wechat.New(wechat.WithBaseURLs(b.fake.URL()), wechat.WithHTTPClient(&http.Client{Transport: b.calls.wrap(wechat.NewTransport(256))}), wechat.WithTimeout(pc.callTimeout))
 	t.Cleanup(wc.CloseIdleConnections)
-	tokens, err := wechat.NewTokenCache(r, wechat.TokenCacheConfig{
-		AppID: wechattest.AppIDDefault,
-		Fetch: func(ctx context.Context) (wechat.AccessToken, error) {
-			return wc.StableToken(ctx, wechattest.AppIDDefault, secret.New(wechattest.SecretDefault), false)
-		},
-	})
-	require.NoError(t, err)
-	accounts, err := account.NewRegistry(&account.Account{AppID: wechattest.AppIDDefault, Tokens: tokens,
-		Default: ratelimit.Limit{Rate: pc.rate, Burst: pc.burst}})
+	if len(pc.appIDs) == 0 {
+		pc.appIDs = []string{wechattest.AppIDDefault}
+	}
+	var accts []*account.Account
+	for _, appID := range pc.appIDs {
+		tokens, err := wechat.NewTokenCache(r, wechat.TokenCacheConfig{
+			AppID: appID,
+			Fetch: func(ctx context.Context) (wechat.AccessToken, error) {
+				return wc.StableToken(ctx, appID, secret.New(wechattest.SecretDefault), false)
+			},
+		})
+		require.NoError(t, err)
+		accts = append(accts, &account.Account{AppID: appID, Tokens: tokens, Default: ratelimit.Limit{Rate: pc.rate, Burst: pc.burst},
+			Mass: account.MassSpec{Type: account.TypeService, Protection: pc.massProtection}, Protection: pc.protection.WithDefaults()})
+	}
+	accounts, err := account.NewRegistry(accts...)
 	require.NoError(t, err)
 	limiter, err := ratelimit.New(r, ratelimit.Config{})
 	require.NoError(t, err)
@@ -143,11 +180,24 @@ func (b *bundle) process(t *testing.T, pc procConfig) *proc {
 	t.Cleanup(func() { _ = client.Close() })
 	log := zap.NewNop()
 	store := campaigns.NewStore(r).WithLedger(campaigns.LedgerConfig{DedupeWindow: pc.dedupeWindow, StopGrace: pc.stopGrace, Proc: pc.name})
-	prod := producer.New(client.Client, store, accounts, wc, producer.Config{Window: pc.window, ChunkSize: pc.chunk, Logger: log, Metrics: pc.metrics})
-	w := worker.New(store, accounts, wc, limiter, policy, prod, worker.Config{
+	prod := producer.New(client.Client, store, accounts, wc, producer.Config{Window: pc.window, ChunkSize: pc.chunk, Logger: log, Metrics: pc.metrics, Rates: limiter})
+	wcfg := worker.Config{
 		QuotaProbeInterval: pc.probe, StallTimeout: pc.stall, ReconcileInterval: pc.reconcile, Logger: log,
-		PauseRecheck: 500 * time.Millisecond, Metrics: pc.metrics,
-	})
+		PauseRecheck: 500 * time.Millisecond, Metrics: pc.metrics, NowFunc: pc.now,
+		BreakerThreshold: pc.breakerThreshold, BreakerProbeInterval: pc.breakerProbe, BreakerProbeMax: pc.breakerProbe,
+		MassPollAfter: pc.massPoll, MassPollInterval: pc.massPoll, ProtectRecheck: pc.protectRecheck,
+		Media: media.NewCache(media.NewStore(r), wc, media.CacheConfig{Logger: log}),
+	}
+	if pc.archive != nil {
+		as := store.WithArchive(pc.archive)
+		if pc.now != nil {
+			as = as.WithClock(pc.now)
+		}
+		wcfg.ArchiveStore = as
+		wcfg.ArchiveAfter, wcfg.ReceiptWindow, wcfg.Retention = pc.archiveCfg.ArchiveAfter, pc.archiveCfg.ReceiptWindow, pc.archiveCfg.Retention
+		wcfg.ArchiveInterval, wcfg.ArchiveBatch = pc.archiveCfg.ArchiveInterval, pc.archiveCfg.ArchiveBatch
+	}
+	w := worker.New(store, accounts, wc, limiter, policy, prod, wcfg)
 	srv := worker.NewServer(b.opt, w, worker.ServerConfig{Concurrency: pc.concurrency, ShutdownTimeout: 10 * time.Second, RescueInterval: pc.rescue})
 	require.NoError(t, srv.Start(t.Context()))
 	t.Cleanup(func() {
@@ -155,7 +205,7 @@ func (b *bundle) process(t *testing.T, pc procConfig) *proc {
 		defer cancel()
 		require.NoError(t, srv.Stop(ctx))
 	})
-	return &proc{srv: srv, producer: prod, limiter: limiter, client: client.Client}
+	return &proc{srv: srv, producer: prod, limiter: limiter, client: client.Client, accounts: accounts}
 }
 
 // openIDs returns n distinct valid openids.
@@ -169,7 +219,7 @@ func openIDs(n int) []string {
 
 // fileCampaign stores a template campaign whose audience is openids (as an
 // uploaded file would be).
-func (b *bundle) fileCampaign(t *testing.T, kind campaigns.Kind, templateID string, openids []string) *campaigns.Campaign {
+func (b *bundle) fileCampaign(t *testing.T, kind campaigns.Kind, templateID string, openids []string, opts ...func(*campaigns.Campaign)) *campaigns.Campaign {
 	t.Helper()
 	c := &campaigns.Campaign{
 		Name:     t.Name(),
@@ -182,6 +232,9 @@ func (b *bundle) fileCampaign(t *testing.T, kind campaigns.Kind, templateID stri
 		c.Template = &campaigns.TemplateSpec{TemplateID: templateID, Data: map[string]string{"thing1": "您的订单已发货"}}
 	case campaigns.KindCustom:
 		c.Custom = &campaigns.CustomSpec{MsgType: wechat.MsgTypeText, Text: &wechat.Text{Content: "您好，订单已发货"}}
+	}
+	for _, o := range opts {
+		o(c)
 	}
 	require.NoError(t, b.store.Create(t.Context(), c))
 	const batch = 2000
@@ -220,7 +273,21 @@ func (b *bundle) truth(t *testing.T, c *campaigns.Campaign, killed func(string) 
 		require.NoError(t, err)
 		rs = append(rs, r)
 	}
-	rep := truth.Check(b.fake, truth.Options{API: c.Kind.API(), AppID: wechattest.AppIDDefault, Killed: killed}, rs...)
+	opt := truth.Options{API: c.Kind.API(), AppID: wechattest.AppIDDefault, Killed: killed}
+	if c.Kind == campaigns.KindTemplate {
+		// Other campaigns of the test may send to the same users: keep
+		// this one's calls, by their client_msg_id.
+		ours := map[string]bool{}
+		for _, r := range rs {
+			for openid := range r.Outcomes {
+				for _, run := range runs {
+					ours[worker.ClientMsgID(c.ID, run, openid)] = true
+				}
+			}
+		}
+		opt.Keep = func(id string) bool { return ours[id] }
+	}
+	rep := truth.Check(b.fake, opt, rs...)
 	t.Log(rep)
 	truth.Require(t, rep)
 	return rep

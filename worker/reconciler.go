@@ -24,6 +24,7 @@ type reconciler struct {
 	token string // this process's claim on the lease
 	held  bool
 	seen  map[liveRun]progress
+	arch  archiver
 }
 
 // liveRun names a run the reconciler watches.
@@ -41,7 +42,7 @@ type progress struct {
 func newReconciler(w *Worker) *reconciler {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
-	return &reconciler{w: w, token: hex.EncodeToString(b), seen: map[liveRun]progress{}}
+	return &reconciler{w: w, token: hex.EncodeToString(b), seen: map[liveRun]progress{}, arch: archiver{w: w}}
 }
 
 // loop reconciles every ReconcileInterval until ctx ends, then gives the
@@ -77,17 +78,38 @@ func (r *reconciler) tick(ctx context.Context) {
 		clear(r.seen) // a later holding starts its watch afresh
 		return
 	}
+	// Runs that finished without leaving their bucket's registry (their
+	// process crashed) are dropped from it.
+	if err := w.producer.PruneBuckets(ctx); err != nil {
+		w.log.Warn("reconciler: prune the buckets' runs", zap.Error(err))
+	}
 	runs, err := w.store.LiveRuns(ctx)
 	if err != nil {
 		w.log.Warn("reconciler: list live runs", zap.Error(err))
 		return
 	}
 	now := w.cfg.NowFunc()
+	// A long pass (many runs, a slow Redis, big runs to archive) renews
+	// the lease as it goes: a lease lapsed mid-pass would let a second
+	// process work on the same runs at the same time.
+	renewed := now
+	stillHeld := func() bool {
+		if t := w.cfg.NowFunc(); t.Sub(renewed) >= w.cfg.ReconcileInterval {
+			if !r.renew(ctx) {
+				return false
+			}
+			renewed = t
+		}
+		return true
+	}
 	live := make(map[liveRun]bool, len(runs))
 	for _, lr := range runs {
 		k := liveRun{id: lr.ID, run: lr.Run}
 		live[k] = true
 		if ctx.Err() != nil {
+			return
+		}
+		if !stillHeld() {
 			return
 		}
 		r.run(ctx, k, now)
@@ -97,6 +119,25 @@ func (r *reconciler) tick(ctx context.Context) {
 			delete(r.seen, k)
 		}
 	}
+	if r.arch.due(now) {
+		r.arch.pass(ctx, now, stillHeld)
+	}
+}
+
+// renew renews the lease in the middle of a pass, and reports whether this
+// process still holds it.
+func (r *reconciler) renew(ctx context.Context) bool {
+	held, err := r.w.store.TakeLease(ctx, reconcilerLease, r.token, 3*r.w.cfg.ReconcileInterval)
+	if err != nil {
+		r.w.log.Warn("reconciler lease", zap.Error(err))
+		return false
+	}
+	if !held {
+		r.w.log.Warn("reconciler lease lost during a pass")
+		r.held = false
+		clear(r.seen)
+	}
+	return held
 }
 
 // run reconciles one live run.

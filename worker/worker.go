@@ -18,6 +18,7 @@ import (
 
 	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/campaigns"
+	"github.com/wxmass/wxmass/internal/media"
 	"github.com/wxmass/wxmass/internal/task"
 	"github.com/wxmass/wxmass/monitoring"
 	"github.com/wxmass/wxmass/producer"
@@ -33,6 +34,7 @@ const (
 	QuotaProbeIntervalDefault = 30 * time.Second
 	StallTimeoutDefault       = time.Minute
 	ReconcileIntervalDefault  = 30 * time.Second
+	BulkRateWaitDefault       = 250 * time.Millisecond
 )
 
 // Config configures a Worker. Zero values take the defaults.
@@ -69,12 +71,60 @@ type Config struct {
 	// holder of a lease in Redis that lasts three intervals; the others
 	// take it over when it lapses.
 	ReconcileInterval time.Duration
-	Logger            *zap.Logger
+	// ArchiveStore, when set, is the store (with its archive) through which
+	// the reconciler's lease holder archives finished runs after
+	// ArchiveAfter (ArchiveAfterDefault), removes their msgid index entries
+	// after ReceiptWindow (ReceiptWindowDefault) when that comes first, and
+	// their archives after Retention (RetentionDefault), one pass every
+	// ArchiveInterval (ArchiveIntervalDefault) archiving at most
+	// ArchiveBatch (ArchiveBatchDefault) runs. All ages are from the run's
+	// end. See archiver.
+	ArchiveStore    *campaigns.Store
+	ArchiveAfter    time.Duration
+	ReceiptWindow   time.Duration
+	Retention       time.Duration
+	ArchiveInterval time.Duration
+	ArchiveBatch    int
+	// BreakerThreshold is how many outage-like failures in a row (HTTP
+	// 5xx, a connection refused, dropped or timed out, errcode -1) with no
+	// answer in between one process sees for an account before it opens
+	// the account's circuit breaker (BreakerThresholdDefault; see
+	// breaker.go).
+	BreakerThreshold int
+	// BreakerProbeInterval is how often an open breaker is probed with
+	// getcallbackip, by one process of the fleet
+	// (BreakerProbeIntervalDefault).
+	BreakerProbeInterval time.Duration
+	// BreakerProbeMax is the longest interval between probes: each failed
+	// probe doubles it up to this (BreakerProbeMaxDefault; at least
+	// BreakerProbeInterval).
+	BreakerProbeMax time.Duration
+	// BulkRateWait bounds how long a send of the bulk queue waits for its
+	// rate token (BulkRateWaitDefault) before it goes back to its queue
+	// until the limiter expects a token, so that it does not hold its slot
+	// while other buckets' sends could use it. Transactional sends wait up
+	// to the limiter's MaxWait.
+	BulkRateWait time.Duration
+	// ProtectRecheck bounds how long a send held back by the account's
+	// protection (quiet hours, a frequency cap, a rest) stays away before
+	// it looks again (ProtectRecheckDefault); it comes back at the end of
+	// the hold when that is sooner.
+	ProtectRecheck time.Duration
+	// MassPollAfter is how long after its submission a mass job whose
+	// MASSSENDJOBFINISH push has not come is asked about with mass/get
+	// (MassPollAfterDefault), and MassPollInterval how often after that
+	// (MassPollIntervalDefault).
+	MassPollAfter    time.Duration
+	MassPollInterval time.Duration
+	Logger           *zap.Logger
 	// Metrics receives outcomes, send durations and rate-limit waits; nil
 	// means none.
 	Metrics *monitoring.Metrics
 	// NowFunc is the clock (time.Now).
 	NowFunc func() time.Time
+	// Media resolves the stored files of messages to media_ids (media.go);
+	// nil: a campaign that refers to files fails to load.
+	Media *media.Cache
 }
 
 func (c *Config) withDefaults() {
@@ -96,6 +146,29 @@ func (c *Config) withDefaults() {
 	if c.ReconcileInterval <= 0 {
 		c.ReconcileInterval = ReconcileIntervalDefault
 	}
+	c.archiveDefaults()
+	if c.BreakerThreshold <= 0 {
+		c.BreakerThreshold = BreakerThresholdDefault
+	}
+	if c.BreakerProbeInterval <= 0 {
+		c.BreakerProbeInterval = BreakerProbeIntervalDefault
+	}
+	if c.BreakerProbeMax <= 0 {
+		c.BreakerProbeMax = max(BreakerProbeMaxDefault, c.BreakerProbeInterval)
+	}
+	c.BreakerProbeMax = max(c.BreakerProbeMax, c.BreakerProbeInterval)
+	if c.BulkRateWait <= 0 {
+		c.BulkRateWait = BulkRateWaitDefault
+	}
+	if c.ProtectRecheck <= 0 {
+		c.ProtectRecheck = ProtectRecheckDefault
+	}
+	if c.MassPollAfter <= 0 {
+		c.MassPollAfter = MassPollAfterDefault
+	}
+	if c.MassPollInterval <= 0 {
+		c.MassPollInterval = MassPollIntervalDefault
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
@@ -116,8 +189,12 @@ type Worker struct {
 	producer *producer.Producer
 	log      *zap.Logger
 
-	runs  sync.Map // runKey -> *runView
-	brake brake    // slows the shared rate down while WeChat is down
+	runs sync.Map // runKey -> *runView
+	// mediaTries counts each recipient's sends tried again after a 40007
+	// (media.go), by runKey|openid.
+	mediaTries sync.Map
+	brake      brake   // slows the shared rate down while most calls fail
+	breaker    breaker // parks the account's sends while WeChat is unreachable
 }
 
 // New returns a Worker.
@@ -137,6 +214,7 @@ func (w *Worker) Mux() *asynq.ServeMux {
 	mux.HandleFunc(task.TypeSendTemplate, w.HandleSend)
 	mux.HandleFunc(task.TypeSendCustom, w.HandleSend)
 	mux.HandleFunc(task.TypeSendSubscribe, w.HandleSend)
+	mux.HandleFunc(task.TypeSendMass, w.HandleMassSend)
 	return mux
 }
 
@@ -153,6 +231,11 @@ type runView struct {
 	started time.Time
 	state   atomic.Pointer[stateEntry]
 	used    atomic.Int64 // unix nanos of the last use, for the sweep
+	media   viewMedia    // the media_ids of stored files (media.go)
+	// blocking and quiet are the campaign's suppression reasons that stop
+	// a send, and its own quiet hours (protect.go).
+	blocking []string
+	quiet    *account.QuietHours
 }
 
 // viewIdleTTL is how long a run's view is kept without use.
@@ -169,10 +252,14 @@ func runKey(id string, run int) string { return id + "|" + strconv.Itoa(run) }
 // view returns the cached view of a run, loading what is missing or stale.
 func (w *Worker) view(ctx context.Context, id string, run int) (*runView, *stateEntry, error) {
 	key := runKey(id, run)
+	now := w.cfg.NowFunc()
 	var v *runView
-	if x, ok := w.runs.Load(key); ok {
+	if x, ok := w.runs.Load(key); ok && !x.(*runView).mediaStale(now) {
 		v = x.(*runView)
 	} else {
+		if ok { // its media_ids' time is up: resolve them again
+			w.runs.CompareAndDelete(key, x)
+		}
 		loaded, err := w.loadView(ctx, id, run)
 		if err != nil {
 			return nil, nil, err
@@ -180,7 +267,6 @@ func (w *Worker) view(ctx context.Context, id string, run int) (*runView, *state
 		x, _ := w.runs.LoadOrStore(key, loaded)
 		v = x.(*runView)
 	}
-	now := w.cfg.NowFunc()
 	v.used.Store(now.UnixNano())
 	if st := v.state.Load(); st != nil && now.Before(st.until) {
 		return v, st, nil
@@ -210,14 +296,21 @@ func (w *Worker) loadView(ctx context.Context, id string, run int) (*runView, er
 	if err != nil {
 		return nil, err
 	}
+	msg, vm, err := w.resolveMedia(ctx, acct, msg)
+	if err != nil {
+		return nil, fmt.Errorf("campaign %s: media: %w", id, err)
+	}
 	rec, err := w.store.Run(ctx, id, run)
 	if err != nil {
 		return nil, err
 	}
 	return &runView{
 		c: c, run: run, msg: msg, account: acct.ID, api: c.Kind.API(),
-		hasVars: len(msg.Variables()) > 0,
-		started: rec.Started,
+		hasVars:  len(msg.Variables()) > 0,
+		started:  rec.Started,
+		media:    vm,
+		blocking: c.Blocking(),
+		quiet:    c.Quiet(),
 	}, nil
 }
 
@@ -257,25 +350,13 @@ func ClientMsgID(campaign string, run int, openid string) string {
 // the recipient's variables and settles a recipient that is not to be
 // sent), the WeChat call, and the outcome (one more shared round trip).
 func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
-	p, err := task.DecodeSend(t.Payload())
-	if err != nil {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
-	}
-	id, run, openid := p.Campaign, p.Run.Run, p.OpenID
-	v, st, err := w.view(ctx, id, run)
-	if errors.Is(err, campaigns.ErrRunNotFound) || errors.Is(err, campaigns.ErrNotFound) {
-		return fmt.Errorf("send: %w: %w", err, asynq.SkipRetry)
-	}
+	p, v, st, acct, err := w.sendTask(ctx, t)
 	if err != nil {
 		return err
 	}
-	// The account is looked up per send: a reload of the accounts file
-	// takes effect on runs already sending.
-	acct, err := w.accounts.Get(v.c.Account)
-	if err != nil {
-		return fmt.Errorf("send: campaign %s: %w", id, err)
-	}
+	id, run, openid := p.Campaign, p.Run.Run, p.OpenID
 	tokened := false
+	var adm *campaigns.Admission
 	switch campaigns.State(st.state) {
 	case campaigns.StatePaused:
 		return &retry.Wait{After: w.cfg.PauseRecheck, Reason: "run paused"}
@@ -286,34 +367,38 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 			w.stop(ctx, v, acct.ID, "run deadline passed before every send could be made")
 			break
 		}
+		tx, now := transactional(ctx), w.cfg.NowFunc()
+		if until, quiet := w.quietUntil(v, acct, tx, now); quiet {
+			w.cfg.Metrics.Protected(acct.ID, monitoring.ProtectQuiet)
+			return &retry.Wait{After: w.recheck(until, now), Reason: "quiet hours until " + until.Format(time.RFC3339)}
+		}
 		if err := w.waitRate(ctx, v, acct); err != nil {
 			return err
 		}
 		tokened = true
+		adm = w.admission(v, acct, tx, now)
 	}
 	// A stopped run takes no token: BeginAttempt settles its recipients.
-	b, err := w.store.BeginAttempt(ctx, v.c, run, openid, v.hasVars, !tokened)
+	b, err := w.store.BeginAdmitted(ctx, v.c, run, openid, v.hasVars, !tokened, adm)
 	if err != nil {
 		return err
 	}
-	switch b.Action {
-	case campaigns.BeginNoToken:
-		// The cached state was ahead of Redis's (this process stopping the
-		// run): read it again and come back.
-		w.forget(id)
-		return &retry.Wait{After: 100 * time.Millisecond, Reason: "run state changed"}
-	case campaigns.BeginDone, campaigns.BeginInFlight:
-		// Settled already, or the stopped run's settle task waits for the
-		// answer of a call in flight elsewhere.
-		return nil
-	case campaigns.BeginPaused:
-		return &retry.Wait{After: w.cfg.PauseRecheck, Reason: "run paused"}
-	case campaigns.BeginSettled:
-		w.cfg.Metrics.Outcome(v.account, string(v.c.Kind), b.Status, "")
-		w.finished(v, run, b.Finished)
-		return nil
-	case campaigns.BeginNoSuchRun:
-		return fmt.Errorf("send: run %d of %s: %w", run, id, asynq.SkipRetry)
+	if adm != nil {
+		switch {
+		case b.Action == campaigns.BeginSend && !b.Admit.Admitted():
+			if goOn, err := w.held(ctx, v, acct, run, openid, adm, b.Admit, false); !goOn {
+				return err
+			}
+		case b.Action != campaigns.BeginSend && b.Admit.Verdict == campaigns.AdmitNew:
+			// Admitted for nothing: the recipient is done, or the run
+			// paused or stopped meanwhile.
+			if err := w.store.ReleaseMember(ctx, adm.AppID, openid, adm.Member); err != nil {
+				w.sendLog(ctx, id, run, openid).Warn("release cap place", zap.Error(err))
+			}
+		}
+	}
+	if done, err := w.afterBegin(v, run, b); done {
+		return err
 	}
 
 	sendStart := time.Now()
@@ -332,9 +417,33 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 			w.log.Warn("rate slowdown", zap.Error(err))
 		}
 	}
+	if ctx.Err() == nil {
+		outage := outageFailure(d)
+		tripped := w.breaker.observe(acct.AppID, outage, w.cfg.BreakerThreshold)
+		// A send with no dedupe key whose answer was lost ends unknown
+		// below, breaker or not.
+		if outage && (!lost || v.c.Kind == campaigns.KindTemplate) {
+			if open, until := w.outage(ctx, acct, tripped, d.Meaning); open {
+				// Parked: it comes back without using a retry, and waits
+				// at its bucket's outage pause until the breaker closes
+				// (the run's deadline bounds it). A template send whose
+				// answer was lost goes again with the same client_msg_id
+				// (the ledger ends it unknown past the dedupe window).
+				return w.later(ctx, v, run, openid, lost, &ratelimit.PausedError{Key: acct.BucketKey(v.api), Until: until, Reason: ratelimit.PauseOutage})
+			}
+		}
+	}
+	if invalidMedia(sendErr, v) {
+		// A media_id WeChat dropped: upload again and send again.
+		if again := w.mediaRetry(ctx, v, acct, openid); again != nil {
+			return w.later(ctx, v, run, openid, false, again)
+		}
+	}
 	switch d.Action {
 	case retry.ActionSucceed:
 		return w.record(ctx, v, run, openid, campaigns.Outcome{Status: campaigns.OutcomeSent, MsgID: msgid})
+	case retry.ActionDefer:
+		return w.rest(ctx, v, acct, run, openid, d)
 	case retry.ActionRetry:
 		if lost && v.c.Kind != campaigns.KindTemplate {
 			// No dedupe key: sending again could message the user twice.
@@ -348,36 +457,105 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 			}
 			return w.later(ctx, v, run, openid, false, &retry.Wait{After: d.Delay, Reason: "errcode 45011: " + d.Meaning})
 		}
-		maxRetry, _ := asynq.GetMaxRetry(ctx)
-		if retried >= maxRetry {
-			if lost {
-				return w.record(ctx, v, run, openid, unknownOutcome(d, "retries exhausted"))
-			}
-			return w.record(ctx, v, run, openid, failedOutcome(d, "retries exhausted: "))
-		}
-		w.sendLog(ctx, id, run, openid).Debug("send will be retried", zap.Int("errcode", d.Code), zap.Duration("delay", d.Delay), zap.Bool("answer_lost", lost), zap.Error(sendErr))
 		// A template send whose answer was lost is sent again with the
 		// same client_msg_id: WeChat delivers it at most once.
-		return w.later(ctx, v, run, openid, lost, &retry.Wait{After: d.Delay, Failed: true, Err: sendErr})
+		return w.retryOrGiveUp(ctx, v, run, openid, d, lost, sendErr)
+	}
+	return w.decided(ctx, v, acct, acct.BucketKey(v.api), run, openid, d, lost, sendErr)
+}
+
+// sendTask reads what a send task needs: its payload, the run's view and
+// state, and the campaign's account, looked up per send so that a reload
+// of the accounts file takes effect on runs already sending. A task of a
+// campaign or run that no longer exists is not retried.
+func (w *Worker) sendTask(ctx context.Context, t *asynq.Task) (task.Send, *runView, *stateEntry, *account.Account, error) {
+	p, err := task.DecodeSend(t.Payload())
+	if err != nil {
+		return p, nil, nil, nil, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	v, st, err := w.view(ctx, p.Campaign, p.Run.Run)
+	if errors.Is(err, campaigns.ErrRunNotFound) || errors.Is(err, campaigns.ErrNotFound) {
+		return p, nil, nil, nil, fmt.Errorf("send: %w: %w", err, asynq.SkipRetry)
+	}
+	if err != nil {
+		return p, nil, nil, nil, err
+	}
+	acct, err := w.accounts.Get(v.c.Account)
+	if err != nil {
+		return p, nil, nil, nil, fmt.Errorf("send: campaign %s: %w", p.Campaign, err)
+	}
+	return p, v, st, acct, nil
+}
+
+// afterBegin acts on what BeginAttempt decided when it is not to make the
+// call: it reports whether the task is done, with the error to return.
+func (w *Worker) afterBegin(v *runView, run int, b campaigns.Begin) (bool, error) {
+	switch b.Action {
+	case campaigns.BeginNoToken:
+		// The cached state was ahead of Redis's (this process stopping the
+		// run): read it again and come back.
+		w.forget(v.c.ID)
+		return true, &retry.Wait{After: 100 * time.Millisecond, Reason: "run state changed"}
+	case campaigns.BeginAccepted:
+		// A mass batch accepted by another try meanwhile: its task
+		// comes back to await the result.
+		return true, &retry.Wait{After: 100 * time.Millisecond, Reason: "accepted meanwhile"}
+	case campaigns.BeginDone, campaigns.BeginInFlight:
+		// Settled already, or the stopped run's settle task waits for the
+		// answer of a call in flight elsewhere.
+		return true, nil
+	case campaigns.BeginPaused:
+		return true, &retry.Wait{After: w.cfg.PauseRecheck, Reason: "run paused"}
+	case campaigns.BeginSettled:
+		w.cfg.Metrics.Outcome(v.account, string(v.c.Kind), b.Status, "")
+		w.finished(v, run, b.Finished)
+		return true, nil
+	case campaigns.BeginNoSuchRun:
+		return true, fmt.Errorf("send: run %d of %s: %w", run, v.c.ID, asynq.SkipRetry)
+	}
+	return false, nil
+}
+
+// retryOrGiveUp sends again later, within the task's retries, a call whose
+// answer says to retry (lost: its answer was lost, and the send carries a
+// dedupe key); once they are used up, the recipient is failed, or unknown
+// if an answer was lost.
+func (w *Worker) retryOrGiveUp(ctx context.Context, v *runView, run int, key string, d retry.Decision, lost bool, sendErr error) error {
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	if retried >= maxRetry {
+		if lost {
+			return w.record(ctx, v, run, key, unknownOutcome(d, "retries exhausted"))
+		}
+		return w.record(ctx, v, run, key, failedOutcome(d, "retries exhausted: "))
+	}
+	w.sendLog(ctx, v.c.ID, run, key).Debug("send will be retried", zap.Int("errcode", d.Code), zap.Duration("delay", d.Delay), zap.Bool("answer_lost", lost), zap.Error(sendErr))
+	return w.later(ctx, v, run, key, lost, &retry.Wait{After: d.Delay, Failed: true, Err: sendErr})
+}
+
+// decided records what a decision other than a retry means for the
+// recipient (or batch) key: a failure (unknown if an answer was lost), a
+// campaign-fatal errcode (the run stops; this answer is the recipient's
+// outcome, as is every other send's that meets it), or a quota pause of
+// bucket until the quota is back.
+func (w *Worker) decided(ctx context.Context, v *runView, acct *account.Account, bucket string, run int, key string, d retry.Decision, lost bool, sendErr error) error {
+	switch d.Action {
 	case retry.ActionFail:
 		if lost {
-			return w.record(ctx, v, run, openid, unknownOutcome(d, "not retried"))
+			return w.record(ctx, v, run, key, unknownOutcome(d, "not retried"))
 		}
-		return w.record(ctx, v, run, openid, failedOutcome(d, ""))
+		return w.record(ctx, v, run, key, failedOutcome(d, ""))
 	case retry.ActionStopCampaign:
-		w.sendLog(ctx, id, run, openid).Error("campaign stopped by a fatal errcode", zap.Int("errcode", d.Code), zap.String("meaning", d.Meaning), zap.Error(sendErr))
+		w.sendLog(ctx, v.c.ID, run, key).Error("campaign stopped by a fatal errcode", zap.Int("errcode", d.Code), zap.String("meaning", d.Meaning), zap.Error(sendErr))
 		w.stop(ctx, v, acct.ID, fmt.Sprintf("errcode %d: %s", d.Code, d.Meaning))
-		// This recipient's own answer is its outcome, as is every other
-		// send's that meets the errcode.
-		return w.record(ctx, v, run, openid, failedOutcome(d, ""))
+		return w.record(ctx, v, run, key, failedOutcome(d, ""))
 	case retry.ActionPause:
-		key := acct.BucketKey(v.api)
-		w.sendLog(ctx, id, run, openid).Warn("daily quota reached: pausing the account's use of the api", zap.String("account", acct.ID),
-			zap.String("api", v.api), zap.Time("until", d.Until))
-		if err := w.limiter.Pause(ctx, key, d.Until); err != nil {
-			return errors.Join(err, w.store.EndAttempt(ctx, v.c, run, openid, false))
+		w.sendLog(ctx, v.c.ID, run, key).Warn("daily quota reached: pausing the account's use of the api", zap.String("account", acct.ID),
+			zap.String("bucket", bucket), zap.Time("until", d.Until))
+		if err := w.limiter.Pause(ctx, bucket, d.Until); err != nil {
+			return errors.Join(err, w.store.EndAttempt(ctx, v.c, run, key, false))
 		}
-		return w.later(ctx, v, run, openid, false, &ratelimit.PausedError{Until: d.Until})
+		return w.later(ctx, v, run, key, false, &ratelimit.PausedError{Key: bucket, Until: d.Until})
 	}
 	return fmt.Errorf("send: unhandled action %v", d.Action)
 }
@@ -385,17 +563,17 @@ func (w *Worker) HandleSend(ctx context.Context, t *asynq.Task) error {
 // waitRate takes the campaign's own rate token, if it has a rate, and the
 // account's shared one for the run's API.
 func (w *Worker) waitRate(ctx context.Context, v *runView, acct *account.Account) error {
-	prio := ratelimit.PriorityLow
+	prio, maxWait := ratelimit.PriorityLow, w.cfg.BulkRateWait
 	if q, _ := asynq.GetQueueName(ctx); q == task.QueueTransactional {
-		prio = ratelimit.PriorityHigh
+		prio, maxWait = ratelimit.PriorityHigh, 0 // the limiter's MaxWait
 	}
 	if v.c.Rate > 0 {
-		if err := w.limiter.Wait(ctx, "campaign:"+v.c.ID, ratelimit.Limit{Rate: v.c.Rate, Burst: burstFor(v.c.Rate)}, prio); err != nil {
+		if err := w.limiter.WaitWithin(ctx, "campaign:"+v.c.ID, ratelimit.Limit{Rate: v.c.Rate, Burst: burstFor(v.c.Rate)}, prio, maxWait); err != nil {
 			return err
 		}
 	}
 	waitStart := time.Now()
-	if err := w.limiter.Wait(ctx, acct.BucketKey(v.api), acct.Limit(v.api), prio); err != nil {
+	if err := w.limiter.WaitWithin(ctx, acct.BucketKey(v.api), acct.Limit(v.api), prio, maxWait); err != nil {
 		return err
 	}
 	w.cfg.Metrics.RateWait(acct.ID, v.api, time.Since(waitStart))
@@ -517,6 +695,7 @@ func (w *Worker) record(ctx context.Context, v *runView, run int, openid string,
 		rec, err = w.store.Record(ctx, v.c, run, openid, o, campaigns.RecordAnswered)
 		if err == nil {
 			w.recorded(v, run, o, rec)
+			w.protectAfter(ctx, v, run, openid, o, rec)
 			return nil
 		}
 		if ctx.Err() != nil || !wait(ctx, time.Duration(try+1)*100*time.Millisecond) {
@@ -571,9 +750,13 @@ func wait(ctx context.Context, d time.Duration) bool {
 // unknown if an attempt of it may have reached WeChat.
 func (w *Worker) HandleError(ctx context.Context, t *asynq.Task, err error) {
 	switch t.Type() {
-	case task.TypeSendTemplate, task.TypeSendCustom, task.TypeSendSubscribe:
+	case task.TypeSendTemplate, task.TypeSendCustom, task.TypeSendSubscribe, task.TypeSendMass:
 	default:
-		w.log.Warn("task failed", zap.String("type", t.Type()), zap.Error(err))
+		// A throttled launch or expand task (an expansion waiting for
+		// room in its bucket, every WindowRecheck) is no failure.
+		if IsFailure(err) {
+			w.log.Warn("task failed", zap.String("type", t.Type()), zap.Error(err))
+		}
 		return
 	}
 	retried, _ := asynq.GetRetryCount(ctx)
@@ -612,8 +795,8 @@ func firstLine(s string) string {
 	return s
 }
 
-// Run listens for announced state changes, probes paused quotas and runs
-// the reconciler until ctx ends.
+// Run listens for announced state changes, probes paused quotas and open
+// circuit breakers, and runs the reconciler until ctx ends.
 func (w *Worker) Run(ctx context.Context) error {
 	ch, stop := w.store.Changes(ctx)
 	defer func() { _ = stop() }()
@@ -628,6 +811,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer wg.Wait()
 	defer cancel()
 	wg.Go(func() { newReconciler(w).loop(rctx) })
+	wg.Go(func() { w.probeLoop(rctx) })
 	for {
 		select {
 		case <-ctx.Done():

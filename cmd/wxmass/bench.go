@@ -41,7 +41,7 @@ func (a *app) benchCommand() *cli.Command {
 			&cli.StringFlag{Name: flagBenchLatency, Value: "0,100ms", Usage: "comma-separated answer latencies of the fake WeChat", Sources: sources(flagBenchLatency)},
 			&cli.FloatFlag{Name: flagBenchRate, Value: bench.RateDefault, Usage: "wxmass's rate limit in case (c), sends per second", Sources: sources(flagBenchRate)},
 			&cli.IntFlag{Name: flagBenchExpand, Value: benchExpandDefault, Usage: "recipients of the expansion bench (0 skips it)", Sources: sources(flagBenchExpand)},
-			&cli.StringFlag{Name: flagBenchOnly, Value: "a,b,c,expand", Usage: "comma-separated cases to run: a (bare asynq), b (goroutine pool), c (wxmass), expand", Sources: sources(flagBenchOnly)},
+			&cli.StringFlag{Name: flagBenchOnly, Value: "a,b,c,expand", Usage: "comma-separated cases to run: a (bare asynq), b (goroutine pool), c (wxmass), expand, fairness (not by default)", Sources: sources(flagBenchOnly)},
 			&cli.StringFlag{Name: flagBenchCPUProfile, Usage: "write a CPU profile of the whole bench to this file (go tool pprof)", TakesFile: true, Sources: sources(flagBenchCPUProfile)},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -151,13 +151,13 @@ func parseOnly(s string) ([]bench.Case, error) {
 	var out []bench.Case
 	for _, f := range strings.Split(s, ",") {
 		switch c := bench.Case(strings.TrimSpace(f)); c {
-		case bench.CaseAsynq, bench.CasePool, bench.CaseWxmass, bench.CaseExpand:
+		case bench.CaseAsynq, bench.CasePool, bench.CaseWxmass, bench.CaseExpand, bench.CaseFairness:
 			if !slices.Contains(out, c) {
 				out = append(out, c)
 			}
 		case "":
 		default:
-			return nil, usagef("--%s: %q is not a, b, c or expand", flagBenchOnly, c)
+			return nil, usagef("--%s: %q is not a, b, c, expand or fairness", flagBenchOnly, c)
 		}
 	}
 	if len(out) == 0 {

@@ -60,7 +60,7 @@ func TestBenchFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--bench-only", "a,z"}, `--bench-only: "z" is not a, b, c or expand`},
+		{[]string{"--bench-only", "a,z"}, `--bench-only: "z" is not a, b, c, expand or fairness`},
 		{[]string{"--bench-only", ","}, "--bench-only: no case"},
 		{[]string{"--bench-latency", "fast"}, `--bench-latency: "fast" is not a duration`},
 		{[]string{"--bench-latency", "-1s"}, `--bench-latency: "-1s" is not a duration`},

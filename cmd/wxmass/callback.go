@@ -122,18 +122,31 @@ func (a *app) callbackHandler(s account.Spec, r *rdb.RDB, store *campaigns.Store
 		AppID:          s.AppID,
 		Mode:           s.Callback.Mode,
 		OnEvent: func(ctx context.Context, e callback.Event) error {
+			if e.MsgType == callback.MsgTypeEvent && e.Event == callback.EventMassSendJobFinish {
+				return massFinished(ctx, s, store, metrics, log, e)
+			}
 			if !e.IsReceipt() {
-				return nil
+				_, err := userEvent(ctx, s, store, metrics, log, e, time.Now())
+				return err // an error is answered 500: WeChat pushes it again
 			}
 			res, err := store.Reconcile(ctx, campaigns.Receipt{Account: s.ID, OpenID: e.FromUserName, MsgID: e.MsgID,
 				Delivered: e.Delivery == callback.DeliveryDelivered, Reason: e.Reason, Created: time.Unix(e.CreateTime, 0)}, 0)
+			if err == nil || errors.Is(err, campaigns.ErrUnknownMsgID) {
+				if perr := receiptProtection(ctx, s, store, metrics, e, time.Now()); perr != nil {
+					return perr
+				}
+			}
 			switch {
 			case errors.Is(err, campaigns.ErrReceiptMismatch):
 				// Answered "success": WeChat's retries would change nothing.
 				return &callback.DiscardError{Reason: callback.RefusedReceiptMismatch, Err: fmt.Errorf("%w: the recipient is %s (campaign %s, run %d)",
 					err, logfield.MaskOpenID(res.OpenID), res.Campaign, res.Run)}
 			case errors.Is(err, campaigns.ErrUnknownMsgID):
+				// Not recorded yet, or its run's msgid index entries are
+				// gone (its receipt window passed, or it was archived):
+				// such a receipt changes nothing.
 				log.Debug("receipt of an unknown msgid", zap.Int64("msgid", e.MsgID))
+				metrics.CallbackRefused(s.ID, "unknown_msgid")
 			}
 			return err // an error is answered 500: WeChat pushes it again
 		},
@@ -149,4 +162,30 @@ func (a *app) callbackHandler(s account.Spec, r *rdb.RDB, store *campaigns.Store
 		RefusedFunc:   func(reason string) { metrics.CallbackRefused(s.ID, reason) },
 		Logger:        log,
 	})
+}
+
+// massFinished records a MASSSENDJOBFINISH push as its batch's result.
+func massFinished(ctx context.Context, s account.Spec, store *campaigns.Store, metrics *monitoring.Metrics, log *zap.Logger, e callback.Event) error {
+	m := e.Mass
+	status := m.Result
+	if status == callback.MassUnknown {
+		status = campaigns.MassUnknown
+	}
+	meaning := callback.ReviewMeaning(m.ReviewCode)
+	res := campaigns.MassPushResult(status, e.Status, m.ReviewCode, meaning, m.TotalCount, m.FilterCount, m.SentCount, m.ErrorCount, time.Unix(e.CreateTime, 0))
+	id, run, rec, err := store.FinishMassPush(ctx, s.AppID, e.MsgID, res)
+	switch {
+	case errors.Is(err, campaigns.ErrUnknownMassJob):
+		log.Debug("mass push of an unknown msg_id", zap.Int64("msg_id", e.MsgID))
+		metrics.CallbackRefused(s.ID, "unknown_msgid")
+		return nil
+	case err != nil:
+		return err // answered 500: WeChat pushes it again
+	}
+	log.Info("mass job finished", zap.String("campaign_id", id), zap.Int("run", run), zap.Int64("msg_id", e.MsgID),
+		zap.String("status", status), zap.Int64("sent", m.SentCount), zap.Int64("filtered", m.TotalCount-m.FilterCount))
+	if rec.Finished != "" {
+		metrics.RunFinished(s.ID, rec.Finished)
+	}
+	return nil
 }

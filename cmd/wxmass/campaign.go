@@ -89,9 +89,30 @@ func newAPIClient(cmd *cli.Command) (*apiClient, error) {
 // --api-url was wrong; a 5xx answer or a transport failure is a failure
 // (exit 1).
 func (c *apiClient) do(ctx context.Context, method, path, contentType string, body io.Reader, out any, header ...string) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	res, err := c.send(ctx, method, path, contentType, body, header...)
 	if err != nil {
 		return err
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// send sends a request and returns the answer, whose body the caller
+// closes, when its status is below 400; an error answer is returned as
+// do's errors.
+func (c *apiClient) send(ctx context.Context, method, path, contentType string, body io.Reader, header ...string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.key)
 	if contentType != "" {
@@ -104,38 +125,33 @@ func (c *apiClient) do(ctx context.Context, method, path, contentType string, bo
 	}
 	res, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if res.StatusCode < 400 {
+		return res, nil
 	}
 	defer res.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
 	if err != nil {
-		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
-	if res.StatusCode >= 400 {
-		var env struct {
-			Error *apiFailure `json:"error"`
-		}
-		if json.Unmarshal(raw, &env) != nil || env.Error == nil {
-			// Not the API's answer: a proxy's, or another server at
-			// --api-url.
-			err := fmt.Errorf("%s %s: HTTP %d (not an answer of the wxmass API: is --%s right?)", method, path, res.StatusCode, flagAPIURL)
-			if res.StatusCode < 500 {
-				return usageError{err}
-			}
-			return err
-		}
-		env.Error.status = res.StatusCode
+	var env struct {
+		Error *apiFailure `json:"error"`
+	}
+	if json.Unmarshal(raw, &env) != nil || env.Error == nil {
+		// Not the API's answer: a proxy's, or another server at
+		// --api-url.
+		err := fmt.Errorf("%s %s: HTTP %d (not an answer of the wxmass API: is --%s right?)", method, path, res.StatusCode, flagAPIURL)
 		if res.StatusCode < 500 {
-			return usageError{env.Error}
+			return nil, usageError{err}
 		}
-		return env.Error
+		return nil, err
 	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
-		}
+	env.Error.status = res.StatusCode
+	if res.StatusCode < 500 {
+		return nil, usageError{env.Error}
 	}
-	return nil
+	return nil, env.Error
 }
 
 // runStatus is GET /v1/campaigns/{id}/runs/{run}.
@@ -152,6 +168,152 @@ type runStatus struct {
 	Started  time.Time        `json:"started"`
 	Finished *time.Time       `json:"finished"`
 	Counters map[string]int64 `json:"counters"`
+	Waiting  *struct {
+		Reason string     `json:"reason"`
+		Since  time.Time  `json:"since"`
+		Until  *time.Time `json:"until"`
+	} `json:"waiting"`
+	Protection *runProtection `json:"protection"`
+	Mass       *massStatus    `json:"mass"`
+}
+
+// runProtection is a run's protection object: the recipients the
+// account's protection held back.
+type runProtection struct {
+	Suppressed    int64 `json:"suppressed"`
+	Capped        int64 `json:"capped"`
+	OutsideWindow int64 `json:"outside_window"`
+	Deferred      struct {
+		Cap  int64 `json:"cap"`
+		Rest int64 `json:"rest"`
+	} `json:"deferred"`
+	DeferredNow int64      `json:"deferred_now"`
+	NextDue     *time.Time `json:"next_due"`
+}
+
+// cliTime is how the CLI shows a time of day to come: local, to the
+// minute.
+func cliTime(t time.Time) string { return t.Local().Format("2006-01-02 15:04 MST") }
+
+// protectionLine says what the account's protection held back of a run,
+// the non-zero counts only, or "".
+func protectionLine(p *runProtection) string {
+	if p == nil {
+		return ""
+	}
+	var parts []string
+	for _, c := range []struct {
+		what string
+		n    int64
+	}{
+		{"suppressed", p.Suppressed}, {"capped", p.Capped}, {"outside window", p.OutsideWindow},
+		{"deferred by caps", p.Deferred.Cap}, {"deferred by rests", p.Deferred.Rest},
+	} {
+		if c.n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", c.what, c.n))
+		}
+	}
+	if p.DeferredNow > 0 {
+		now := fmt.Sprintf("deferred now %d", p.DeferredNow)
+		if p.NextDue != nil {
+			now += " (next " + cliTime(*p.NextDue) + ")"
+		}
+		parts = append(parts, now)
+	}
+	return strings.Join(parts, " · ")
+}
+
+// massStatus is the part of a mass run's status the CLI prints.
+type massStatus struct {
+	Note           string `json:"note"`
+	CappedAtLaunch any    `json:"capped_at_launch"`
+	Batches        []struct {
+		Batch      string     `json:"batch"`
+		Recipients int64      `json:"recipients"`
+		MsgID      int64      `json:"msg_id"`
+		Duplicate  bool       `json:"duplicate"`
+		State      string     `json:"state"`
+		ConfirmBy  *time.Time `json:"confirm_by"`
+		Result     *struct {
+			WeChatStatus string `json:"wechat_status"`
+			Meaning      string `json:"meaning"`
+			HasCounts    bool   `json:"has_counts"`
+			TotalCount   int64  `json:"total_count"`
+			FilterCount  int64  `json:"filter_count"`
+			SentCount    int64  `json:"sent_count"`
+			ErrorCount   int64  `json:"error_count"`
+			Via          string `json:"via"`
+		} `json:"result"`
+	} `json:"batches"`
+	Totals struct {
+		Filtered  int64 `json:"filtered"`
+		SentCount int64 `json:"sent_count"`
+	} `json:"totals"`
+}
+
+// awaitingConfirmation returns the deadline of a batch of the run that
+// waits for an admin's confirmation, if one does.
+func (st runStatus) awaitingConfirmation() (time.Time, bool) {
+	if st.Mass == nil {
+		return time.Time{}, false
+	}
+	for _, b := range st.Mass.Batches {
+		if b.State == "awaiting_confirmation" && b.ConfirmBy != nil {
+			return *b.ConfirmBy, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// printMass prints a mass run's batches.
+func printMass(w io.Writer, m *massStatus) error {
+	fmt.Fprintln(w, m.Note)
+	if m.CappedAtLaunch != nil {
+		fmt.Fprintf(w, "capped at launch (their month's mass messages already, by wxmass's count): %v\n", m.CappedAtLaunch)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "batch\trecipients\tmsg_id\tstate\twechat\ttotal\tafter filtering\tsent\terrors")
+	for _, b := range m.Batches {
+		state := b.State
+		if b.ConfirmBy != nil && state == "awaiting_confirmation" {
+			state += " until " + b.ConfirmBy.Format(time.RFC3339)
+		}
+		if b.Duplicate {
+			state += " (retry answered 45065)"
+		}
+		recipients := "all"
+		if b.Recipients > 0 {
+			recipients = strconv.FormatInt(b.Recipients, 10)
+		}
+		line := fmt.Sprintf("%s\t%s\t%d\t%s", b.Batch, recipients, b.MsgID, state)
+		switch r := b.Result; {
+		case r == nil:
+			line += "\t\t\t\t\t"
+		case r.HasCounts:
+			line += fmt.Sprintf("\t%s\t%d\t%d\t%d\t%d", strings.TrimSuffix(r.WeChatStatus+": "+r.Meaning, ": "), r.TotalCount, r.FilterCount, r.SentCount, r.ErrorCount)
+		default:
+			line += fmt.Sprintf("\t%s (mass/get: no counts)\t\t\t\t", r.WeChatStatus)
+		}
+		fmt.Fprintln(tw, line)
+	}
+	fmt.Fprintf(tw, "total\t\t\t\t\t\t\t%d\t\n", m.Totals.SentCount)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "filtered by WeChat: %d\n", m.Totals.Filtered)
+	return err
+}
+
+// waitingLine says what a run's sends wait for (WeChat, since when; the
+// quiet hours, until when), or "".
+func waitingLine(st runStatus) string {
+	switch w := st.Waiting; {
+	case w == nil:
+		return ""
+	case w.Reason == "quiet_hours" && w.Until != nil:
+		return "waiting: quiet hours until " + cliTime(*w.Until) + " (sends wait without using retries)"
+	}
+	return "waiting for WeChat since " + st.Waiting.Since.Format(time.RFC3339) + " (" + st.Waiting.Reason + ")"
 }
 
 func (a *app) campaignCommand() *cli.Command {
@@ -196,6 +358,11 @@ func (a *app) campaignCommand() *cli.Command {
 				}
 				if op == "start" {
 					fmt.Fprintf(cmd.Root().Writer, "campaign %s: run %v started\n", id, out["run"])
+					if ws, ok := out["warnings"].([]any); ok {
+						for _, w := range ws {
+							fmt.Fprintf(cmd.Root().ErrWriter, "warning: %v\n", w)
+						}
+					}
 					return nil
 				}
 				fmt.Fprintf(cmd.Root().Writer, "campaign %s: %v\n", id, out["state"])
@@ -208,7 +375,7 @@ func (a *app) campaignCommand() *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "campaign",
-		Usage: "the client of the HTTP API: create, upload, start, schedule, unschedule, pause, resume, cancel, retry-failed, status, watch, report, events, delete (API key in " + envAPIKey + ")",
+		Usage: "the client of the HTTP API: create, upload, test, start, schedule, unschedule, pause, resume, cancel, retry-failed, status, watch, report, events, delete, mass-delete, mass-speed (API key in " + envAPIKey + ")",
 		Description: "The API's contract, every endpoint with its parameters, bodies, answers and error codes, is an OpenAPI 3.1\n" +
 			"document served by wxmass serve at GET /v1/openapi.json (no key needed), for client generators and API explorers.",
 		Flags: []cli.Flag{
@@ -284,6 +451,9 @@ func (a *app) campaignCommand() *cli.Command {
 			control("start"), control("pause"), control("resume"), control("cancel"), control("schedule"), control("unschedule"),
 			campaignDeleteCommand(withClient, idArg),
 			campaignEventsCommand(withClient, idArg),
+			campaignTestCommand(withClient, idArg),
+			campaignMassDeleteCommand(withClient, idArg, runFlag),
+			campaignMassSpeedCommand(withClient),
 			{
 				Name: "retry-failed", Usage: "start a new run over the failed recipients of a run (default: the latest)", ArgsUsage: "ID",
 				Flags: []cli.Flag{runFlag,
@@ -457,9 +627,22 @@ func progressLine(st runStatus, rate float64) string {
 	if st.State == "stopping" && st.Final != "" {
 		state = "stopping: will be " + st.Final
 	}
+	switch w := st.Waiting; {
+	case w == nil:
+	case w.Reason == "quiet_hours" && w.Until != nil:
+		state += "; quiet hours until " + w.Until.Local().Format(time.TimeOnly)
+	default:
+		state += "; waiting for WeChat since " + w.Since.Format(time.TimeOnly)
+	}
+	if by, ok := st.awaitingConfirmation(); ok {
+		state += "; awaiting an admin's confirmation until " + by.Format(time.TimeOnly)
+	}
 	line := fmt.Sprintf("[%s] %5.1f%%  sent %d  failed %d", bar, 100*frac, st.Counters["sent"]+st.Counters["delivered"], failed)
 	if n := st.Counters["unknown"]; n > 0 {
 		line += fmt.Sprintf("  unknown %d", n)
+	}
+	if p := protectionLine(st.Protection); p != "" {
+		line += "  " + p
 	}
 	return line + fmt.Sprintf("  remaining %d  %.0f/s  ETA %s  (%s)", remaining, rate, eta, state)
 }
@@ -475,6 +658,12 @@ func printRunReport(w io.Writer, st runStatus) error {
 		fmt.Fprintf(w, " (%s)", st.Reason)
 	}
 	fmt.Fprintln(w)
+	if l := waitingLine(st); l != "" {
+		fmt.Fprintln(w, l)
+	}
+	if l := protectionLine(st.Protection); l != "" {
+		fmt.Fprintln(w, l)
+	}
 	fmt.Fprintf(w, "recipients %d, settled %d, started %s", st.Size, st.Settled, st.Started.Format(time.RFC3339))
 	if st.Finished != nil {
 		fmt.Fprintf(w, ", finished %s (%s)", st.Finished.Format(time.RFC3339), st.Finished.Sub(st.Started).Round(time.Millisecond))
@@ -514,7 +703,13 @@ func printRunReport(w io.Writer, st runStatus) error {
 			fmt.Fprintf(tw, "%s\t%d\t%s\t\n", k, st.Counters[k], share(st.Counters[k], st.Size))
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if st.Mass != nil {
+		return printMass(w, st.Mass)
+	}
+	return nil
 }
 
 func share(n, of int64) string {

@@ -88,6 +88,7 @@ func (a *app) command() *cli.Command {
 			a.serveCommand(),
 			a.allCommand(),
 			a.campaignCommand(),
+			a.suppressCommand(),
 			a.benchCommand(),
 		},
 	}

@@ -73,9 +73,18 @@ func run(t *testing.T, env []string, args ...string) (string, string, int) {
 
 func redisEnv(t *testing.T) []string {
 	t.Helper()
-	c := redistest.Client(t, redistest.DBCmd)
+	return redisEnvDB(t, redistest.DBCmd)
+}
+
+// redisEnvDB is the environment of a process on DB db under a prefix of
+// the test's own. asynq's queues are per DB, not per prefix: two tests
+// whose processes run workers at the same time need DBs of their own, or
+// one's workers take the other's tasks.
+func redisEnvDB(t *testing.T, db int) []string {
+	t.Helper()
+	c := redistest.Client(t, db)
 	prefix := redistest.Prefix(t, c)
-	opt := redistest.Options(t, redistest.DBCmd)
+	opt := redistest.Options(t, db)
 	return []string{
 		fmt.Sprintf("WXMASS_REDIS_URL=redis://%s/%d", opt.Addr, opt.DB),
 		"WXMASS_REDIS_PREFIX=" + prefix,
@@ -84,7 +93,10 @@ func redisEnv(t *testing.T) []string {
 
 func TestDemo(t *testing.T) {
 	t.Parallel()
-	stdout, stderr, code := run(t, redisEnv(t), "demo", "--log-level", "warn")
+	// A Redis of its own: the demo's workers share asynq's queues with
+	// nobody (TestReadmeWalkthrough's run on DBCmd meanwhile).
+	srv := redistest.StartServer(t, redistest.ServerConfig{})
+	stdout, stderr, code := run(t, []string{"WXMASS_REDIS_URL=" + srv.URL()}, "demo", "--log-level", "warn")
 	require.Equal(t, 0, code, "stderr: %s\nstdout: %s", stderr, stdout)
 	require.Contains(t, stdout, "3000 recipients uploaded")
 	// The 60 recipients WeChat refuses are failed, or unknown when a
@@ -100,6 +112,11 @@ func TestDemo(t *testing.T) {
 	require.Regexp(t, `48002 +\d+ +recipient`, stdout)
 	require.Contains(t, stdout, "duplicates delivered: 0")
 	require.Contains(t, stdout, "template sends: ")
+	// The mass campaign: one batch of the 3,000, one job; the 60 openids
+	// WeChat refuses (unfollowed, refused, blocked) are the job's errors.
+	require.Contains(t, stdout, "a mass send has no per-recipient outcome")
+	require.Regexp(t, `b0:0-3000 +3000 +\d+ +sent +poll`, stdout)
+	require.Regexp(t, `msg_id \d+: SEND_SUCCESS, 2940 delivered, 0 filtered \(over 4 this month\), 60 errors`, stdout)
 	require.NotContains(t, stdout+stderr, wechattest.SecretDefault)
 }
 
@@ -167,6 +184,10 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"zero failure burst", []string{"WXMASS_API_KEYS=key-0123456789abcdef"}, []string{"serve", "--auth-failure-burst", "0"}, "--auth-failure-burst: want 1 or more, got 0"},
 		{"short session", []string{"WXMASS_API_KEYS=usage-test-key-0123456789"}, []string{"serve", "--session-ttl", "30s"}, "--session-ttl: 30s: want a duration from 1m to 720h"},
 		{"short reconcile interval", []string{"WXMASS_APPID=wx00000000000fake1", "WXMASS_APPSECRET=x"}, []string{"worker", "--reconcile-interval", "10ms"}, "--reconcile-interval: 10ms: want at least 100ms"},
+		{"bad archive url", []string{"WXMASS_APPID=wx00000000000fake1", "WXMASS_APPSECRET=x"}, []string{"worker", "--archive-url", "ftp://host/dir"}, `--archive-url: campaigns: archive URL: no driver for scheme "ftp"`},
+		{"archive before the dedupe window", []string{"WXMASS_APPID=wx00000000000fake1", "WXMASS_APPSECRET=x"}, []string{"worker", "--archive-after", "5m"}, "--archive-after: 5m0s: want at least --dedupe-window (9m0s)"},
+		{"short retention", []string{"WXMASS_APPID=wx00000000000fake1", "WXMASS_APPSECRET=x"}, []string{"worker", "--retention", "10m"}, "--retention: 10m0s: want at least 1h"},
+		{"retention before the archive", []string{"WXMASS_APPID=wx00000000000fake1", "WXMASS_APPSECRET=x"}, []string{"worker", "--retention", "2h"}, "--retention: 2h0m0s: want at least --archive-after (24h0m0s)"},
 		{"short stall timeout", []string{"WXMASS_APPID=wx00000000000fake1", "WXMASS_APPSECRET=x"}, []string{"worker", "--stall-timeout", "500ms"}, "--stall-timeout: 500ms: want at least 1s"},
 		{"long session", []string{"WXMASS_API_KEYS=usage-test-key-0123456789", "WXMASS_SESSION_TTL=1000h"}, []string{"all"}, "--session-ttl: 1000h0m0s: want a duration from 1m to 720h"},
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/campaigns"
+	"github.com/wxmass/wxmass/internal/media"
 	"github.com/wxmass/wxmass/internal/rdb"
 	"github.com/wxmass/wxmass/monitoring"
 	"github.com/wxmass/wxmass/producer"
@@ -38,6 +39,10 @@ const (
 	flagPriorityConc       = "priority-concurrency"
 	flagChunkSize          = "chunk-size"
 	flagWindow             = "window"
+	flagFairHorizon        = "fair-horizon"
+	flagBulkRateWait       = "bulk-rate-wait"
+	flagMassPollAfter      = "mass-poll-after"
+	flagMassPollInterval   = "mass-poll-interval"
 	flagRunDeadline        = "run-deadline"
 	flagQuotaProbeInterval = "quota-probe-interval"
 	flagShutdownTimeout    = "shutdown-timeout"
@@ -47,6 +52,10 @@ const (
 	flagRescueInterval     = "rescue-interval"
 	flagReconcileInterval  = "reconcile-interval"
 	flagStallTimeout       = "stall-timeout"
+	flagBreakerThreshold   = "breaker-threshold"
+	flagBreakerProbe       = "breaker-probe-interval"
+	flagBreakerProbeMax    = "breaker-probe-max"
+	flagMediaMargin        = "media-margin"
 )
 
 // procName names this process in the attempt records it writes: host and
@@ -60,7 +69,7 @@ func procName() string {
 }
 
 func pipelineFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.FloatFlag{Name: flagRate, Value: 100, Usage: "the account's send rate per API in messages per second, shared by every worker (read the real one with quota/get rate_limit)", Sources: sources(flagRate)},
 		&cli.IntFlag{Name: flagBurst, Value: 0, Usage: "how many sends above the rate one second may hold (0: a tenth of the rate, at least 1)", Sources: sources(flagBurst)},
 		&cli.IntFlag{Name: flagConcurrency, Value: worker.ConcurrencyDefault, Usage: "bulk sends one worker process handles at once (at WeChat latency L, at most concurrency/L sends per second)", Sources: sources(flagConcurrency)},
@@ -68,15 +77,23 @@ func pipelineFlags() []cli.Flag {
 		&cli.IntFlag{Name: flagPriorityConc, Value: 0, Usage: "transactional sends and launch/expand tasks handled at once, in slots of their own (0: a fifth of --concurrency, at least 4)", Sources: sources(flagPriorityConc)},
 		&cli.IntFlag{Name: flagChunkSize, Value: producer.ChunkSizeDefault, Usage: "recipients per expand task", Sources: sources(flagChunkSize)},
 		&cli.IntFlag{Name: flagWindow, Value: producer.WindowDefault, Usage: "most sends of one run queued and not yet settled, which bounds Redis memory per campaign", Sources: sources(flagWindow)},
+		&cli.DurationFlag{Name: flagFairHorizon, Value: producer.HorizonDefault, Usage: "an (account, API) bucket has at most its rate times this of bulk sends queued and not settled, over all its campaigns, shared by their priorities (at least 10)", Sources: sources(flagFairHorizon)},
+		&cli.DurationFlag{Name: flagMassPollAfter, Value: worker.MassPollAfterDefault, Usage: "how long after its submission a mass job whose MASSSENDJOBFINISH push has not come is asked about with mass/get", Sources: sources(flagMassPollAfter)},
+		&cli.DurationFlag{Name: flagMassPollInterval, Value: worker.MassPollIntervalDefault, Usage: "how often mass/get is asked again while a mass job without a push is still sending", Sources: sources(flagMassPollInterval)},
+		&cli.DurationFlag{Name: flagBulkRateWait, Value: worker.BulkRateWaitDefault, Usage: "longest a bulk send holds its slot waiting for its rate token before it goes back to the queue until the limiter expects one (transactional sends wait longer)", Sources: sources(flagBulkRateWait)},
 		&cli.DurationFlag{Name: flagRunDeadline, Value: worker.RunDeadlineDefault, Usage: "how long after a run starts its sends may still be made; then the run stops, and the recipients not sent yet are skipped", Sources: sources(flagRunDeadline)},
 		&cli.DurationFlag{Name: flagDedupeWindow, Value: campaigns.DedupeWindowDefault, Usage: "how long after a recipient's first attempt a template send is still deduplicated by WeChat's client_msg_id (WeChat: 10 minutes): a lost answer is resolved by sending again inside it, and is recorded unknown after it", Sources: sources(flagDedupeWindow)},
 		&cli.DurationFlag{Name: flagStopGrace, Value: campaigns.StopGraceDefault, Usage: "how long a stopped run waits for the answers of calls in flight before their recipients are recorded unknown (a later answer still replaces unknown)", Sources: sources(flagStopGrace)},
 		&cli.DurationFlag{Name: flagQuotaProbeInterval, Value: worker.QuotaProbeIntervalDefault, Usage: "how often an API paused by 45009 is probed with quota/get to resume early", Sources: sources(flagQuotaProbeInterval)},
+		&cli.IntFlag{Name: flagBreakerThreshold, Value: worker.BreakerThresholdDefault, Usage: "outage-like failures in a row (HTTP 5xx, connection refused, dropped or timed out, errcode -1) one worker sees for an account before it opens the account's circuit breaker: its sends then wait, using no retries, until WeChat answers a probe", Sources: sources(flagBreakerThreshold)},
+		&cli.DurationFlag{Name: flagBreakerProbe, Value: worker.BreakerProbeIntervalDefault, Usage: "how often one worker of the fleet probes WeChat (getcallbackip) for an account whose circuit breaker is open", Sources: sources(flagBreakerProbe)},
+		&cli.DurationFlag{Name: flagBreakerProbeMax, Value: worker.BreakerProbeMaxDefault, Usage: "the longest interval between probes of an open circuit breaker: each failed probe doubles the interval up to it", Sources: sources(flagBreakerProbeMax)},
 		&cli.DurationFlag{Name: flagReconcileInterval, Value: worker.ReconcileIntervalDefault, Usage: "how often the reconciler (one worker of the fleet, by a lease in Redis) looks at every live run: one without progress for --" + flagStallTimeout + " gets its lost tasks queued again, one whose recipients all have outcomes is finished", Sources: sources(flagReconcileInterval)},
 		&cli.DurationFlag{Name: flagStallTimeout, Value: worker.StallTimeoutDefault, Usage: "how long a live run may go without a recipient getting an outcome before the reconciler queues its lost tasks again (at least 1s)", Sources: sources(flagStallTimeout)},
 		&cli.DurationFlag{Name: flagRescueInterval, Value: worker.RescueIntervalDefault, Usage: "how often a worker looks for sends whose worker died (their asynq lease expired, 30 s after the death) to queue them again at once, rather than a minute later when asynq's recoverer would; negative: never", Sources: sources(flagRescueInterval)},
+		&cli.DurationFlag{Name: flagMediaMargin, Value: media.MarginDefault, Usage: "how long before WeChat drops a temporary media file (3 days after its upload) wxmass uploads it again rather than send its media_id", Sources: sources(flagMediaMargin)},
 		&cli.DurationFlag{Name: flagShutdownTimeout, Value: worker.ShutdownTimeoutDefault, Usage: "how long a worker waits for sends in flight when stopping", Sources: sources(flagShutdownTimeout)},
-	}
+	}, archiveFlags()...)
 }
 
 // runtime is everything a sending process builds once.
@@ -93,6 +110,11 @@ type runtime struct {
 	hub      *account.Hub
 	producer *producer.Producer
 	worker   *worker.Worker
+	archive  *campaigns.Archive
+	// media holds the files campaigns refer to; mediaCache their
+	// media_ids per account.
+	media      *media.Store
+	mediaCache *media.Cache
 	// registry holds the process's metrics (metrics records into it).
 	registry *prometheus.Registry
 	metrics  *monitoring.Metrics
@@ -111,11 +133,15 @@ func (a *app) newRuntime(ctx context.Context, cmd *cli.Command, specs []account.
 	if err != nil {
 		return nil, err
 	}
+	archive, err := openArchive(cmd)
+	if err != nil {
+		return nil, err
+	}
 	rc, r, ropts, err := openRedis(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
-	rt := &runtime{redis: rc, rdb: r, wechat: wc, policy: policy, registry: prometheus.NewRegistry()}
+	rt := &runtime{redis: rc, rdb: r, wechat: wc, policy: policy, archive: archive, registry: prometheus.NewRegistry()}
 	rt.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if rt.metrics, err = monitoring.NewMetrics(rt.registry); err != nil {
 		rt.close()
@@ -142,25 +168,43 @@ func (a *app) newRuntime(ctx context.Context, cmd *cli.Command, specs []account.
 		DedupeWindow: cmd.Duration(flagDedupeWindow),
 		StopGrace:    cmd.Duration(flagStopGrace),
 		Proc:         procName(),
-	})
+	}).WithArchive(archive)
 	rt.producer = producer.New(rt.client.Client, rt.store, rt.accounts, wc, producer.Config{
 		ChunkSize: int(cmd.Int(flagChunkSize)),
 		Window:    int(cmd.Int(flagWindow)),
+		Rates:     rt.limiter,
+		Horizon:   cmd.Duration(flagFairHorizon),
 		Logger:    a.log.Named("producer"),
 		Metrics:   rt.metrics,
 	})
+	rt.media = media.NewStore(r)
+	rt.mediaCache = media.NewCache(rt.media, wc, media.CacheConfig{Margin: cmd.Duration(flagMediaMargin), Logger: a.log})
 	rt.worker = worker.New(rt.store, rt.accounts, wc, rt.limiter, policy, rt.producer, worker.Config{
-		RunDeadline:        cmd.Duration(flagRunDeadline),
-		QuotaProbeInterval: cmd.Duration(flagQuotaProbeInterval),
-		ReconcileInterval:  cmd.Duration(flagReconcileInterval),
-		StallTimeout:       cmd.Duration(flagStallTimeout),
-		Logger:             a.log.Named("worker"),
-		Metrics:            rt.metrics,
+		RunDeadline:          cmd.Duration(flagRunDeadline),
+		BulkRateWait:         cmd.Duration(flagBulkRateWait),
+		MassPollAfter:        cmd.Duration(flagMassPollAfter),
+		MassPollInterval:     cmd.Duration(flagMassPollInterval),
+		QuotaProbeInterval:   cmd.Duration(flagQuotaProbeInterval),
+		ReconcileInterval:    cmd.Duration(flagReconcileInterval),
+		StallTimeout:         cmd.Duration(flagStallTimeout),
+		BreakerThreshold:     int(cmd.Int(flagBreakerThreshold)),
+		BreakerProbeInterval: cmd.Duration(flagBreakerProbe),
+		BreakerProbeMax:      cmd.Duration(flagBreakerProbeMax),
+		ArchiveStore:         rt.store,
+		ArchiveAfter:         cmd.Duration(flagArchiveAfter),
+		ReceiptWindow:        cmd.Duration(flagReceiptWindow),
+		Retention:            cmd.Duration(flagRetention),
+		Logger:               a.log.Named("worker"),
+		Metrics:              rt.metrics,
+		Media:                rt.mediaCache,
 	})
 	return rt, nil
 }
 
 func (rt *runtime) close() {
+	if rt.archive != nil {
+		_ = rt.archive.Close()
+	}
 	if rt.limiter != nil {
 		_ = rt.limiter.Close()
 	}

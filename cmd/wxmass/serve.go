@@ -120,8 +120,11 @@ func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) e
 	mon, closeMon := monitoring.NewMonitor(rt.asynqOpt, cmd.Bool(flagMonWritable))
 	defer func() { _ = closeMon() }()
 	handler, err := api.New(api.Config{Store: rt.store, Producer: rt.producer, Keys: keys, Policy: rt.policy,
-		Accounts: rt.accounts, WeChat: rt.wechat, Limits: limits,
+		Accounts: rt.accounts, WeChat: rt.wechat, Limiter: rt.limiter, Limits: limits, Breakers: rt.limiter.Breakers(),
 		SessionTTL: cmd.Duration(flagSessionTTL),
+		Media:      rt.media,
+		MediaCache: rt.mediaCache,
+		Metrics:    rt.metrics,
 		Logger:     a.log.Named("api"),
 		Mount: map[string]http.Handler{
 			"GET /metrics":                  promhttp.HandlerFor(rt.registry, promhttp.HandlerOpts{}),

@@ -173,12 +173,19 @@ func TestAllThroughTheAPI(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stdout, "draft")
 
-	// The two users who blocked the account get a retry run.
+	// The two users who blocked the account get a retry run: their
+	// receipts put them on the account's suppression list, so it skips
+	// them, with no call.
+	calls := len(fake.Calls())
 	stdout, stderr, code = run(t, cliEnv, "campaign", "retry-failed", id)
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stdout, "run 2 started over 2 recipients of run 1")
 	_, stderr, code = run(t, cliEnv, "campaign", "watch", "--every", "100ms", id)
 	require.Equal(t, 0, code, "the retry run completes: %s", stderr)
+	status, rs2 := call("GET", "/v1/campaigns/"+id+"/runs/2", "")
+	require.Equal(t, http.StatusOK, status)
+	require.EqualValues(t, 2, rs2["counters"].(map[string]any)["class:suppressed"], "%v", rs2)
+	require.Equal(t, calls, len(fake.Calls()), "no call for users who blocked the account")
 	_, stderr, code = run(t, cliEnv, "campaign", "pause", "cnothere00000")
 	require.Equal(t, 2, code, "a refused request exits 2")
 	require.Contains(t, stderr, "no such campaign")
@@ -201,13 +208,15 @@ func TestAllThroughTheAPI(t *testing.T) {
 	res.Body.Close()
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, res.StatusCode)
-	require.Contains(t, string(metrics), `wxmass_sends_total{account="`+wechattest.AppIDDefault+`",class="",kind="template",outcome="sent"} 352`,
-		"300 + 2 + 50 sent, as the three runs' reports say")
+	require.Contains(t, string(metrics), `wxmass_sends_total{account="`+wechattest.AppIDDefault+`",class="",kind="template",outcome="sent"} 350`,
+		"300 + 50 sent, as the runs' reports say")
+	require.Contains(t, string(metrics), `wxmass_sends_total{account="`+wechattest.AppIDDefault+`",class="suppressed",kind="template",outcome="skipped"} 2`,
+		"the retry run's two suppressed users")
 	require.Contains(t, string(metrics), `wxmass_runs_finished_total{account="`+wechattest.AppIDDefault+`",state="completed"} 3`)
 	require.Contains(t, string(metrics), `wxmass_token_refreshes_total{account="`+wechattest.AppIDDefault+`",result="ok"} 1`)
 	require.Contains(t, string(metrics), `wxmass_queue_tasks{queue="wxmass_bulk",state="pending"} 0`)
 	require.Contains(t, string(metrics), `wxmass_campaigns{state="completed"} 2`)
-	require.Contains(t, string(metrics), `wxmass_send_duration_seconds_count{account="`+wechattest.AppIDDefault+`",kind="template"} 352`)
+	require.Contains(t, string(metrics), `wxmass_send_duration_seconds_count{account="`+wechattest.AppIDDefault+`",kind="template"} 350`)
 	answers.Write(metrics)
 
 	// asynqmon at /monitoring, behind the same key (Basic for browsers).

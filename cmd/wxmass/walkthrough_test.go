@@ -151,7 +151,7 @@ func TestReadmeCampaignExamples(t *testing.T) {
 	require.NoError(t, err)
 	files, err := filepath.Glob("../../testdata/campaigns/*.json")
 	require.NoError(t, err)
-	require.Len(t, files, 4)
+	require.Len(t, files, 5)
 	kinds := map[campaigns.Kind]bool{}
 	sources := map[campaigns.AudienceSource]bool{}
 	for _, f := range files {
@@ -169,6 +169,6 @@ func TestReadmeCampaignExamples(t *testing.T) {
 		kinds[c.Kind] = true
 		sources[c.Audience.Source] = true
 	}
-	require.Len(t, kinds, 3, "an example of each kind")
+	require.Len(t, kinds, 4, "an example of each kind")
 	require.Len(t, sources, 4, "an example of each audience source")
 }

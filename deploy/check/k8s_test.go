@@ -77,6 +77,7 @@ type k8sObjects struct {
 	deployments map[string]*appsv1.Deployment
 	services    map[string]*corev1.Service
 	pdbs        map[string]*policyv1.PodDisruptionBudget
+	claims      map[string]*corev1.PersistentVolumeClaim
 	monitors    []serviceMonitor
 }
 
@@ -86,7 +87,8 @@ type k8sObjects struct {
 func loadK8s(t *testing.T) k8sObjects {
 	t.Helper()
 	o := k8sObjects{configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{},
-		deployments: map[string]*appsv1.Deployment{}, services: map[string]*corev1.Service{}, pdbs: map[string]*policyv1.PodDisruptionBudget{}}
+		deployments: map[string]*appsv1.Deployment{}, services: map[string]*corev1.Service{}, pdbs: map[string]*policyv1.PodDisruptionBudget{},
+		claims: map[string]*corev1.PersistentVolumeClaim{}}
 	require.NoError(t, yaml.UnmarshalStrict(readFile(t, deployPath("k8s", "kustomization.yaml")), &o.kust), "kustomization.yaml")
 	require.Equal(t, "kustomize.config.k8s.io/v1beta1", o.kust.APIVersion)
 	require.Equal(t, "Kustomization", o.kust.Kind)
@@ -149,6 +151,8 @@ func loadK8s(t *testing.T) k8sObjects {
 				o.services[v.Name] = v
 			case *policyv1.PodDisruptionBudget:
 				o.pdbs[v.Name] = v
+			case *corev1.PersistentVolumeClaim:
+				o.claims[v.Name] = v
 			default:
 				t.Fatalf("%s: %s is not checked", file, gvk)
 			}
@@ -226,6 +230,17 @@ func TestKubernetes(t *testing.T) {
 
 	// PodDisruptionBudgets: one per Deployment, that lets a drain proceed.
 	require.Len(t, o.pdbs, 2)
+	// The archive's claim is shared by serve and the workers, so it must be
+	// ReadWriteMany, and every claim a Deployment mounts exists.
+	for _, d := range o.deployments {
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.PersistentVolumeClaim != nil {
+				c, ok := o.claims[v.PersistentVolumeClaim.ClaimName]
+				require.Truef(t, ok, "%s mounts a claim %s that is not defined", d.Name, v.PersistentVolumeClaim.ClaimName)
+				require.Contains(t, c.Spec.AccessModes, corev1.ReadWriteMany, "claim %s", c.Name)
+			}
+		}
+	}
 	covered := map[string]bool{}
 	for _, pdb := range o.pdbs {
 		d := onlyDeployment(t, o, pdb.Spec.Selector, "PodDisruptionBudget "+pdb.Name)

@@ -62,6 +62,9 @@ func wxmassSeries(t *testing.T) map[string]series {
 		m.RunFinished("demo", "completed")
 		m.Resolved("demo", "template", "sent")
 		m.CallbackRefused("demo", "replay")
+		m.DeclareCircuit("demo")
+		m.DeclareProtection("demo")
+		m.SuppressionsAdded("demo", "manual", 1)
 		mfs, err := reg.Gather()
 		require.NoError(t, err)
 		catalogue = seriesOf(mfs)
@@ -269,6 +272,9 @@ func TestMetricsCatalogue(t *testing.T) {
 		"wxmass_reconciler_actions_total":     {"action"},
 		"wxmass_queue_tasks":                  {"queue", "state"},
 		"wxmass_campaigns":                    {"state"},
+		"wxmass_wechat_circuit_open":          {"account"},
+		"wxmass_wechat_circuit_opened_total":  {"account"},
+		"wxmass_wechat_probes_total":          {"account", "result"},
 		"go_goroutines":                       {},
 		"process_resident_memory_bytes":       {},
 	} {

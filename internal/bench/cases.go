@@ -31,6 +31,10 @@ func startFake(ctx context.Context, lat time.Duration) (*fakeWeChat, error) {
 	if lat > 0 {
 		cfg.Faults = wechattest.Faults{Slow: 1, SlowDelay: lat}
 	}
+	return startFakeConfig(ctx, cfg)
+}
+
+func startFakeConfig(ctx context.Context, cfg wechattest.Config) (*fakeWeChat, error) {
 	srv, err := wechattest.New(cfg)
 	if err != nil {
 		return nil, err

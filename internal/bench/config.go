@@ -20,6 +20,10 @@ const (
 	CasePool   Case = "b"      // (b) a plain goroutine pool
 	CaseWxmass Case = "c"      // (c) wxmass: a campaign from start to the last outcome
 	CaseExpand Case = "expand" // the expansion of Config.Expand recipients
+	// CaseFairness runs campaigns side by side on two accounts at 300/s
+	// and prints how they share WeChat (see the README's Fair sharing).
+	// Not run unless asked for.
+	CaseFairness Case = "fairness"
 )
 
 // Defaults of Config.
@@ -148,9 +152,9 @@ func (c Config) validate() error {
 	}
 	for _, k := range c.Cases {
 		switch k {
-		case CaseAsynq, CasePool, CaseWxmass, CaseExpand:
+		case CaseAsynq, CasePool, CaseWxmass, CaseExpand, CaseFairness:
 		default:
-			return configErrorf("Cases", "%q is not a, b, c or expand", k)
+			return configErrorf("Cases", "%q is not a, b, c, expand or fairness", k)
 		}
 	}
 	return nil

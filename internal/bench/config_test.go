@@ -50,7 +50,7 @@ func TestRunRefusesConfig(t *testing.T) {
 		{"NaN rate", bench.Config{Rate: math.NaN()}, "Rate", "NaN is not a positive number"},
 		{"negative expand", bench.Config{Expand: -5}, "Expand", "-5 is negative"},
 		{"negative latency", bench.Config{Latencies: []time.Duration{-time.Second}}, "Latencies", "-1s is negative"},
-		{"unknown case", bench.Config{Cases: []bench.Case{"z"}}, "Cases", `"z" is not a, b, c or expand`},
+		{"unknown case", bench.Config{Cases: []bench.Case{"z"}}, "Cases", `"z" is not a, b, c, expand or fairness`},
 		{"bad URL", bench.Config{RedisURL: "http://:hunter2@127.0.0.1:1/9"}, "RedisURL", "invalid URL scheme"},
 		{"not for asynq", bench.Config{RedisURL: "unix://:hunter2@/tmp/redis.sock"}, "RedisURL", "scheme"},
 	} {

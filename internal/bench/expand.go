@@ -74,7 +74,10 @@ func (e *runner) expandOnce(ctx context.Context, n, window int) (Result, time.Du
 		}
 	}()
 	counter := &Counter{}
-	p, err := e.newProc(ctx, prefix, wc, counter, producer.Config{Window: window}, worker.ServerConfig{})
+	// Nothing is sent in this case, so nothing settles: the bucket's
+	// admission window (rate times Horizon, see producer's Fair sharing)
+	// must not bind, only Window.
+	p, err := e.newProc(ctx, prefix, wc, counter, producer.Config{Window: window, Horizon: 24 * time.Hour}, worker.ServerConfig{})
 	if err != nil {
 		return Result{}, 0, err
 	}

@@ -48,21 +48,30 @@ func (e *runner) newProc(ctx context.Context, prefix string, wc *wechat.Client, 
 		p.close(ctx)
 		return nil, err
 	}
-	p.tokens, err = wechat.NewTokenCache(p.rdb, wechat.TokenCacheConfig{
-		AppID: wechattest.AppIDDefault,
-		Fetch: func(ctx context.Context) (wechat.AccessToken, error) {
-			return wc.StableToken(ctx, wechattest.AppIDDefault, secret.New(wechattest.SecretDefault), false)
-		},
-		Logger: e.log.Named("token"),
-	})
-	if err != nil {
-		p.close(ctx)
-		return nil, err
+	appIDs := e.appIDs
+	if len(appIDs) == 0 {
+		appIDs = []string{wechattest.AppIDDefault}
 	}
-	accounts, err := account.NewRegistry(&account.Account{
-		AppID: wechattest.AppIDDefault, Tokens: p.tokens,
-		Default: ratelimit.Limit{Rate: e.rate, Burst: max(1, int(e.rate/10))},
-	})
+	var accts []*account.Account
+	for _, appID := range appIDs {
+		tokens, err := wechat.NewTokenCache(p.rdb, wechat.TokenCacheConfig{
+			AppID: appID,
+			Fetch: func(ctx context.Context) (wechat.AccessToken, error) {
+				return wc.StableToken(ctx, appID, secret.New(wechattest.SecretDefault), false)
+			},
+			Logger: e.log.Named("token"),
+		})
+		if err != nil {
+			p.close(ctx)
+			return nil, err
+		}
+		if p.tokens == nil {
+			p.tokens = tokens
+		}
+		accts = append(accts, &account.Account{AppID: appID, Tokens: tokens,
+			Default: ratelimit.Limit{Rate: e.rate, Burst: max(1, int(e.rate/10))}})
+	}
+	accounts, err := account.NewRegistry(accts...)
 	if err != nil {
 		p.close(ctx)
 		return nil, err
@@ -79,6 +88,7 @@ func (e *runner) newProc(ctx context.Context, prefix string, wc *wechat.Client, 
 	}
 	p.store = campaigns.NewStore(p.rdb)
 	pcfg.Logger = e.log.Named("producer")
+	pcfg.Rates = p.limiter // as cmd/wxmass wires it
 	p.producer = producer.New(p.client.Client, p.store, accounts, wc, pcfg)
 	w := worker.New(p.store, accounts, wc, p.limiter, policy, p.producer, worker.Config{Logger: e.log.Named("worker")})
 	if scfg.Concurrency > 0 {

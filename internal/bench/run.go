@@ -48,6 +48,9 @@ type runner struct {
 	rate     float64
 	seq      int
 	peak     int // the most template sends the fake answered in one second, in the last case
+	// appIDs are the accounts of the processes newProc builds (nil:
+	// wechattest.AppIDDefault alone).
+	appIDs []string
 }
 
 // Run measures wxmass end to end against bare asynq (case a) and a plain
@@ -186,6 +189,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		fmt.Fprintln(e.out)
 		for _, l := range ratios {
 			fmt.Fprintln(e.out, l)
+		}
+	}
+	if cfg.has(CaseFairness) {
+		cctx, cancel := context.WithTimeout(ctx, caseTimeout)
+		defer cancel()
+		if err := e.runFairness(cctx); err != nil {
+			return fmt.Errorf("bench fairness: %w", err)
 		}
 	}
 	if cfg.has(CaseExpand) && cfg.Expand > 0 {

@@ -22,6 +22,7 @@ var rank = map[string]int{
 	"internal/rdb":       0,
 	"internal/layers":    0,
 	"internal/httpserve": 0,
+	"internal/media":     2,
 	"wechat":             1,
 	"wechat/callback":    1,
 	"retry":              1,
@@ -45,12 +46,13 @@ var sameLayer = map[string][]string{
 	"wechat":          {"wechat/callback"}, //
 	"producer":        {},                  //
 	"wechat/callback": {},
+	"internal/media":  {"account"}, // it uploads with an account's token
 }
 
 // harness packages may import anything; only tests, other harnesses and
 // the binary (which ships `wxmass fakewechat` and `wxmass bench`) import
 // them.
-var harness = []string{"internal/bench", "internal/reliability", "internal/redistest", "internal/tlstest", "internal/truth", "wechat/wechattest"}
+var harness = []string{"internal/bench", "internal/fairness", "internal/reliability", "internal/redistest", "internal/tlstest", "internal/truth", "wechat/wechattest"}
 
 // noRDB may not import internal/rdb: they reach runs and outcomes through
 // campaigns.Store, and everything else through their own packages' APIs.

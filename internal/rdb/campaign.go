@@ -64,6 +64,11 @@ type CampaignRecord struct {
 	State   string
 	Run     int // the latest run, 0 before the first
 	Updated time.Time
+	// TestedAt and TestedDigest are the time and message digest of the
+	// campaign's last successful test send (RecordCampaignTest); zero
+	// before the first.
+	TestedAt     time.Time
+	TestedDigest string
 }
 
 // createCampaign stores a new campaign.
@@ -99,7 +104,7 @@ func (r *RDB) CreateCampaign(ctx context.Context, id string, doc []byte, state s
 
 // GetCampaign reads a campaign.
 func (r *RDB) GetCampaign(ctx context.Context, id string) (CampaignRecord, error) {
-	v, err := r.c.HMGet(ctx, r.keys.Campaign(id), "doc", "state", "run", "updated").Result()
+	v, err := r.c.HMGet(ctx, r.keys.Campaign(id), "doc", "state", "run", "updated", "tested_at", "tested_digest").Result()
 	if err != nil {
 		return CampaignRecord{}, fmt.Errorf("get campaign: %w", err)
 	}
@@ -116,6 +121,11 @@ func (r *RDB) GetCampaign(ctx context.Context, id string) (CampaignRecord, error
 		ms, _ := strconv.ParseInt(s, 10, 64)
 		rec.Updated = time.UnixMilli(ms)
 	}
+	if s, ok := v[4].(string); ok {
+		ms, _ := strconv.ParseInt(s, 10, 64)
+		rec.TestedAt = time.UnixMilli(ms)
+	}
+	rec.TestedDigest, _ = v[5].(string)
 	return rec, nil
 }
 
@@ -415,8 +425,16 @@ type RunRecord struct {
 	// outcome (failed or cancelled); "" for a run never stopped.
 	Final string
 	// Stopped is when the run was stopped; zero if it never was.
-	Stopped  time.Time
-	Counters map[string]int64
+	Stopped time.Time
+	// Transactional says that the run is a transactional send's, whose
+	// task goes to the transactional queue (MarkTransactional).
+	Transactional bool
+	// MassCapped is, for a mass run, how many recipients had their
+	// month's (day's) mass messages already by wxmass's count when it
+	// launched: WeChat filters them. -1 when not counted, -2 for a send
+	// to all when sends to all reached the cap (everyone is filtered).
+	MassCapped int64
+	Counters   map[string]int64
 }
 
 // Settled is the number of recipients with a final outcome.
@@ -434,9 +452,14 @@ func (r *RDB) GetRun(ctx context.Context, id string, run int) (RunRecord, error)
 	if len(m) == 0 {
 		return RunRecord{}, ErrRunNotFound
 	}
-	rec := RunRecord{State: m["state"], Audience: m["audience"], Reason: m["reason"], Final: m["final"], Counters: map[string]int64{}}
+	rec := RunRecord{State: m["state"], Audience: m["audience"], Reason: m["reason"], Final: m["final"],
+		Transactional: m["queue"] == "tx", Counters: map[string]int64{}}
 	rec.Size, _ = strconv.ParseInt(m["size"], 10, 64)
 	rec.Expanded, _ = strconv.ParseInt(m["expanded"], 10, 64)
+	rec.MassCapped = -1
+	if v, ok := m["mass_capped"]; ok {
+		rec.MassCapped, _ = strconv.ParseInt(v, 10, 64)
+	}
 	if ms, err := strconv.ParseInt(m["started"], 10, 64); err == nil {
 		rec.Started = time.UnixMilli(ms)
 	}
@@ -478,6 +501,16 @@ return 1
 func (r *RDB) MarkExpanded(ctx context.Context, id string, run int, upto int64) error {
 	if err := markExpanded.Run(ctx, r.c, []string{r.keys.Run(id, run)}, upto).Err(); err != nil {
 		return fmt.Errorf("mark expanded: %w", err)
+	}
+	return nil
+}
+
+// MarkTransactional records that the run's one recipient has been handed
+// to a send task on the transactional queue: MarkExpanded to 1, and a mark
+// that lets the reconciler queue a lost send on the same queue.
+func (r *RDB) MarkTransactional(ctx context.Context, id string, run int) error {
+	if err := r.c.HSet(ctx, r.keys.Run(id, run), "expanded", 1, "queue", "tx").Err(); err != nil {
+		return fmt.Errorf("mark transactional: %w", err)
 	}
 	return nil
 }

@@ -92,6 +92,14 @@ return 0
 // values, so only a scan of the whole keyspace could find them, and they
 // expire on their own.
 func (r *RDB) DeleteCampaign(ctx context.Context, id, account string, live ...string) error {
+	return r.DeleteCampaignThen(ctx, id, account, nil, live...)
+}
+
+// DeleteCampaignThen is DeleteCampaign that calls beforeKeys (unless nil)
+// once the campaign is marked deleting and before its keys go: the place
+// to remove what it has outside Redis (its runs' archive files). An error
+// of beforeKeys stops the delete there, to be finished by the next.
+func (r *RDB) DeleteCampaignThen(ctx context.Context, id, account string, beforeKeys func(context.Context) error, live ...string) error {
 	args := []any{StateDeleting}
 	for _, s := range live {
 		args = append(args, s)
@@ -114,6 +122,11 @@ func (r *RDB) DeleteCampaign(ctx context.Context, id, account string, live ...st
 	for run := 1; run <= int(runs); run++ {
 		if err := r.unindexRun(ctx, id, run, account); err != nil {
 			return fmt.Errorf("delete campaign: run %d: %w", run, err)
+		}
+	}
+	if beforeKeys != nil {
+		if err := beforeKeys(ctx); err != nil {
+			return fmt.Errorf("delete campaign: %w", err)
 		}
 	}
 	if err := r.unlinkCampaignKeys(ctx, id); err != nil {

@@ -47,3 +47,13 @@ func (k Keys) TokenLease(appID string) string { return k.account(appID) + ":toke
 // TokenError caches a token-API configuration error for a short time, so that
 // every process fails fast instead of calling the token API again.
 func (k Keys) TokenError(appID string) string { return k.account(appID) + ":token:error" }
+
+// Breaker is the hash of an account's open circuit breaker (WeChat
+// unreachable for it): fields since (when it opened, ms since the epoch by
+// the Redis clock) and probes (failed probes since). It exists only while
+// the breaker is open, and expires unless probes keep extending it.
+func (k Keys) Breaker(appID string) string { return k.account(appID) + ":breaker" }
+
+// BreakerProbe is the slot of the account's next breaker probe: the process
+// that sets it probes WeChat, the others wait for it to lapse.
+func (k Keys) BreakerProbe(appID string) string { return k.account(appID) + ":breaker:probe" }

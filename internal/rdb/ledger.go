@@ -20,7 +20,8 @@ import (
 //   - Attempts: openid -> the attempt record, "n|first|last|open|lost|proc|cmidrun",
 //     written before each WeChat call (BeginAttempts): n attempts begun,
 //     the server times (ms) of the first and the latest, open = 1 while
-//     the latest has neither been answered nor ended, lost = 1 once some
+//     the latest has neither been answered nor ended (A once WeChat
+//     accepted a mass batch's job, whose result is still to come), lost = 1 once some
 //     attempt's answer was lost (a timeout, a dropped connection, a worker
 //     that died during the call), proc the process that began the latest,
 //     cmidrun the run whose client_msg_id a template send uses ("" for
@@ -142,6 +143,9 @@ type Attempt struct {
 	// Open is set while the latest attempt has neither been answered nor
 	// ended.
 	Open bool
+	// Accepted is set once WeChat accepted the recipient's job (a mass
+	// batch) and its result is still to come.
+	Accepted bool
 	// Lost is set once some attempt's answer was lost.
 	Lost bool
 	// Proc is the process that began the latest attempt.
@@ -169,7 +173,7 @@ func parseAttempt(s string, run int) (Attempt, error) {
 		return Attempt{}, fmt.Errorf("attempt %q: time: %w", s, err)
 	}
 	a.First, a.Last = time.UnixMilli(first), time.UnixMilli(last)
-	a.Open, a.Lost, a.Proc = p[3] == "1", p[4] == "1", p[5]
+	a.Open, a.Accepted, a.Lost, a.Proc = p[3] == "1", p[3] == "A", p[4] == "1", p[5]
 	a.ClientMsgRun = run
 	if p[6] != "" {
 		if a.ClientMsgRun, err = strconv.Atoi(p[6]); err != nil {
@@ -265,6 +269,11 @@ local function stoprule(openid, final, reason, grace)
   local a = attempt(openid)
   local status, detail
   if a then
+    if a.open == 'A' then
+      -- WeChat accepted the job (a mass batch): its result, pushed or
+      -- polled, is the outcome, however long it takes.
+      return 'W', L.now
+    end
     if a.open == '1' and L.now - a.last < grace then
       return 'W', a.last
     end
@@ -486,6 +495,7 @@ func (r *RDB) queueRecord(ctx context.Context, pipe redis.Pipeliner, id string, 
 //	W                      the run stopped; an attempt may still be in flight
 //	S<status>              the rules gave it its outcome now
 //	X                      the run does not exist
+//	A                      WeChat accepted its job (a mass batch): await the result
 var beginAttempts = redis.NewScript(campaignLua + ledgerLua + `
 L.open(ARGV[1], ARGV[2])
 local st = redis.call('HGET', KEYS[4], 'state')
@@ -515,25 +525,31 @@ for i = 9, #ARGV do
     if r == 'S' then res = 'S' .. v else res = r end
   else
     local a = attempt(openid)
-    if not a then
-      a = {n = 0, first = L.now, open = '0', lost = '0', cmr = ''}
-    end
-    if a.open == '1' then a.lost = '1' end
-    if a.lost == '1' and (not dedupe or L.now - a.first >= window) then
-      local detail
-      if dedupe then
-        detail = 'the answer to an attempt was lost and the client_msg_id window has passed: WeChat may have delivered it'
-      else
-        detail = 'the answer to attempt ' .. a.n .. ' was lost (its worker died during the call, or no answer came); with no dedupe key it is never sent again: WeChat may have delivered it'
-      end
-      if put(openid, 'unknown', '', '', '', detail) then res = 'Sunknown' else res = 'D' end
+    if a and a.open == 'A' then
+      -- WeChat accepted its job (a mass batch): its send task awaits
+      -- the result.
+      res = 'A'
     else
-      if a.n == 0 and a.lost ~= '1' then a.first = L.now end
-      a.n, a.last, a.open, a.proc = a.n + 1, L.now, '1', proc
-      putattempt(openid, a)
-      local vars = ''
-      if withVars then vars = redis.call('HGET', KEYS[7], openid) or '' end
-      res = 'G' .. a.n .. '|' .. a.cmr .. '|' .. vars
+      if not a then
+        a = {n = 0, first = L.now, open = '0', lost = '0', cmr = ''}
+      end
+      if a.open == '1' then a.lost = '1' end
+      if a.lost == '1' and (not dedupe or L.now - a.first >= window) then
+        local detail
+        if dedupe then
+          detail = 'the answer to an attempt was lost and the client_msg_id window has passed: WeChat may have delivered it'
+        else
+          detail = 'the answer to attempt ' .. a.n .. ' was lost (its worker died during the call, or no answer came); with no dedupe key it is never sent again: WeChat may have delivered it'
+        end
+        if put(openid, 'unknown', '', '', '', detail) then res = 'Sunknown' else res = 'D' end
+      else
+        if a.n == 0 and a.lost ~= '1' then a.first = L.now end
+        a.n, a.last, a.open, a.proc = a.n + 1, L.now, '1', proc
+        putattempt(openid, a)
+        local vars = ''
+        if withVars then vars = redis.call('HGET', KEYS[7], openid) or '' end
+        res = 'G' .. a.n .. '|' .. a.cmr .. '|' .. vars
+      end
     end
   end
   out[#out + 1] = res
@@ -557,6 +573,8 @@ type Begin struct {
 	Status string
 	// Finished is the state the run finished in by this call, or "".
 	Finished string
+	// Admit is the verdict of BeginOptions.Admit (zero without one).
+	Admit Admit
 }
 
 // BeginAction is what a send task does after BeginAttempt.
@@ -571,6 +589,7 @@ const (
 	BeginSettled   BeginAction = 'S' // the recipient got its outcome now (Status)
 	BeginNoSuchRun BeginAction = 'X' // the run does not exist
 	BeginNoToken   BeginAction = 'R' // the run is running: take a rate token first (Untokened)
+	BeginAccepted  BeginAction = 'A' // WeChat accepted the recipient's job (a mass batch): await its result
 )
 
 // BeginOptions are the parameters of BeginAttempt.
@@ -594,6 +613,10 @@ type BeginOptions struct {
 	// Untokened says the caller took no rate token, believing the run
 	// stopped: a running run's recipient then gets BeginNoToken.
 	Untokened bool
+	// Admit, when set, is the account's admission of the send
+	// (protect.go), run in the same round trip just before the attempt
+	// begins; its verdict is Begin.Admit.
+	Admit *Admission
 }
 
 // attemptArgs are the ARGV of beginAttempts before the openids.
@@ -633,7 +656,7 @@ func parseBegin(s string, run int) (Begin, error) {
 		b.Vars = p[2]
 	case BeginSettled:
 		b.Status = s[1:]
-	case BeginDone, BeginPaused, BeginInFlight, BeginNoSuchRun, BeginNoToken:
+	case BeginDone, BeginPaused, BeginInFlight, BeginNoSuchRun, BeginNoToken, BeginAccepted:
 	default:
 		return Begin{}, fmt.Errorf("begin answer %q", s)
 	}

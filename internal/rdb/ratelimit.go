@@ -72,19 +72,28 @@ end
 // tokens granted in the day ending at ARGV[5] (fields qd, qu) and grants
 // none past the quota: the answer is then a pause until the day ends.
 // Returns {granted, next_us, all_us, effective rate, paused_left_us,
-// paused_until_us, now_us}: next_us is the time until one more token is
+// paused_until_us, now_us, pause_kind}: next_us is the time until one more token is
 // due and all_us until min(n-granted, burst) more are (both 0 when all n
 // were granted), both at the effective rate now. While the bucket is paused
-// nothing is granted and paused_left_us > 0. now_us is the server's time.
+// nothing is granted and paused_left_us > 0, and pause_kind says why: 1
+// for a quota pause (field pu, or the daily quota), 2 for an outage pause
+// (field po, PauseRateOutage); the later-ending one is reported when both
+// are set. now_us is the server's time.
 var takeRate = redis.NewScript(rateLua + `
 local now = now_us()
 local rate, burst, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local quota, qday = tonumber(ARGV[4]) or 0, tonumber(ARGV[5]) or 0
-local v = redis.call('HMGET', KEYS[1], 'tk', 'ts', 'sf', 'sa', 'sr', 'pu', 'qd', 'qu')
-local pu = tonumber(v[6])
+local v = redis.call('HMGET', KEYS[1], 'tk', 'ts', 'sf', 'sa', 'sr', 'pu', 'qd', 'qu', 'po')
+local pu, po = tonumber(v[6]), tonumber(v[9])
+if po then
+  if now < po and not (pu and pu > po) then
+    return {0, 0, 0, '0', po - now, po, now, 2}
+  end
+  if now >= po then redis.call('HDEL', KEYS[1], 'po') end
+end
 if pu then
   if now < pu then
-    return {0, 0, 0, '0', pu - now, pu, now}
+    return {0, 0, 0, '0', pu - now, pu, now, 1}
   end
   redis.call('HDEL', KEYS[1], 'pu')
 end
@@ -94,7 +103,7 @@ if quota > 0 then
   if used >= quota then
     redis.call('HSET', KEYS[1], 'qd', int(qday), 'qu', int(used))
     keep_until(KEYS[1], math.floor(now / 1000), math.ceil(qday / 1000))
-    return {0, 0, 0, '0', math.max(1, qday - now), qday, now}
+    return {0, 0, 0, '0', math.max(1, qday - now), qday, now, 1}
   end
   want = math.min(want, quota - used)
 end
@@ -128,7 +137,7 @@ if quota > 0 then
   full = math.max(full, qday)
 end
 redis.call('PEXPIREAT', KEYS[1], int(math.ceil(full / 1000) + 1000))
-return {got, next_us, all_us, num(eff), 0, 0, now}
+return {got, next_us, all_us, num(eff), 0, 0, now, 0}
 `)
 
 // RateGrant is the answer of TakeRateTokens. Durations are measured by the
@@ -150,6 +159,9 @@ type RateGrant struct {
 	PausedFor time.Duration
 	// PausedUntil is when the pause ends, by the Redis clock.
 	PausedUntil time.Time
+	// PausedForOutage is true when the pause is an outage pause
+	// (PauseRateOutage) rather than a quota pause.
+	PausedForOutage bool
 	// At is the Redis server's time of the grant.
 	At time.Time
 }
@@ -179,7 +191,7 @@ func (r *RDB) TakeRateTokensDaily(ctx context.Context, key string, rate float64,
 	if err != nil {
 		return RateGrant{}, fmt.Errorf("take rate tokens: %w", err)
 	}
-	if len(res) != 7 {
+	if len(res) != 8 {
 		return RateGrant{}, fmt.Errorf("take rate tokens: unexpected reply of %d items", len(res))
 	}
 	eff, err := rateFloat(res[3])
@@ -196,6 +208,7 @@ func (r *RDB) TakeRateTokensDaily(ctx context.Context, key string, rate float64,
 	}
 	if g.PausedFor > 0 {
 		g.PausedUntil = time.UnixMicro(rateInt(res[5]))
+		g.PausedForOutage = rateInt(res[7]) == 2
 	}
 	return g, nil
 }
@@ -277,18 +290,19 @@ func (r *RDB) SlowRate(ctx context.Context, key string, s RateSlowdown) (RateSlo
 
 // pauseRate pauses a bucket; a pause is only ever extended here.
 //
-// KEYS[1] bucket. ARGV[1] until (µs since the epoch).
+// KEYS[1] bucket. ARGV[1] until (µs since the epoch), ARGV[2] the field of
+// the pause: pu (quota) or po (outage).
 // Returns {paused_left_us, paused_until_us}; paused_left_us is 0 when the
 // pause (until, or a longer one already stored) has already ended.
 var pauseRate = redis.NewScript(rateLua + `
 local now = now_us()
 local u = tonumber(ARGV[1])
-local pu = tonumber(redis.call('HGET', KEYS[1], 'pu'))
+local pu = tonumber(redis.call('HGET', KEYS[1], ARGV[2]))
 if pu and pu > u then u = pu end
 if u <= now then
   return {0, u}
 end
-redis.call('HSET', KEYS[1], 'pu', int(u))
+redis.call('HSET', KEYS[1], ARGV[2], int(u))
 keep_until(KEYS[1], math.floor(now / 1000), math.ceil(u / 1000) + 1000)
 return {u - now, u}
 `)
@@ -307,7 +321,20 @@ type RatePause struct {
 // is kept: pauses are only extended, so that processes reporting the same
 // quota with slightly different clocks cannot shorten one.
 func (r *RDB) PauseRate(ctx context.Context, key string, until time.Time) (RatePause, error) {
-	res, err := pauseRate.Run(ctx, r.c, []string{r.keys.RateBucket(key)}, until.UnixMicro()).Int64Slice()
+	return r.pauseRate(ctx, key, until, "pu")
+}
+
+// PauseRateOutage is PauseRate for an outage pause (a circuit breaker
+// open on WeChat being unreachable). It is kept apart from the quota
+// pause: each is only extended and resumed on its own
+// (ResumeRate, ResumeRateOutage), and the bucket grants nothing while
+// either lasts.
+func (r *RDB) PauseRateOutage(ctx context.Context, key string, until time.Time) (RatePause, error) {
+	return r.pauseRate(ctx, key, until, "po")
+}
+
+func (r *RDB) pauseRate(ctx context.Context, key string, until time.Time, field string) (RatePause, error) {
+	res, err := pauseRate.Run(ctx, r.c, []string{r.keys.RateBucket(key)}, until.UnixMicro(), field).Int64Slice()
 	if err != nil {
 		return RatePause{}, fmt.Errorf("pause rate: %w", err)
 	}
@@ -317,8 +344,8 @@ func (r *RDB) PauseRate(ctx context.Context, key string, until time.Time) (RateP
 	return RatePause{For: time.Duration(res[0]) * time.Microsecond, Until: time.UnixMicro(res[1])}, nil
 }
 
-// ResumeRate ends key's pause, if any, and reports whether a pause was
-// stored.
+// ResumeRate ends key's quota pause, if any, and reports whether one was
+// stored. An outage pause stays.
 func (r *RDB) ResumeRate(ctx context.Context, key string) (bool, error) {
 	n, err := r.c.HDel(ctx, r.keys.RateBucket(key), "pu").Result()
 	if err != nil {
@@ -327,15 +354,25 @@ func (r *RDB) ResumeRate(ctx context.Context, key string) (bool, error) {
 	return n == 1, nil
 }
 
+// ResumeRateOutage ends key's outage pause, if any, and reports whether
+// one was stored. A quota pause stays.
+func (r *RDB) ResumeRateOutage(ctx context.Context, key string) (bool, error) {
+	n, err := r.c.HDel(ctx, r.keys.RateBucket(key), "po").Result()
+	if err != nil {
+		return false, fmt.Errorf("resume rate outage: %w", err)
+	}
+	return n == 1, nil
+}
+
 // rateInfo reads a bucket as of now without changing it.
 //
 // KEYS[1] bucket.
 // Returns {rate, burst, tokens, factor, recovered_at_us, paused_until_us,
-// now_us}; rate and burst are empty strings when no take is recorded, the
-// two times 0 when not slowed or not paused.
+// now_us, outage_until_us}; rate and burst are empty strings when no take
+// is recorded, the times 0 when not slowed or not paused.
 var rateInfo = redis.NewScript(rateLua + `
 local now = now_us()
-local v = redis.call('HMGET', KEYS[1], 'tk', 'ts', 'r', 'b', 'sf', 'sa', 'sr', 'pu')
+local v = redis.call('HMGET', KEYS[1], 'tk', 'ts', 'r', 'b', 'sf', 'sa', 'sr', 'pu', 'po')
 local f0, sa, sr = slowdown(v[5], v[6], v[7])
 local tk, ts, r, b = tonumber(v[1]), tonumber(v[2]), tonumber(v[3]), tonumber(v[4])
 if not (r and b) then
@@ -351,7 +388,9 @@ local rec = 0
 if f < 1 then rec = sa + sr end
 local pu = tonumber(v[8])
 if not pu or pu <= now then pu = 0 end
-return {v[3] or '', v[4] or '', num(tk), num(f), rec, pu, now}
+local po = tonumber(v[9])
+if not po or po <= now then po = 0 end
+return {v[3] or '', v[4] or '', num(tk), num(f), rec, pu, now, po}
 `)
 
 // RateInfo describes a bucket at one moment of the Redis clock.
@@ -369,8 +408,11 @@ type RateInfo struct {
 	Factor float64
 	// RecoveredAt is when Factor is back at 1; zero when it is 1.
 	RecoveredAt time.Time
-	// PausedUntil is when the pause ends; zero when not paused.
+	// PausedUntil is when the quota pause ends; zero when not paused.
 	PausedUntil time.Time
+	// OutageUntil is when the outage pause ends (PauseRateOutage); zero
+	// when there is none.
+	OutageUntil time.Time
 	// At is the Redis server's time of the reading.
 	At time.Time
 }
@@ -381,7 +423,7 @@ func (r *RDB) RateInfo(ctx context.Context, key string) (RateInfo, error) {
 	if err != nil {
 		return RateInfo{}, fmt.Errorf("rate info: %w", err)
 	}
-	if len(res) != 7 {
+	if len(res) != 8 {
 		return RateInfo{}, fmt.Errorf("rate info: unexpected reply of %d items", len(res))
 	}
 	var info RateInfo
@@ -408,6 +450,9 @@ func (r *RDB) RateInfo(ctx context.Context, key string) (RateInfo, error) {
 		info.PausedUntil = time.UnixMicro(t)
 	}
 	info.At = time.UnixMicro(rateInt(res[6]))
+	if t := rateInt(res[7]); t > 0 {
+		info.OutageUntil = time.UnixMicro(t)
+	}
 	return info, nil
 }
 

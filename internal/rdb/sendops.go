@@ -25,6 +25,7 @@ type sendOp struct {
 	doneState string       // opRecord
 
 	began    Begin    // opBegin's result
+	admitted Admit    // opBegin's admission verdict
 	recorded Recorded // opRecord's result, for this recipient alone
 
 	err  error
@@ -101,7 +102,35 @@ func (r *RDB) flushSendOps(ctx context.Context, batch []*sendOp) {
 		}
 		g.ops = append(g.ops, op)
 	}
+	// Admissions first, one script per account and rules: a send's
+	// admission runs before its attempt begins.
+	type admitOps struct {
+		ops []*sendOp
+		res *redis.Cmd
+	}
+	var admits []*admitOps
+	admitBy := make(map[string]*admitOps)
+	for _, op := range batch {
+		if op.kind != opBegin || op.begin.Admit == nil {
+			continue
+		}
+		k := op.begin.Admit.key()
+		g := admitBy[k]
+		if g == nil {
+			g = &admitOps{}
+			admitBy[k] = g
+			admits = append(admits, g)
+		}
+		g.ops = append(g.ops, op)
+	}
 	err := r.withScripts(ctx, func(pipe redis.Pipeliner) {
+		for _, g := range admits {
+			openids, members := make([]string, len(g.ops)), make([]string, len(g.ops))
+			for i, o := range g.ops {
+				openids[i], members[i] = o.openid, o.begin.Admit.Member
+			}
+			g.res = r.queueAdmit(ctx, pipe, g.ops[0].begin.Admit, openids, members)
+		}
 		for _, g := range groups {
 			op := g.op
 			switch op.kind {
@@ -127,16 +156,34 @@ func (r *RDB) flushSendOps(ctx context.Context, batch []*sendOp) {
 		}
 	}, beginAttempts, endAttempts, recordOutcomes)
 
+	for _, g := range admits {
+		openids := make([]string, len(g.ops))
+		for i, o := range g.ops {
+			openids[i] = o.openid
+		}
+		verdicts, aerr := admitReply(g.res, openids)
+		for i, op := range g.ops {
+			if aerr != nil || err != nil {
+				op.err = fmt.Errorf("admit: %w", cmp.Or(aerr, err))
+				continue
+			}
+			op.admitted = verdicts[i]
+		}
+	}
 	for _, g := range groups {
 		switch g.op.kind {
 		case opBegin:
 			began, rerr := beginReply(g.res, g.op.run, len(g.ops))
 			for i, op := range g.ops {
+				if op.err != nil {
+					continue // its admission failed
+				}
 				if rerr != nil || err != nil {
 					op.err = fmt.Errorf("begin attempt: %w", cmp.Or(rerr, err))
 					continue
 				}
 				op.began = began[i]
+				op.began.Admit = op.admitted
 			}
 		case opEnd:
 			for _, op := range g.ops {

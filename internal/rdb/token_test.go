@@ -10,7 +10,7 @@ import (
 	"github.com/wxmass/wxmass/internal/redistest"
 )
 
-func setup(t *testing.T) *rdb.RDB {
+func setup(t testing.TB) *rdb.RDB {
 	t.Helper()
 	c := redistest.Client(t, redistest.DBDefault)
 	return rdb.New(c, redistest.Prefix(t, c))

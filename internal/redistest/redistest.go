@@ -50,6 +50,11 @@ const (
 // defence, which pauses asynq's bulk queue.
 const DBCmdBrowser = 14
 
+// DBCmdMass is the DB of cmd's tests of mass campaigns through `wxmass
+// all`: TestMassThroughTheAPI (sequential) and TestMassOpsCLI (parallel),
+// which never run at the same time.
+const DBCmdMass = 15
+
 // URL returns the Redis URL tests use.
 func URL() string {
 	if u := os.Getenv("TEST_REDIS_URL"); u != "" {

@@ -25,7 +25,8 @@ import (
 // the token APIs' answers.
 type Fake struct {
 	*wechattest.Server
-	url string
+	url  string
+	link *wechattest.Link // StartCuttableFake's; nil otherwise
 
 	mu     sync.Mutex
 	calls  map[callKey][]int64 // arrival times, unix nanoseconds, in order
@@ -62,6 +63,38 @@ func StartFake(tb testing.TB, cfg wechattest.Config) *Fake {
 	})
 	return f
 }
+
+// StartCuttableFake is StartFake on a wechattest.Link, which Cut and
+// Restore close and reopen (connection refused meanwhile: a network cut).
+func StartCuttableFake(tb testing.TB, cfg wechattest.Config) *Fake {
+	tb.Helper()
+	s, err := wechattest.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f := &Fake{Server: s, calls: map[callKey][]int64{}, tokens: map[string]string{}}
+	l, err := wechattest.NewLink(http.HandlerFunc(f.serve))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f.url, f.link = l.URL(), l
+	tb.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), wechattest.ShutdownTimeoutDefault)
+		defer scancel()
+		if err := s.Stop(sctx); err != nil {
+			tb.Error(err)
+		}
+		l.Close()
+	})
+	return f
+}
+
+// Cut closes the listener and every connection of a StartCuttableFake:
+// calls are refused until Restore.
+func (f *Fake) Cut() { f.link.Cut() }
+
+// Restore listens again on the same address after Cut.
+func (f *Fake) Restore(ctx context.Context) error { return f.link.Restore(ctx) }
 
 // URL is the base URL the workers call.
 func (f *Fake) URL() string { return f.url }

@@ -91,6 +91,8 @@ func (f *Fleet) LaunchFor(t testing.TB, acct RunAccount, kind campaigns.Kind, op
 		c.Custom = &campaigns.CustomSpec{MsgType: wechat.MsgTypeText, Text: &wechat.Text{Content: "您好"}}
 	case campaigns.KindSubscribe:
 		c.Subscribe = &campaigns.SubscribeSpec{TemplateID: wechattest.SubscribeTemplateIDDefault, Data: map[string]string{"thing1": "您的订单已发货"}}
+	case campaigns.KindMass:
+		c.Mass = &campaigns.MassSpec{MsgType: wechat.MassTypeText, Text: &wechat.Text{Content: "本月精选"}}
 	default:
 		t.Fatalf("Launch: kind %q is not supported by the harness", kind)
 	}

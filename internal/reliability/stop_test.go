@@ -31,7 +31,8 @@ import (
 // The run is reported stopped only when every recipient has an outcome,
 // within seconds; no recipient WeChat delivered is reported skipped,
 // cancelled or failed (those whose answer was lost are unknown); every
-// send that met the fatal errcode is failed with it. Then, for the fatal
+// send that met the fatal errcode is failed with it (unknown if an earlier
+// attempt of it lost its answer: that one may have delivered). Then, for the fatal
 // stops, the cause is fixed and the failed and skipped recipients are
 // retried as the README advises, and the unknown ones by name: across the
 // runs every recipient is delivered exactly once, and nobody twice.
@@ -100,11 +101,20 @@ func stopMidRun(t *testing.T, stop string) {
 			outs[o] = out
 			return nil
 		}))
-		met := 0
+		met, lostFirst := 0, 0
 		for _, c := range fake.Server.Calls() {
 			if c.API == wechat.APITemplateSend && c.Errcode == 40037 && c.Answer == wechattest.AnswerAnswered {
 				met++
 				o := outs[c.OpenID]
+				if o.Status == campaigns.OutcomeUnknown {
+					// A retry after an earlier attempt lost its answer (a
+					// slow answer, a dropped connection): that attempt may
+					// have delivered it, so the ledger says unknown, and the
+					// per-recipient truth above checks it.
+					assert.Contains(t, o.Detail, "an earlier attempt lost its answer, then failed 40037", c.OpenID)
+					lostFirst++
+					continue
+				}
 				assert.Equal(t, campaigns.OutcomeFailed, o.Status, "%s met 40037: %+v", c.OpenID, o)
 				assert.Equal(t, 40037, o.Code, c.OpenID)
 			}
@@ -113,7 +123,7 @@ func stopMidRun(t *testing.T, stop string) {
 		// chance (1 to 12 seen): the stop needs one, and every one is
 		// failed with it.
 		assert.GreaterOrEqual(t, met, 1, "a send met the fatal errcode")
-		s.Note("%d concurrent sends met 40037, each failed with it", met)
+		s.Note("%d concurrent sends met 40037, each failed with it (unknown for %d whose earlier attempt lost its answer)", met, lostFirst)
 	}
 
 	if stop != "cancel" {

@@ -31,6 +31,9 @@ const (
 	TypeSendTemplate  = "wechat:template:send"
 	TypeSendCustom    = "wechat:custom:send"
 	TypeSendSubscribe = "wechat:subscribe:send"
+	// TypeSendMass sends one batch of a mass run (payload: Send, its
+	// OpenID the batch's key) and awaits the job's result.
+	TypeSendMass = "wechat:mass:send"
 )
 
 // Queues. Transactional sends have their own queue with the highest weight,
@@ -78,7 +81,7 @@ func ExpandID(campaign string, run, chunk int) string {
 
 // IsSend reports whether typ is the type of a send task.
 func IsSend(typ string) bool {
-	return typ == TypeSendTemplate || typ == TypeSendCustom || typ == TypeSendSubscribe
+	return typ == TypeSendTemplate || typ == TypeSendCustom || typ == TypeSendSubscribe || typ == TypeSendMass
 }
 
 // RescueID is the id of the task that replaces the send task id, whose

@@ -87,6 +87,11 @@ type Options struct {
 	// Killed reports whether the process named proc (the Proc of an
 	// attempt record) was killed during the test; nil: none was.
 	Killed func(proc string) bool
+	// Keep, when set, picks the deliveries and calls of the campaign among
+	// those of other campaigns sending to the same users through the same
+	// API, by their client_msg_id (template sends): the others are left
+	// out.
+	Keep func(clientMsgID string) bool
 }
 
 // Report is what Check found.
@@ -138,7 +143,7 @@ func Check(rec Record, opt Options, runs ...Run) Report {
 	rep := Report{Outcomes: map[string]int{}}
 	delivered := map[string][]wechattest.Delivery{}
 	for _, d := range rec.Deliveries() {
-		if d.API == opt.API && d.AppID == opt.AppID {
+		if d.API == opt.API && d.AppID == opt.AppID && (opt.Keep == nil || opt.Keep(d.ClientMsgID)) {
 			delivered[d.OpenID] = append(delivered[d.OpenID], d)
 		}
 	}
@@ -146,7 +151,7 @@ func Check(rec Record, opt Options, runs ...Run) Report {
 	for _, c := range rec.Calls() {
 		// A call the fake refused before it knew the account (a 5xx, a
 		// revoked token) has no AppID.
-		if c.API != opt.API || (c.AppID != opt.AppID && c.AppID != "") {
+		if c.API != opt.API || (c.AppID != opt.AppID && c.AppID != "") || (opt.Keep != nil && !opt.Keep(c.ClientMsgID)) {
 			continue
 		}
 		if c.Answer != wechattest.AnswerAnswered || c.Result == wechattest.ResultHTTP5xx {
@@ -237,7 +242,7 @@ func Check(rec Record, opt Options, runs ...Run) Report {
 		}
 		var calls []string
 		for _, c := range rec.Calls() {
-			if c.OpenID == openid && c.API == opt.API {
+			if c.OpenID == openid && c.API == opt.API && (opt.Keep == nil || opt.Keep(c.ClientMsgID)) {
 				calls = append(calls, fmt.Sprintf("%s/%s/%d in %v", c.Result, c.Answer, c.Errcode, c.Ended.Sub(c.Arrived)))
 			}
 		}

@@ -18,6 +18,9 @@ const (
 	// EventTemplateSendJobFinish is the delivery receipt of a template
 	// message (wechat-api.md §2.6).
 	EventTemplateSendJobFinish = "TEMPLATESENDJOBFINISH"
+	// EventMassSendJobFinish is the outcome of a mass send job
+	// (wechat-api.md §5.6).
+	EventMassSendJobFinish = "MASSSENDJOBFINISH"
 )
 
 // ReasonMax is the longest Event.Reason, in bytes; longer reasons are cut.
@@ -52,6 +55,9 @@ const (
 	ReasonUserBlock = "user block"
 	// ReasonSystemFailed: any other failure ("failed: system failed").
 	ReasonSystemFailed = "system failed"
+	// ReasonFreqLimit: WeChat limits how often the user gets messages
+	// ("failed:freq limit", observed, not documented).
+	ReasonFreqLimit = "freq limit"
 	// ReasonUnknown is the reason of a bare "failed".
 	ReasonUnknown = "unknown"
 )
@@ -80,6 +86,8 @@ type Event struct {
 	// ReasonSystemFailed, or the lower-cased text after the colon of an
 	// undocumented failure (such as "freq limit"), at most ReasonMax bytes.
 	Reason string
+	// Mass is the outcome of a MASSSENDJOBFINISH event; zero otherwise.
+	Mass MassOutcome
 }
 
 // IsReceipt reports whether e is the delivery receipt of a template message.
@@ -169,6 +177,11 @@ type push struct {
 	MsgIDLc string `xml:"MsgId"`
 	Status  string `xml:"Status"`
 	Encrypt string `xml:"Encrypt"`
+	// MASSSENDJOBFINISH counts (wechat-api.md §5.6).
+	TotalCount  string `xml:"TotalCount"`
+	FilterCount string `xml:"FilterCount"`
+	SentCount   string `xml:"SentCount"`
+	ErrorCount  string `xml:"ErrorCount"`
 }
 
 // decodePush decodes one <xml> document. Nothing but whitespace, comments
@@ -231,7 +244,8 @@ func (p push) event() (Event, error) {
 	if strings.TrimSpace(msgID) == "" && strings.TrimSpace(p.MsgIDLc) != "" {
 		msgID, name = p.MsgIDLc, "MsgId"
 	}
-	if e.MsgID, err = parseInt(name, msgID, e.IsReceipt()); err != nil {
+	isMass := e.MsgType == MsgTypeEvent && e.Event == EventMassSendJobFinish
+	if e.MsgID, err = parseInt(name, msgID, e.IsReceipt() || isMass); err != nil {
 		return Event{}, err
 	}
 	if e.IsReceipt() {
@@ -239,6 +253,11 @@ func (p push) event() (Event, error) {
 			return Event{}, fmt.Errorf("%w: %s without <Status>", ErrMalformed, EventTemplateSendJobFinish)
 		}
 		e.Delivery, e.Reason = NormalizeStatus(e.Status)
+	}
+	if isMass {
+		if e.Mass, err = p.massOutcome(); err != nil {
+			return Event{}, err
+		}
 	}
 	return e, nil
 }

@@ -18,6 +18,7 @@ const (
 	apiUserGet
 	apiTagGet
 	apiQuotaGet
+	apiCallbackIP
 	apiCount
 )
 
@@ -32,6 +33,7 @@ const (
 	nameUserGet      = "user/get"
 	nameTagGet       = "user/tag/get"
 	nameQuotaGet     = "openapi/quota/get"
+	nameCallbackIP   = "getcallbackip"
 )
 
 // cgiPrefix is the path prefix of every WeChat API.
@@ -55,13 +57,15 @@ func (id apiID) name() string {
 		return nameTagGet
 	case apiQuotaGet:
 		return nameQuotaGet
+	case apiCallbackIP:
+		return nameCallbackIP
 	}
 	return ""
 }
 
 // method is the HTTP method the API requires.
 func (id apiID) method() string {
-	if id == apiToken || id == apiUserGet {
+	if id == apiToken || id == apiUserGet || id == apiCallbackIP {
 		return http.MethodGet
 	}
 	return http.MethodPost

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -95,10 +96,11 @@ type Callback struct {
 	// CallbackConcurrencyDefault.
 	Concurrency int `yaml:"concurrency"`
 	// Blocked lists openids whose receipts say StatusUserBlock.
+	// Server.SetReceiptStatus overrides it per openid at run time.
 	Blocked []string `yaml:"blocked"`
 	// StatusFunc, when set, gives the Status of each recipient's receipt
-	// instead of Blocked and StatusSuccess. It must be safe for concurrent
-	// use.
+	// instead of Blocked and StatusSuccess (Server.SetReceiptStatus still
+	// overrides it). It must be safe for concurrent use.
 	StatusFunc func(openid string) string `yaml:"-"`
 }
 
@@ -240,6 +242,10 @@ type PushError struct {
 }
 
 func (e *PushError) Error() string {
+	if e.StatusCode == http.StatusOK {
+		// An interaction push (PushInteraction) wants "success" or nothing.
+		return fmt.Sprintf("wechattest: push answered HTTP 200 with %q, not \"success\" or an empty body", strings.TrimSpace(e.Body))
+	}
 	return fmt.Sprintf("wechattest: receipt push answered HTTP %d: %s", e.StatusCode, strings.TrimSpace(e.Body))
 }
 
@@ -249,7 +255,8 @@ type pushJob struct {
 	openid string
 	msgid  int64
 	status string
-	due    time.Time // real time
+	due    time.Time   // real time
+	mass   *massFinish // a MASSSENDJOBFINISH instead of a receipt
 }
 
 // pusher pushes receipts in the background. Its workers exist only while
@@ -270,7 +277,14 @@ type pusher struct {
 
 	last atomic.Pointer[RawPush]
 
+	// statuses is the receipt Status by openid of SetReceiptStatus. The
+	// map is never changed once stored; SetReceiptStatus, under statusMu,
+	// stores a changed copy.
+	statuses atomic.Pointer[map[string]string]
+	statusMu sync.Mutex
+
 	queued, sent, failed, attempts, dropped atomic.Int64
+	interactionsPushed, interactionsFailed  atomic.Int64
 }
 
 func newPusher(set *callbackSettings, now func() time.Time) *pusher {
@@ -292,7 +306,46 @@ func newPusher(set *callbackSettings, now func() time.Time) *pusher {
 
 // enqueue queues the receipt of an accepted template send.
 func (p *pusher) enqueue(appID, openid string, msgid int64) {
-	job := pushJob{appID: appID, openid: openid, msgid: msgid, status: p.set.status(openid), due: time.Now().Add(p.set.delay)}
+	p.queueJob(pushJob{appID: appID, openid: openid, msgid: msgid, status: p.status(openid), due: time.Now().Add(p.set.delay)})
+}
+
+// status is the Status of openid's next receipt.
+func (p *pusher) status(openid string) string {
+	if m := p.statuses.Load(); m != nil {
+		if st, ok := (*m)[openid]; ok {
+			return st
+		}
+	}
+	return p.set.status(openid)
+}
+
+// setStatus sets (or, with "", removes) openid's receipt Status.
+func (p *pusher) setStatus(openid, status string) {
+	p.statusMu.Lock()
+	defer p.statusMu.Unlock()
+	var next map[string]string
+	if cur := p.statuses.Load(); cur != nil {
+		next = maps.Clone(*cur)
+	}
+	if next == nil {
+		next = make(map[string]string, 1)
+	}
+	if status == "" {
+		delete(next, openid)
+	} else {
+		next[openid] = status
+	}
+	p.statuses.Store(&next)
+}
+
+// enqueueMass queues the MASSSENDJOBFINISH of a finished mass job.
+func (p *pusher) enqueueMass(appID string, msgID int64, f *massFinish) {
+	p.queueJob(pushJob{appID: appID, openid: massSenderOpenID(appID), msgid: msgID, status: f.status, mass: f, due: time.Now().Add(p.set.delay)})
+}
+
+// queueJob queues job, starting a worker when fewer than the set's
+// concurrency run.
+func (p *pusher) queueJob(job pushJob) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped {
@@ -358,21 +411,35 @@ func (p *pusher) push(ctx context.Context, job pushJob, attempts int) error {
 // build signs (and encrypts) the push of job, and keeps it as the last one.
 func (p *pusher) build(job pushJob) (RawPush, error) {
 	now := p.now().Unix()
-	ts := strconv.FormatInt(now, 10)
-	nonce := strconv.FormatUint(rand.Uint64N(9_000_000_000)+1_000_000_000, 10)
 	gh := ghID(job.appID)
 	event := eventXML(gh, job.openid, now, job.msgid, job.status)
+	if job.mass != nil {
+		event = massEventXML(gh, job.openid, now, job.msgid, job.mass)
+	}
+	raw, err := p.sign(job.appID, job.openid, now, event)
+	if err != nil {
+		return RawPush{}, err
+	}
+	p.last.Store(&raw)
+	return raw, nil
+}
 
+// sign builds the signed (and, in safe and compatible modes, encrypted)
+// push of event from account appID about openid at Unix time now.
+func (p *pusher) sign(appID, openid string, now int64, event []byte) (RawPush, error) {
+	ts := strconv.FormatInt(now, 10)
+	nonce := strconv.FormatUint(rand.Uint64N(9_000_000_000)+1_000_000_000, 10)
+	gh := ghID(appID)
 	q := p.set.url.Query()
 	q.Set("signature", callback.Signature(p.set.token, ts, nonce))
 	q.Set("timestamp", ts)
 	q.Set("nonce", nonce)
-	q.Set("openid", job.openid)
+	q.Set("openid", openid)
 	body := event
 	if p.set.mode != CallbackPlain {
-		cr := p.set.crypters[job.appID]
+		cr := p.set.crypters[appID]
 		if cr == nil {
-			return RawPush{}, fmt.Errorf("wechattest: no callback crypter for appid %s", job.appID)
+			return RawPush{}, fmt.Errorf("wechattest: no callback crypter for appid %s", appID)
 		}
 		enc, err := cr.Encrypt(event)
 		if err != nil {
@@ -388,13 +455,31 @@ func (p *pusher) build(job pushJob) (RawPush, error) {
 	}
 	u := *p.set.url
 	u.RawQuery = q.Encode()
-	raw := RawPush{URL: u.String(), ContentType: "text/xml", Body: body}
-	p.last.Store(&raw)
-	return raw, nil
+	return RawPush{URL: u.String(), ContentType: "text/xml", Body: body}, nil
+}
+
+// pushInteraction pushes the interaction event from account appID about
+// openid, once, and wants "success" or an empty body back.
+func (p *pusher) pushInteraction(ctx context.Context, appID, openid string, event []byte) error {
+	raw, err := p.sign(appID, openid, p.now().Unix(), event)
+	if err == nil {
+		err = p.sendWant(ctx, raw, true)
+	}
+	if err != nil {
+		p.interactionsFailed.Add(1)
+		return err
+	}
+	p.interactionsPushed.Add(1)
+	return nil
 }
 
 // send makes one attempt at a push.
-func (p *pusher) send(ctx context.Context, raw RawPush) error {
+func (p *pusher) send(ctx context.Context, raw RawPush) error { return p.sendWant(ctx, raw, false) }
+
+// sendWant makes one attempt at a push. With wantSuccess, an HTTP 200
+// answer must also be "success" or empty (surrounding whitespace aside),
+// as WeChat wants for a user's message or event.
+func (p *pusher) sendWant(ctx context.Context, raw RawPush, wantSuccess bool) error {
 	ctx, cancel := context.WithTimeout(ctx, p.set.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, raw.URL, bytes.NewReader(raw.Body))
@@ -417,6 +502,11 @@ func (p *pusher) send(ctx context.Context, raw RawPush) error {
 	}
 	if resp.StatusCode != http.StatusOK {
 		return &PushError{StatusCode: resp.StatusCode, Body: string(answer[:min(len(answer), 200)])}
+	}
+	if wantSuccess {
+		if a := bytes.TrimSpace(answer); len(a) != 0 && string(a) != "success" {
+			return &PushError{StatusCode: resp.StatusCode, Body: string(answer[:min(len(answer), 200)])}
+		}
 	}
 	return nil
 }
@@ -484,6 +574,40 @@ func eventXML(gh, openid string, createTime, msgid int64, status string) []byte 
 	return b.Bytes()
 }
 
+// massSenderOpenID is the FromUserName of an account's MASSSENDJOBFINISH
+// events: WeChat's sample shows an openid there (§5.6); the fake derives a
+// fixed one from the appid.
+func massSenderOpenID(appID string) string {
+	sum := sha256.Sum256([]byte("mass:" + appID))
+	return "o" + hex.EncodeToString(sum[:])[:openIDLen-1]
+}
+
+// massEventXML is a MASSSENDJOBFINISH push (wechat-api.md §5.6), without
+// the originality-check elements, whose details are unconfirmed.
+func massEventXML(gh, openid string, createTime, msgid int64, f *massFinish) []byte {
+	var b bytes.Buffer
+	b.WriteString("<xml><ToUserName>")
+	writeCDATA(&b, gh)
+	b.WriteString("</ToUserName><FromUserName>")
+	writeCDATA(&b, openid)
+	b.WriteString("</FromUserName><CreateTime>")
+	b.WriteString(strconv.FormatInt(createTime, 10))
+	b.WriteString("</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[MASSSENDJOBFINISH]]></Event><MsgID>")
+	b.WriteString(strconv.FormatInt(msgid, 10))
+	b.WriteString("</MsgID><Status>")
+	writeCDATA(&b, f.status)
+	b.WriteString("</Status><TotalCount>")
+	b.WriteString(strconv.Itoa(f.total))
+	b.WriteString("</TotalCount><FilterCount>")
+	b.WriteString(strconv.Itoa(f.filter))
+	b.WriteString("</FilterCount><SentCount>")
+	b.WriteString(strconv.Itoa(f.sent))
+	b.WriteString("</SentCount><ErrorCount>")
+	b.WriteString(strconv.Itoa(f.errors))
+	b.WriteString("</ErrorCount></xml>")
+	return b.Bytes()
+}
+
 // envelopeXML is the body of an encrypted push: the account, the plaintext
 // fields in compatible mode (event without its <xml> root), and <Encrypt>.
 func envelopeXML(gh string, event []byte, enc string) []byte {
@@ -526,8 +650,27 @@ func (s *Server) PushReceipt(ctx context.Context, msgid int64, openid, status st
 	return s.pusher.push(ctx, job, 1)
 }
 
-// LastReceipt returns the last push the fake built (by a template send or
-// PushReceipt), and false when there was none.
+// SetReceiptStatus sets the Status of the TEMPLATESENDJOBFINISH receipts of
+// openid's template messages accepted from now on, such as
+// StatusUserBlock, "failed:freq limit", "failed: system failed" or
+// StatusSuccess, over Callback.Blocked and Callback.StatusFunc; status ""
+// restores what they say. Receipts already queued keep their Status. It
+// returns ErrNoCallback without a Callback.URL and an error when openid is
+// not an openid. It is safe for concurrent use with sends.
+func (s *Server) SetReceiptStatus(openid, status string) error {
+	if s.pusher == nil {
+		return ErrNoCallback
+	}
+	if !validOpenID(openid) {
+		return fmt.Errorf("wechattest: receipt openid %q: not an openid (o and 27 of [A-Za-z0-9_-])", openid)
+	}
+	s.pusher.setStatus(openid, status)
+	return nil
+}
+
+// LastReceipt returns the last receipt push the fake built (by a template
+// send, a mass job or PushReceipt; not PushInteraction's), and false when
+// there was none.
 func (s *Server) LastReceipt() (RawPush, bool) {
 	if s.pusher == nil {
 		return RawPush{}, false

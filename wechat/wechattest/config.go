@@ -97,14 +97,24 @@ type Config struct {
 	// Tags maps a tag id to its members' openids, for user/tag/get. Other tag
 	// ids answer 45159.
 	Tags map[int64][]string
-	// RequireFollower makes sends to openids that are not followers fail:
-	// 43004 on template/send and subscribe/bizsend, 45015 on custom/send
-	// (which reports unfollowed users that way).
+	// RequireFollower makes sends to openids that are not followers of the
+	// sending account fail: 43004 on template/send and subscribe/bizsend,
+	// 45015 on custom/send (which reports unfollowed users that way). Each
+	// account's followers start as Followers and FollowerIDs; follows and
+	// unfollows (Server.Interact) change them.
 	RequireFollower bool
 	// Terminal maps an openid to the errcode every send API answers for it,
-	// such as 43004, 43101, 40003, 45015, 45047 or 48002. It is checked after
-	// the body is found valid.
+	// such as 43004, 43101, 40003, 43117, 45015, 45047 or 48002. It is
+	// checked after the body is found valid. Server.SetTerminal changes it at
+	// run time.
 	Terminal map[string]int
+	// CSWindow makes custom/send enforce WeChat's customer-service window
+	// (wechat-api.md §3.1): a send to a user succeeds only within a window
+	// opened by that user's interaction with the account (Server.Interact,
+	// Server.PushInteraction), else 45015; once the window's messages are
+	// used up, 45047. Default: off, so that custom/send accepts any
+	// recipient (Terminal and RequireFollower still apply).
+	CSWindow bool
 
 	// Limits maps an API name (such as "message/template/send" or
 	// "stable_token") to its limits, counted per (account, API). Calls over
@@ -123,7 +133,8 @@ type Config struct {
 	Seed int64
 
 	// TimeScale divides TokenTTL, TokenOverlap, DedupeWindow,
-	// ForceRefreshSpacing and Callback.Delay, so that a demo sees tokens
+	// ForceRefreshSpacing, CSMessageWindow, CSEventWindow and
+	// Callback.Delay, so that a demo sees tokens
 	// rotate in minutes. It does not change the one-second window of
 	// Limit.PerSecond, the daily reset, Faults.SlowDelay, Faults.Latency or
 	// Callback.Timeout. Default: 1.
@@ -137,8 +148,14 @@ type Config struct {
 	QuotaLocation *time.Location
 
 	// Callback configures the TEMPLATESENDJOBFINISH receipts the fake
-	// pushes to a callback URL. The zero Callback pushes none.
+	// pushes to a callback URL, and the MASSSENDJOBFINISH events of mass
+	// jobs. The zero Callback pushes none.
 	Callback Callback
+
+	// Mass configures the mass-send (群发) and media APIs. The zero
+	// MassConfig makes every account a service account without mass-send
+	// protection or review failures.
+	Mass MassConfig
 }
 
 // Account is one Official Account of the fake.
@@ -176,6 +193,9 @@ type settings struct {
 	tags             map[int64][]string
 	requireFollower  bool
 	terminal         map[string]int
+	csWindow         bool
+	csMessageTTL     time.Duration // CSMessageWindow, scaled
+	csEventTTL       time.Duration // CSEventWindow, scaled
 	limits           map[apiID]Limit
 	pageSize         int
 	faults           Faults
@@ -187,6 +207,7 @@ type settings struct {
 	now              func() time.Time
 	loc              *time.Location
 	callback         *callbackSettings // nil: no receipts
+	mass             massSettings
 }
 
 // quotaLocationDefault is UTC+8, named like the zone it stands for.
@@ -267,6 +288,7 @@ func fieldPath(elems ...pathElem) []pathElem { return elems }
 func (cfg Config) validate() (*settings, error) {
 	st := &settings{
 		requireFollower: cfg.RequireFollower,
+		csWindow:        cfg.CSWindow,
 		seed:            cfg.Seed,
 		now:             cfg.NowFunc,
 		loc:             cfg.QuotaLocation,
@@ -407,7 +429,12 @@ func (cfg Config) validate() (*settings, error) {
 	st.tokenOverlap = scaled(TokenOverlap)
 	st.dedupeWindow = scaled(DedupeWindow)
 	st.forceSpacing = scaled(ForceRefreshSpacing)
+	st.csMessageTTL = scaled(CSMessageWindow)
+	st.csEventTTL = scaled(CSEventWindow)
 	if st.callback, err = cfg.Callback.settings(st.accounts, scaled); err != nil {
+		return nil, err
+	}
+	if st.mass, err = cfg.Mass.settings(seenApp, scaled); err != nil {
 		return nil, err
 	}
 	return st, nil

@@ -26,6 +26,7 @@ type fileConfig struct {
 	Tags                 map[int64][]string  `yaml:"tags"`
 	RequireFollower      bool                `yaml:"require_follower"`
 	Terminal             map[string]int      `yaml:"terminal"`
+	CSWindow             bool                `yaml:"cs_window"`
 	Limits               map[string]Limit    `yaml:"limits"`
 	PageSize             int                 `yaml:"page_size"`
 	Faults               Faults              `yaml:"faults"`
@@ -33,6 +34,7 @@ type fileConfig struct {
 	TimeScale            float64             `yaml:"time_scale"`
 	QuotaLocation        string              `yaml:"quota_location"`
 	Callback             Callback            `yaml:"callback"`
+	Mass                 MassConfig          `yaml:"mass"`
 }
 
 // LoadConfig reads a Config from YAML, such as:
@@ -43,6 +45,7 @@ type fileConfig struct {
 //	template_ids: [TPL_ORDER_SHIPPED]
 //	followers: 100000
 //	terminal: {oAAAAAAAAAAAAAAAAAAAAAAAAAAA: 43004}
+//	cs_window: true
 //	limits:
 //	  message/template/send: {per_second: 500, daily: 100000}
 //	faults: {system_error: 0.01, slow: 0.001, slow_delay: 3s, latency: 20ms}
@@ -95,12 +98,14 @@ func LoadConfig(r io.Reader) (Config, error) {
 		Tags:                 fc.Tags,
 		RequireFollower:      fc.RequireFollower,
 		Terminal:             fc.Terminal,
+		CSWindow:             fc.CSWindow,
 		Limits:               fc.Limits,
 		PageSize:             fc.PageSize,
 		Faults:               fc.Faults,
 		Seed:                 fc.Seed,
 		TimeScale:            fc.TimeScale,
 		Callback:             fc.Callback,
+		Mass:                 fc.Mass,
 	}
 	switch fc.QuotaLocation {
 	case "":

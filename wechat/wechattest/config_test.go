@@ -85,6 +85,7 @@ tags:
 require_follower: true
 terminal:
   oBBBBBBBBBBBBBBBBBBBBBBBBBBB: 43004
+cs_window: true
 limits:
   message/template/send: {per_second: 500, daily: 100000}
   stable_token: {daily: 500000}
@@ -114,6 +115,7 @@ func TestLoadConfig(t *testing.T) {
 		Tags:                 map[int64][]string{134: {"oAAAAAAAAAAAAAAAAAAAAAAAAAAA"}},
 		RequireFollower:      true,
 		Terminal:             map[string]int{"oBBBBBBBBBBBBBBBBBBBBBBBBBBB": 43004},
+		CSWindow:             true,
 		Limits:               map[string]Limit{nameTemplateSend: {PerSecond: 500, Daily: 100000}, nameStableToken: {Daily: 500000}},
 		PageSize:             5000,
 		Faults:               Faults{SystemError: 0.01, HTTP5xx: 0.02, DropAfterRecord: 0.001, Slow: 0.01, SlowDelay: 3 * time.Second, InvalidateTokens: 0.0001, Latency: 20 * time.Millisecond},

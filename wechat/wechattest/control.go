@@ -28,12 +28,56 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 			writeControlJSON(w, http.StatusOK, s.Stats())
 		}
 	case "deliveries":
-		if allow(w, r, http.MethodGet) {
+		if !allow(w, r, http.MethodGet) {
+			return
+		}
+		q := r.URL.Query()
+		if !q.Has("openid") {
 			writeNDJSON(w, s.rec.count(), s.rec.slice)
+			return
+		}
+		openid := q.Get("openid")
+		if !validOpenID(openid) {
+			writeControlJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("openid: %q is not an openid", openid)})
+			return
+		}
+		ds := s.DeliveriesTo(openid)
+		writeNDJSON(w, len(ds), func(from, to int) []Delivery { return ds[from:to] })
+	case "terminal":
+		if allow(w, r, http.MethodPost) {
+			s.serveSetTerminal(w, r)
+		}
+	case "receipt-status":
+		if allow(w, r, http.MethodPost) {
+			s.serveSetReceiptStatus(w, r)
+		}
+	case "interact":
+		if allow(w, r, http.MethodPost) {
+			s.serveInteract(w, r)
 		}
 	case "calls":
 		if allow(w, r, http.MethodGet) {
 			writeNDJSON(w, s.calls.len(), s.callSlice)
+		}
+	case "mass-jobs":
+		if allow(w, r, http.MethodGet) {
+			writeControlJSON(w, http.StatusOK, s.MassJobs())
+		}
+	case "mass-confirm":
+		if allow(w, r, http.MethodPost) {
+			var q struct {
+				MsgID   int64 `json:"msg_id"`
+				Confirm bool  `json:"confirm"`
+			}
+			err := json.NewDecoder(io.LimitReader(r.Body, MaxBodyBytes)).Decode(&q)
+			if err == nil {
+				err = s.ConfirmMass(q.MsgID, q.Confirm)
+			}
+			if err != nil {
+				writeControlJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+				return
+			}
+			writeControlJSON(w, http.StatusOK, map[string]bool{"ok": true})
 		}
 	case "invalidate-tokens":
 		if allow(w, r, http.MethodPost) {

@@ -58,7 +58,9 @@ func customMsgType(t string) (string, bool) {
 // 2048 bytes 45002, more than one news article 45008, msgmenu limits
 // 45098/45099; a media_id, thumb_media_id or article_id not allowed 40007;
 // customservice.kf_account not allowed 61452; the recipient (Terminal, then
-// RequireFollower 45015). Success has no msgid.
+// RequireFollower 45015); with Config.CSWindow, the customer-service window
+// (45015 outside any window, 45047 when its messages are used up; an
+// accepted send uses one). Success has no msgid.
 func (s *Server) customSend(x *exchange, acct *account, now time.Time) outcome {
 	if code := checkBody(x.body); code != 0 {
 		return outcome{code: code}
@@ -95,37 +97,48 @@ func (s *Server) customSend(x *exchange, acct *account, now time.Time) outcome {
 	if payload == nil || payload.kind != jsonObject {
 		return outcome{code: 47001}
 	}
-	if out := s.checkCustomPayload(mt, payload); out.code != 0 {
+	out, mediaID := s.checkCustomPayload(mt, payload, acct.AppID, now)
+	if out.code != 0 {
 		return out
 	}
 	if cs != nil && !s.kfAllowed(kf) {
 		return outcome{code: 61452}
 	}
-	if code := s.recipientCode(touser, 45015); code != 0 {
+	if code := s.recipientCode(acct, touser, 45015); code != 0 {
 		return outcome{code: code}
 	}
-	out := s.deliver(apiCustomSend, x, acct, touser, 0, "", mt, now)
+	if s.set.csWindow {
+		if code := s.cs.take(csKey{appID: acct.AppID, openid: touser}, now); code != 0 {
+			return outcome{code: code}
+		}
+	}
+	out = s.deliverMedia(apiCustomSend, x, acct, touser, 0, "", mt, mediaID, now)
 	x.out = appendOK(x.out)
 	return out
 }
 
-// checkCustomPayload checks the payload object of msgtype mt.
-func (s *Server) checkCustomPayload(mt string, p *jsonValue) outcome {
+// checkCustomPayload checks the payload object of msgtype mt, sent by
+// appID at now. It returns the payload's media_id too (for image, voice,
+// video and mpnews), for the record. A media id of the fake's media store
+// (uploaded with media/upload or material/add_material) must be the
+// account's, live (not expired) and, for an image or voice message, of
+// that kind; any other id must be in Config.MediaIDs when that is set.
+func (s *Server) checkCustomPayload(mt string, p *jsonValue, appID string, now time.Time) (outcome, string) {
 	f := fieldReader{obj: p}
 	var (
 		required []string // string fields that must not be empty
-		media    []string // the media ids to check against Config.MediaIDs
+		media    []string // the media ids to check
 	)
 	switch mt {
 	case "text":
 		content, _ := f.str("content")
 		if f.bad || content == "" {
-			return outcome{code: 47001}
+			return outcome{code: 47001}, ""
 		}
 		if len(content) > textContentMax {
-			return outcome{code: 45002}
+			return outcome{code: 45002}, ""
 		}
-		return outcome{}
+		return outcome{}, ""
 	case "image", "voice", "mpnews":
 		id, _ := f.str("media_id")
 		required, media = []string{id}, []string{id}
@@ -155,24 +168,51 @@ func (s *Server) checkCustomPayload(mt string, p *jsonValue) outcome {
 		id, _ := f.str("card_id")
 		required = []string{id}
 	case "news":
-		return checkNews(&f)
+		return checkNews(&f), ""
 	case "msgmenu":
-		return checkMenu(&f)
+		return checkMenu(&f), ""
 	}
 	if f.bad {
-		return outcome{code: 47001}
+		return outcome{code: 47001}, ""
 	}
 	for _, v := range required {
 		if v == "" {
-			return outcome{code: 47001}
+			return outcome{code: 47001}, ""
 		}
+	}
+	kind := ""
+	if mt == "image" || mt == "voice" {
+		kind = mt
 	}
 	for _, id := range media {
-		if s.mediaIDs != nil && !s.mediaIDs[id] {
-			return outcome{code: 40007}
+		if code := s.checkCustomMedia(appID, id, kind, now); code != 0 {
+			return outcome{code: code}, ""
 		}
 	}
-	return outcome{}
+	if mt == "image" || mt == "voice" || mt == "video" || mt == "mpnews" {
+		return outcome{}, media[0]
+	}
+	return outcome{}, ""
+}
+
+// checkCustomMedia answers 40007 for a media id of a customer-service
+// message the fake does not take: one of its media store that belongs to
+// another account, has expired or (kind set) is of another kind; or one
+// outside it that Config.MediaIDs, when set, does not list.
+func (s *Server) checkCustomMedia(appID, id, kind string, now time.Time) int {
+	s.mass.mu.Lock()
+	e := s.mass.media[id]
+	s.mass.mu.Unlock()
+	if e == nil {
+		if s.mediaIDs != nil && !s.mediaIDs[id] {
+			return 40007
+		}
+		return 0
+	}
+	if e.appID != appID || (kind != "" && e.kind != kind) || (!e.expires.IsZero() && !now.Before(e.expires)) {
+		return 40007
+	}
+	return 0
 }
 
 // checkNews checks {"articles":[{"title","description","url","picurl"}]}:

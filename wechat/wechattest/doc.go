@@ -15,7 +15,8 @@
 // /fake/ it serves control and report endpoints that are not part of WeChat:
 //
 //	GET  /fake/stats              Stats as JSON
-//	GET  /fake/deliveries         every accepted delivery, one JSON object a line
+//	GET  /fake/deliveries         every accepted delivery, one JSON object a line;
+//	                              ?openid=... only that user's (DeliveriesTo)
 //	GET  /fake/calls              every send call (Call), one JSON object a line
 //	POST /fake/invalidate-tokens  Server.InvalidateTokens
 //	POST /fake/reset-quotas       Server.ResetQuotas
@@ -23,6 +24,23 @@
 //	POST /fake/faults             Server.SetFaults with a JSON Faults body
 //	GET  /fake/templates          {"template_ids":[...]}: template/send's allow-list
 //	POST /fake/templates          Server.SetTemplateIDs with such a body
+//	GET  /fake/mass-jobs          MassJobs as JSON
+//	POST /fake/mass-confirm       Server.ConfirmMass with {"msg_id":N,"confirm":true}
+//	POST /fake/terminal           Server.SetTerminal with {"openid":"...","errcode":43117}
+//	                              (errcode 0 lifts the openid's code)
+//	POST /fake/receipt-status     Server.SetReceiptStatus with
+//	                              {"openid":"...","status":"failed:user block"}
+//	                              (status "" restores the default)
+//	POST /fake/interact           Server.Interact, or with "push":true
+//	                              Server.PushInteraction, with {"app_id":"...",
+//	                              "openid":"...","kind":"message|click|follow|
+//	                              scan|unfollow","at":"RFC 3339","push":true};
+//	                              app_id defaults to the first account, at to
+//	                              now; a push the callback refuses answers 502
+//
+// The control endpoints that take a body read it strictly (one JSON object,
+// exact keys, no unknown or duplicate ones) and answer 400 with
+// {"error":"..."} naming the bad field.
 //
 // # Strictness
 //
@@ -51,6 +69,24 @@
 // with bounded concurrency and WeChat's retries. PushReceipt pushes one by
 // hand and LastReceipt returns the last signed request, so that tests can
 // replay it. Stop waits for pushes in flight.
+//
+// # Users
+//
+// Users act at run time as they do on WeChat. SetTerminal (or POST
+// /fake/terminal) gives an openid the errcode every send API answers for it
+// (43004 unfollowed, 48002 blocked, 43101 refused, 40003 invalid, 43117 sent
+// to too often...), as Config.Terminal does. SetReceiptStatus (or POST
+// /fake/receipt-status) sets the Status of an openid's next receipts, such
+// as "failed:user block" or "failed:freq limit". Interact records a user's
+// message, menu click, follow, QR scan or unfollow, and PushInteraction (or
+// POST /fake/interact) also pushes it to the callback as WeChat's text
+// message or subscribe, SCAN, CLICK or unsubscribe event. A follow adds the
+// user to the account's followers (user/get, RequireFollower) and an
+// unfollow removes them. With Config.CSWindow, custom/send accepts a user's
+// messages only inside the customer-service window their interactions open
+// (a message: 48 hours, 5 messages; a click, follow or scan: a minute, 3
+// messages), answering 45015 outside it and 45047 when it is used up;
+// CSWindow reports it. DeliveriesTo returns one user's deliveries.
 //
 // # Calls
 //

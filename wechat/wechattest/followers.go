@@ -3,6 +3,8 @@ package wechattest
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"sync"
+	"sync/atomic"
 )
 
 // followerCodec turns follower index i into a deterministic, random-looking
@@ -180,4 +182,137 @@ func newTagLists(tags map[int64][]string) map[int64]*tagList {
 		out[id] = t
 	}
 	return out
+}
+
+// followChanges is one account's changes to the shared follower list, made
+// by follow, scan and unfollow interactions (Server.Interact). Every
+// account starts with the shared list (Config.Followers, then
+// Config.FollowerIDs) and no changes.
+type followChanges struct {
+	// changed is set by the first change, so that sends skip the lock of
+	// an account nobody followed or left.
+	changed  atomic.Bool
+	mu       sync.RWMutex
+	extra    []string        // users outside the shared list who followed, in order
+	extraPos map[string]int  // extra openid -> index in extra
+	gone     map[string]bool // users of the shared list or extra who unfollowed
+}
+
+// followerView is an account's follower list: the shared list, then the
+// users who followed later, without those who unfollowed. Positions count
+// the users who unfollowed too, so that a next_openid cursor stays valid.
+// It must be used only while the account's followChanges are read-locked
+// (see Server.followersOf).
+type followerView struct {
+	base     *followerList
+	extra    []string
+	extraPos map[string]int
+	gone     map[string]bool
+}
+
+// followersOf returns acct's follower list and the function that ends its
+// use.
+func (s *Server) followersOf(acct *account) (followerView, func()) {
+	c := &acct.follows
+	if !c.changed.Load() {
+		return followerView{base: s.followers}, func() {}
+	}
+	c.mu.RLock()
+	return followerView{base: s.followers, extra: c.extra, extraPos: c.extraPos, gone: c.gone}, c.mu.RUnlock
+}
+
+// span is the number of positions: followers and those who left.
+func (v followerView) span() int { return v.base.len() + len(v.extra) }
+
+// total is the number of followers.
+func (v followerView) total() int { return v.span() - len(v.gone) }
+
+// at returns the openid at position i.
+func (v followerView) at(i int) string {
+	if n := v.base.len(); i >= n {
+		return v.extra[i-n]
+	}
+	return v.base.at(i)
+}
+
+// index returns the position of openid, a follower or one who left.
+func (v followerView) index(openid string) (int, bool) {
+	if i, ok := v.base.index(openid); ok {
+		return i, true
+	}
+	if j, ok := v.extraPos[openid]; ok {
+		return v.base.len() + j, true
+	}
+	return 0, false
+}
+
+// contains reports whether openid follows the account.
+func (v followerView) contains(openid string) bool {
+	_, ok := v.index(openid)
+	return ok && !v.gone[openid]
+}
+
+// page returns the followers from position start on, at most n of them.
+func (v followerView) page(start, n int) []string {
+	var out []string
+	for i := start; i < v.span() && len(out) < n; i++ {
+		if id := v.at(i); !v.gone[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// all returns every follower's openid in list order.
+func (v followerView) all() []string {
+	if len(v.gone) == 0 && len(v.extra) == 0 {
+		return v.base.all()
+	}
+	return v.page(0, v.span())
+}
+
+// isFollower reports whether openid follows acct.
+func (s *Server) isFollower(acct *account, openid string) bool {
+	v, done := s.followersOf(acct)
+	defer done()
+	return v.contains(openid)
+}
+
+// follow makes openid a follower of acct and reports whether it was one
+// already.
+func (s *Server) follow(acct *account, openid string) (already bool) {
+	c := &acct.follows
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v := followerView{base: s.followers, extra: c.extra, extraPos: c.extraPos, gone: c.gone}
+	if v.contains(openid) {
+		return true
+	}
+	if _, ok := v.index(openid); ok {
+		delete(c.gone, openid) // Back after leaving: at the old position.
+	} else {
+		if c.extraPos == nil {
+			c.extraPos = make(map[string]int)
+		}
+		c.extraPos[openid] = len(c.extra)
+		c.extra = append(c.extra, openid)
+	}
+	c.changed.Store(true)
+	return false
+}
+
+// unfollow removes openid from acct's followers, if it is one.
+func (s *Server) unfollow(acct *account, openid string) {
+	c := &acct.follows
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v := followerView{base: s.followers, extra: c.extra, extraPos: c.extraPos, gone: c.gone}
+	if !v.contains(openid) {
+		return
+	}
+	if c.gone == nil {
+		c.gone = make(map[string]bool)
+	}
+	c.gone[openid] = true
+	c.changed.Store(true)
 }

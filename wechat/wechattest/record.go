@@ -26,6 +26,9 @@ type Delivery struct {
 	TemplateID string `json:"template_id,omitempty"`
 	// MsgType is the msgtype of a customer-service send.
 	MsgType string `json:"msgtype,omitempty"`
+	// MediaID is the media_id of a customer-service image, voice, video
+	// or mpnews message.
+	MediaID string `json:"media_id,omitempty"`
 	// Time is when the fake accepted it, by its clock.
 	Time time.Time `json:"time"`
 	// BodyHash is the hex of the first 16 bytes of the SHA-256 of the raw
@@ -41,6 +44,7 @@ type record struct {
 	msgid       int64
 	clientMsgID string
 	kind        string // template id or msgtype
+	media       string // a custom message's media_id
 	at          time.Time
 	hash        [16]byte
 }
@@ -54,6 +58,7 @@ func (r *record) delivery() Delivery {
 		ClientMsgID: r.clientMsgID,
 		Time:        r.at,
 		BodyHash:    hex.EncodeToString(r.hash[:]),
+		MediaID:     r.media,
 	}
 	if r.api == apiCustomSend {
 		d.MsgType = r.kind
@@ -130,6 +135,21 @@ func (l *chunkLog[T]) copyRange(from, to int) []T {
 		n := min(len(c)-off, to-i)
 		out = append(out, c[off:off+n]...)
 		i += n
+	}
+	return out
+}
+
+// filter returns a copy of the elements keep accepts, in order.
+func (l *chunkLog[T]) filter(keep func(*T) bool) []T {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []T
+	for _, c := range l.chunks {
+		for i := range c {
+			if keep(&c[i]) {
+				out = append(out, c[i])
+			}
+		}
 	}
 	return out
 }

@@ -1,6 +1,8 @@
 package wechattest
 
 import (
+	"fmt"
+	"maps"
 	"time"
 )
 
@@ -65,17 +67,60 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
-// recipientCode returns the errcode a send to openid gets before delivery:
-// its Config.Terminal code, or notFollower when Config.RequireFollower is set
-// and openid does not follow the account.
-func (s *Server) recipientCode(openid string, notFollower int) int {
-	if code, ok := s.set.terminal[openid]; ok {
+// recipientCode returns the errcode a send from acct to openid gets before
+// delivery: its terminal code (Config.Terminal as changed by SetTerminal),
+// or notFollower when Config.RequireFollower is set and openid does not
+// follow the account.
+func (s *Server) recipientCode(acct *account, openid string, notFollower int) int {
+	if code, ok := (*s.terminal.Load())[openid]; ok {
 		return code
 	}
-	if s.set.requireFollower && !s.followers.contains(openid) {
+	if s.set.requireFollower && !s.isFollower(acct, openid) {
 		return notFollower
 	}
 	return 0
+}
+
+// SetTerminal makes every send API answer errcode code for openid from the
+// next call on, as Config.Terminal does: template/send, custom/send and
+// subscribe/bizsend (and mass jobs, which count the user as an error)
+// check it after the body is found valid, and a refused call delivers
+// nothing. Code 0 lifts openid's code, including one from Config.Terminal.
+// Typical codes are 43004 (unfollowed), 48002 (blocked the account), 43101
+// (refused), 40003 (invalid openid) and 43117 (sent to too often). It
+// returns an error, and changes nothing, when openid is not an openid. It
+// is safe for concurrent use with sends, which read the codes through an
+// atomic pointer.
+func (s *Server) SetTerminal(openid string, code int) error {
+	if !validOpenID(openid) {
+		return fmt.Errorf("wechattest: terminal openid %q: not an openid (o and 27 of [A-Za-z0-9_-])", openid)
+	}
+	s.terminalMu.Lock()
+	defer s.terminalMu.Unlock()
+	cur := *s.terminal.Load()
+	if old, ok := cur[openid]; (ok && old == code) || (!ok && code == 0) {
+		return nil
+	}
+	next := maps.Clone(cur)
+	if next == nil {
+		next = make(map[string]int, 1)
+	}
+	if code == 0 {
+		delete(next, openid)
+	} else {
+		next[openid] = code
+	}
+	s.terminal.Store(&next)
+	return nil
+}
+
+// Terminal returns a copy of the current terminal errcodes by openid.
+func (s *Server) Terminal() map[string]int {
+	m := maps.Clone(*s.terminal.Load())
+	if m == nil {
+		m = map[string]int{}
+	}
+	return m
 }
 
 // nextMsgID returns a new msgid, increasing from msgIDBase.
@@ -84,7 +129,13 @@ func (s *Server) nextMsgID() int64 { return s.msgIDBase + s.msgIDSeq.Add(1) }
 // deliver records an accepted delivery of api. kind is the template id or
 // msgtype, a string owned by the server rather than the request.
 func (s *Server) deliver(api apiID, x *exchange, acct *account, openid string, msgid int64, clientMsgID, kind string, now time.Time) outcome {
+	return s.deliverMedia(api, x, acct, openid, msgid, clientMsgID, kind, "", now)
+}
+
+// deliverMedia is deliver with the message's media_id, if it has one.
+func (s *Server) deliverMedia(api apiID, x *exchange, acct *account, openid string, msgid int64, clientMsgID, kind, mediaID string, now time.Time) outcome {
 	s.rec.add(record{
+		media:       mediaID,
 		api:         api,
 		acct:        acct,
 		openid:      openid,

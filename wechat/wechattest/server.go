@@ -53,8 +53,18 @@ type Server struct {
 	ridSeq    atomic.Uint32
 
 	pusher *pusher // nil without Config.Callback
+	mass   *massState
+
+	// terminal is Config.Terminal as SetTerminal changed it. The map is
+	// never changed once stored; SetTerminal, under terminalMu, stores a
+	// changed copy.
+	terminal   atomic.Pointer[map[string]int]
+	terminalMu sync.Mutex
+	cs         csWindows // customer-service windows, by account and user
+	interacted atomic.Int64
 
 	url      atomic.Pointer[string]
+	down     atomic.Int32 // the HTTP status every API answers; 0: up
 	bufs     sync.Pool
 	slowHook atomic.Pointer[func(completed bool)] // for tests
 }
@@ -65,6 +75,7 @@ type account struct {
 	heads    [tokenKinds]tokenHead // guarded by tokenStore.mu
 	limiters [apiCount]*limiter
 	rotated  atomic.Pointer[string] // the appsecret after SetSecret
+	follows  followChanges          // follows and unfollows (Interact)
 }
 
 // secret is the account's appsecret now.
@@ -100,8 +111,10 @@ func New(cfg Config) (*Server, error) {
 		// not collide with those a client stored before.
 		msgIDBase: MsgIDBase + (now.Unix()%(1<<30))<<24,
 		ridSalt:   rand.New(rand.NewPCG(uint64(set.seed), 1)).Uint32(),
+		mass:      newMassState(),
 	}
 	s.templates.Store(newTemplateSet(set.templateIDs))
+	s.terminal.Store(&set.terminal)
 	if len(set.mediaIDs) > 0 {
 		s.mediaIDs = make(map[string]bool, len(set.mediaIDs))
 		for _, id := range set.mediaIDs {
@@ -241,8 +254,11 @@ func (s *Server) Stats() Stats {
 		Deliveries:          int64(s.rec.count()),
 		DuplicatesDelivered: s.rec.dups.Load(),
 	}
+	st.Interactions.Recorded = s.interacted.Load()
 	if s.pusher != nil {
 		st.Receipts = s.pusher.stats()
+		st.Interactions.Pushed = s.pusher.interactionsPushed.Load()
+		st.Interactions.PushFailed = s.pusher.interactionsFailed.Load()
 	}
 	for id := apiID(0); id < apiCount; id++ {
 		st.APIs[id.name()] = s.stats[id].snapshot()
@@ -254,6 +270,18 @@ func (s *Server) Stats() Stats {
 // were accepted.
 func (s *Server) Deliveries() []Delivery {
 	return s.rec.slice(0, s.rec.count())
+}
+
+// DeliveriesTo returns a copy of every recorded delivery to openid, of any
+// account and send API, in the order they were accepted. Mass jobs are not
+// deliveries; see MassJobs.
+func (s *Server) DeliveriesTo(openid string) []Delivery {
+	recs := s.rec.list.filter(func(r *record) bool { return r.openid == openid })
+	out := make([]Delivery, len(recs))
+	for i := range recs {
+		out[i] = recs[i].delivery()
+	}
+	return out
 }
 
 // SetSecret resets an account's appsecret, as an operator does in the MP
@@ -325,9 +353,15 @@ func (s *Server) SetTemplateIDs(ids []string) error {
 // TemplateIDs returns a copy of the current allow-list of template/send.
 func (s *Server) TemplateIDs() []string { return slices.Clone(s.templates.Load().ids) }
 
-// FollowerOpenIDs returns the openids of all followers in user/get order:
-// the generated ones, then Config.FollowerIDs.
-func (s *Server) FollowerOpenIDs() []string { return s.followers.all() }
+// FollowerOpenIDs returns the openids of all followers of the first account
+// in user/get order: the generated ones, then Config.FollowerIDs, then the
+// users who followed later (Interact), without those who unfollowed. Every
+// account has the same followers until Interact changes them.
+func (s *Server) FollowerOpenIDs() []string {
+	v, done := s.followersOf(s.accounts[s.set.accounts[0].AppID])
+	defer done()
+	return v.all()
+}
 
 // exchange holds one request's buffers and call state; it is pooled.
 type exchange struct {
@@ -392,6 +426,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveAPI(w, r, id)
 		return
 	}
+	if name, ok := isMassPath(r.URL.Path); ok {
+		s.serveMass(w, r, name)
+		return
+	}
 	if strings.HasPrefix(r.URL.Path, controlPrefix) {
 		s.serveControl(w, r)
 		return
@@ -430,6 +468,13 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, id apiID) {
 			s.finish(w, r, x, st, outcome{code: 47001}, base, now)
 			return
 		}
+	}
+	if status := int(s.down.Load()); status != 0 {
+		// WeChat is down (SetDown): every API answers the status.
+		st.http5xx.Add(1)
+		s.settleCall(x, r, &outcome{}, status, now)
+		s.answer(w, r, x, st, faultDraw{latency: base.latency}, status)
+		return
 	}
 	var fault faultDraw
 	if id.isSend() {
@@ -478,11 +523,14 @@ func (s *Server) handle(x *exchange, r *http.Request, id apiID, fault faultDraw,
 	case apiBizSend:
 		return s.bizSend(x, acct, now)
 	case apiUserGet:
-		return s.userGet(x, r.URL.RawQuery)
+		return s.userGet(x, acct, r.URL.RawQuery)
 	case apiTagGet:
 		return s.tagGet(x)
 	case apiQuotaGet:
 		return s.quotaGet(x, acct, now)
+	case apiCallbackIP:
+		x.out = append(x.out, callbackIPAnswer...)
+		return outcome{}
 	}
 	return outcome{code: -1, msg: "unhandled api " + id.name()}
 }

@@ -15,11 +15,11 @@ func TestRouting(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{})
 	tok := b.token(t)
-	for _, p := range []string{"/cgi-bin/message/mass/send", "/cgi-bin/", "/", "/cgi-bin/token/x", "/cgi-bin/message/template/send/"} {
+	for _, p := range []string{"/cgi-bin/menu/create", "/cgi-bin/", "/", "/cgi-bin/token/x", "/cgi-bin/message/template/send/"} {
 		status, _ := b.do(t, http.MethodPost, p+"?access_token="+tok, "{}")
 		require.Equal(t, http.StatusNotFound, status, p)
 	}
-	for _, api := range []string{nameTemplateSend, nameCustomSend, nameBizSend, nameTagGet, nameQuotaGet} {
+	for _, api := range []string{nameTemplateSend, nameCustomSend, nameBizSend, nameTagGet, nameQuotaGet, nameMassSend, nameMediaUpload} {
 		m := b.get(t, "/cgi-bin/"+api+"?access_token="+tok)
 		require.Equal(t, 43002, errcode(t, m), api)
 		require.Contains(t, m["errmsg"], "require POST method rid: ")

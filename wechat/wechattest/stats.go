@@ -24,6 +24,9 @@ type Stats struct {
 	// Receipts counts the TEMPLATESENDJOBFINISH receipts pushed to
 	// Config.Callback.URL (all zero without one).
 	Receipts ReceiptStats `json:"receipts"`
+	// Interactions counts the users' interactions recorded (Interact) and
+	// pushed (PushInteraction); they are not counted in Receipts.
+	Interactions InteractionStats `json:"interactions"`
 }
 
 // APIStats are the counters of one API, summed over all accounts.

@@ -44,7 +44,7 @@ func (s *Server) bizSend(x *exchange, acct *account, now time.Time) outcome {
 	if out := s.checkData(data, s.set.templateKeywords[tpl], 40003); out.code != 0 {
 		return out
 	}
-	if code := s.recipientCode(touser, 43004); code != 0 {
+	if code := s.recipientCode(acct, touser, 43004); code != 0 {
 		return outcome{code: code}
 	}
 	out := s.deliver(apiBizSend, x, acct, touser, 0, "", tpl, now)

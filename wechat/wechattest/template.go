@@ -64,7 +64,7 @@ func (s *Server) templateSend(x *exchange, acct *account, now time.Time) outcome
 	if out := s.checkData(data, s.set.templateKeywords[tpl], 47001); out.code != 0 {
 		return out
 	}
-	if code := s.recipientCode(touser, 43004); code != 0 {
+	if code := s.recipientCode(acct, touser, 43004); code != 0 {
 		return outcome{code: code}
 	}
 

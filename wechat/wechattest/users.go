@@ -5,27 +5,36 @@ import (
 )
 
 // userGet serves GET /cgi-bin/user/get (wechat-api.md §6.1). It pages
-// through the follower list in a stable order, PageSize openids a page:
+// through acct's follower list in a stable order, PageSize openids a page:
 //
 //	{"total":N,"count":n,"data":{"openid":[...]},"next_openid":"LAST"}
 //
 // next_openid is the page's last openid, even on the last page; the call
 // after the last page answers {"total":N,"count":0,"next_openid":""}. A
-// next_openid that is not a follower answers 40003.
-func (s *Server) userGet(x *exchange, rawQuery string) outcome {
+// next_openid that is not a follower answers 40003, except one who
+// unfollowed since (Interact): WeChat does not document that case, and the
+// fake treats next_openid as the cursor it is, so that a client paging
+// while users leave is not failed for it.
+func (s *Server) userGet(x *exchange, acct *account, rawQuery string) outcome {
+	v, done := s.followersOf(acct)
+	defer done()
 	start := 0
 	if next := queryValue(rawQuery, "next_openid"); next != "" {
-		i, ok := s.followers.index(next)
+		i, ok := v.index(next)
 		if !ok {
 			return outcome{code: 40003}
 		}
 		start = i + 1
 	}
-	total := s.followers.len()
-	end := min(start+s.set.pageSize, total)
 	x.out = append(x.out, `{"total":`...)
-	x.out = strconv.AppendInt(x.out, int64(total), 10)
-	x.out = appendPage(x.out, start, end, s.followers.at)
+	x.out = strconv.AppendInt(x.out, int64(v.total()), 10)
+	if len(v.gone) == 0 {
+		end := min(start+s.set.pageSize, v.span())
+		x.out = appendPage(x.out, start, end, v.at)
+		return outcome{}
+	}
+	ids := v.page(start, s.set.pageSize)
+	x.out = appendPage(x.out, 0, len(ids), func(i int) string { return ids[i] })
 	return outcome{}
 }
 

@@ -207,30 +207,45 @@ func (w *Worker) repairCapLog(ctx context.Context, acct *account.Account, openid
 	return released
 }
 
-// protectAfter acts on a recipient's answered outcome o: an errcode that
-// says the user cannot or will not receive suppresses the user; a failure
-// gives back the send's places in the caps and the window.
-func (w *Worker) protectAfter(ctx context.Context, v *runView, run int, openid string, o campaigns.Outcome, rec campaigns.Recorded) {
-	if v.c.Kind == campaigns.KindMass || o.Status != campaigns.OutcomeFailed || len(rec.Stored) == 0 || rec.Stored[0] != campaigns.StoredAsGiven {
+// suppressFor puts a user WeChat says cannot or will not receive (o's
+// errcode) on the account's suppression list. It runs before the outcome
+// is recorded: once a run's last outcome is stored the run may complete and
+// the next campaign start, and it must already find the user suppressed;
+// a worker dying between the two leaves the user suppressed, which
+// WeChat's answer made true, and the recipient's attempt open for its retry.
+func (w *Worker) suppressFor(ctx context.Context, v *runView, run int, openid string, o campaigns.Outcome) {
+	if v.c.Kind == campaigns.KindMass || o.Status != campaigns.OutcomeFailed {
+		return
+	}
+	reason, ok := campaigns.SuppressReasonOf(o.Code)
+	if !ok {
 		return
 	}
 	acct, err := w.accounts.Get(v.c.Account)
 	if err != nil {
 		return
 	}
-	if reason, ok := campaigns.SuppressReasonOf(o.Code); ok {
-		n, err := w.store.Suppress(ctx, acct.AppID, false, campaigns.Suppression{OpenID: openid, Reason: reason, Code: o.Code,
-			At: w.cfg.NowFunc(), Source: campaigns.AdmitMember(v.c.ID, run)})
-		if err != nil {
-			w.sendLog(ctx, v.c.ID, run, openid).Warn("suppress", zap.Int("errcode", o.Code), zap.Error(err))
-		}
-		w.cfg.Metrics.SuppressionsAdded(acct.ID, reason, n)
+	n, err := w.store.Suppress(ctx, acct.AppID, false, campaigns.Suppression{OpenID: openid, Reason: reason, Code: o.Code,
+		At: w.cfg.NowFunc(), Source: campaigns.AdmitMember(v.c.ID, run)})
+	if err != nil {
+		w.sendLog(ctx, v.c.ID, run, openid).Warn("suppress", zap.Int("errcode", o.Code), zap.Error(err))
 	}
-	if w.reserves(v, acct) {
-		// A release lost here is repaired when the user next meets a cap.
-		if err := w.store.Release(ctx, acct.AppID, openid, v.c, run); err != nil {
-			w.sendLog(ctx, v.c.ID, run, openid).Warn("release cap place", zap.Error(err))
-		}
+	w.cfg.Metrics.SuppressionsAdded(acct.ID, reason, n)
+}
+
+// releaseAfter gives back the places in the caps and the window of a send
+// whose failure rec stored.
+func (w *Worker) releaseAfter(ctx context.Context, v *runView, run int, openid string, o campaigns.Outcome, rec campaigns.Recorded) {
+	if v.c.Kind == campaigns.KindMass || o.Status != campaigns.OutcomeFailed || len(rec.Stored) == 0 || rec.Stored[0] != campaigns.StoredAsGiven {
+		return
+	}
+	acct, err := w.accounts.Get(v.c.Account)
+	if err != nil || !w.reserves(v, acct) {
+		return
+	}
+	// A release lost here is repaired when the user next meets a cap.
+	if err := w.store.Release(ctx, acct.AppID, openid, v.c, run); err != nil {
+		w.sendLog(ctx, v.c.ID, run, openid).Warn("release cap place", zap.Error(err))
 	}
 }
 

@@ -689,13 +689,14 @@ const recordTries = 20
 // rather than leaving the attempt open, which a retry would have to read
 // as lost.
 func (w *Worker) record(ctx context.Context, v *runView, run int, openid string, o campaigns.Outcome) error {
+	w.suppressFor(ctx, v, run, openid, o)
 	var err error
 	for try := 0; try < recordTries; try++ {
 		var rec campaigns.Recorded
 		rec, err = w.store.Record(ctx, v.c, run, openid, o, campaigns.RecordAnswered)
 		if err == nil {
 			w.recorded(v, run, o, rec)
-			w.protectAfter(ctx, v, run, openid, o, rec)
+			w.releaseAfter(ctx, v, run, openid, o, rec)
 			return nil
 		}
 		if ctx.Err() != nil || !wait(ctx, time.Duration(try+1)*100*time.Millisecond) {

@@ -139,7 +139,7 @@ var ownBodyType = map[string]bool{"PUT /v1/campaigns/{id}/audience": true, "POST
 // preflight (a form: urlencoded, multipart, text/plain) from ever being
 // read as a request.
 func checkBodyType(r *http.Request) *Error {
-	if reading(r) || r.Method == http.MethodOptions || ownBodyType[r.Pattern] {
+	if reading(r) || r.Method == http.MethodOptions || ownBodyType[r.Pattern] || pageForms(r) {
 		return nil
 	}
 	ct := r.Header.Get("Content-Type")

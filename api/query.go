@@ -13,7 +13,7 @@ import (
 // list: a parameter given twice is refused rather than cut to its first
 // value.
 var queryParams = map[string][]string{
-	"GET /v1/campaigns": {"state", "limit", "offset"},
+	"GET /v1/campaigns": {"state", "account", "q", "limit", "offset"},
 	"GET /v1/media":     {"limit", "offset"},
 	"POST /v1/campaigns/{id}/runs/{run}/report-link": {"ttl"},
 	"GET /v1/campaigns/{id}/runs/{run}/outcomes.csv": {"status", "errcode"},

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -492,21 +493,51 @@ func pageParams(q url.Values) (limit, offset int, e *Error) {
 	return limit, offset, nil
 }
 
+// ListScanMax bounds how many campaigns one page of a filtered list looks
+// at, so that a filter few campaigns match answers in the same time as an
+// unfiltered page: the page may then be short, or empty, with a
+// next_offset to go on from.
+const ListScanMax = 2000
+
+// listFilter is a list's filters.
+type listFilter struct {
+	state   campaigns.State
+	account string
+	name    string // lower case
+}
+
+func (f listFilter) none() bool { return f.state == "" && f.account == "" && f.name == "" }
+
+func (f listFilter) match(c *campaigns.Campaign) bool {
+	return (f.state == "" || c.State == f.state) && (f.account == "" || c.Account == f.account) &&
+		(f.name == "" || strings.Contains(strings.ToLower(c.Name), f.name))
+}
+
 func (s *Server) listCampaigns(w http.ResponseWriter, r *http.Request) *Error {
 	q := r.URL.Query()
 	limit, offset, e := pageParams(q)
 	if e != nil {
 		return e
 	}
-	state := campaigns.State(q.Get("state"))
-	if state != "" && !state.Valid() {
-		return apiError(http.StatusBadRequest, CodeInvalidField, "state", "unknown state %q", state)
+	f := listFilter{state: campaigns.State(q.Get("state")), account: q.Get("account"), name: strings.ToLower(strings.TrimSpace(q.Get("q")))}
+	if f.state != "" && !f.state.Valid() {
+		return apiError(http.StatusBadRequest, CodeInvalidField, "state", "unknown state %q", f.state)
+	}
+	if len(f.account) > 64 {
+		return apiError(http.StatusBadRequest, CodeInvalidField, "account", "an account id has at most 64 characters")
+	}
+	if utf8.RuneCountInString(f.name) > 200 {
+		return apiError(http.StatusBadRequest, CodeInvalidField, "q", "at most 200 characters")
 	}
 	ctx := r.Context()
 	out := listAnswer{Campaigns: []campaignView{}}
-	pos := int64(offset)
-	for len(out.Campaigns) < limit {
-		ids, total, err := s.cfg.Store.List(ctx, pos, int64(limit))
+	pos, scanned := int64(offset), 0
+	for len(out.Campaigns) < limit && (f.none() || scanned < ListScanMax) {
+		n := int64(limit)
+		if !f.none() {
+			n = int64(min(ListScanMax-scanned, 200))
+		}
+		ids, total, err := s.cfg.Store.List(ctx, pos, n)
 		if err != nil {
 			return storeError(err)
 		}
@@ -516,6 +547,7 @@ func (s *Server) listCampaigns(w http.ResponseWriter, r *http.Request) *Error {
 		}
 		for _, id := range ids {
 			pos++
+			scanned++
 			c, run, err := s.cfg.Store.Latest(ctx, id)
 			if errors.Is(err, campaigns.ErrNotFound) {
 				continue
@@ -523,7 +555,7 @@ func (s *Server) listCampaigns(w http.ResponseWriter, r *http.Request) *Error {
 			if err != nil {
 				return storeError(err)
 			}
-			if state == "" || c.State == state {
+			if f.match(c) {
 				out.Campaigns = append(out.Campaigns, campaignView{Campaign: c, LatestRun: run})
 				if len(out.Campaigns) == limit {
 					break

@@ -34,7 +34,7 @@ const (
 	SessionCookie = "wxmass_session"
 	// LoginNextDefault is where the login page sends a browser that logged
 	// in, unless it came from another page behind the key.
-	LoginNextDefault = "/monitoring/"
+	LoginNextDefault = "/console/"
 	// maxFormBytes bounds the login form.
 	maxFormBytes = 64 << 10
 )

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxmass/wxmass/api"
+	"github.com/wxmass/wxmass/api/console"
 	"github.com/wxmass/wxmass/internal/task"
 	"github.com/wxmass/wxmass/monitoring"
 	"github.com/wxmass/wxmass/producer"
@@ -135,6 +136,13 @@ func (a *app) runServe(ctx context.Context, cmd *cli.Command, withWorker bool) e
 	if err != nil {
 		return err
 	}
+	con, err := console.New(console.Config{API: handler, Store: rt.store, Accounts: rt.accounts,
+		MonitorPath: monitoring.MonitorPath, Logger: a.log.Named("console")})
+	if err != nil {
+		return err
+	}
+	handler.MountPages(console.Prefix, con)
+	handler.MountPages("GET /console", http.RedirectHandler(console.Prefix, http.StatusMovedPermanently))
 	cb, err := a.newCallbackRouter(cmd.String(flagCallbackPath), rt.hub, rt.rdb, rt.metrics)
 	if err != nil {
 		return err

@@ -33,6 +33,8 @@ var rank = map[string]int{
 	"producer":           3,
 	"worker":             3,
 	"api":                3,
+	"api/console":        3,
+	"internal/i18n":      0,
 	"cmd/wxmass":         4,
 }
 
@@ -56,7 +58,7 @@ var harness = []string{"internal/bench", "internal/fairness", "internal/reliabil
 
 // noRDB may not import internal/rdb: they reach runs and outcomes through
 // campaigns.Store, and everything else through their own packages' APIs.
-var noRDB = []string{"producer", "worker", "api"}
+var noRDB = []string{"producer", "worker", "api", "api/console"}
 
 // noAsynq are the domain packages, which never import asynq (STYLE 5).
 var noAsynq = []string{"campaigns", "wechat", "wechat/callback", "ratelimit", "retry"}

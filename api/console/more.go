@@ -1,0 +1,5 @@
+package console
+
+// routesMore registers the pages of the other files.
+func (c *Console) routesMore() {
+}

@@ -1,0 +1,70 @@
+package console
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wxmass/wxmass/internal/httpserve"
+)
+
+// runProgress streams a run's progress to its page as server-sent events:
+// an event "progress" with the progress box's HTML every
+// Config.ProgressEvery while the run is live, and a last one, which also
+// removes the page's connection (an out-of-band swap), once it finished.
+func (c *Console) runProgress(w http.ResponseWriter, r *http.Request) {
+	v := c.newView(r)
+	id := r.PathValue("id")
+	run, err := strconv.Atoi(r.PathValue("run"))
+	if err != nil || run <= 0 {
+		http.Error(w, "run: a positive whole number", http.StatusBadRequest)
+		return
+	}
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	path := "/v1/campaigns/" + url.PathEscape(id) + "/runs/" + strconv.Itoa(run)
+	v.loc = time.Local
+	tick := time.NewTicker(c.cfg.ProgressEvery)
+	defer tick.Stop()
+	for {
+		var rs runStatus
+		if err := c.get(r, path, nil, &rs); err != nil {
+			c.log.Debug("console: progress", zap.Error(err))
+			return
+		}
+		var b bytes.Buffer
+		if err := c.pages.partial(&b, "progress", map[string]any{"V": v, "R": &rs}); err != nil {
+			c.log.Error("console: render progress", zap.Error(err))
+			return
+		}
+		done := rs.Finished != nil
+		if done {
+			b.WriteString(`<div id="progress-stream" hx-swap-oob="true"></div>`)
+		}
+		if _, err := fmt.Fprintf(w, "event: progress\ndata: %s\n\n", strings.ReplaceAll(strings.TrimSpace(b.String()), "\n", "\ndata: ")); err != nil {
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		httpserve.Progress(r.Context())
+		if done {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tick.C:
+		}
+	}
+}

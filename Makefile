@@ -19,12 +19,13 @@ demo: build
 ## test: go vet, then the whole test suite with the race detector. The
 ## packages run first; cmd/ (whose tests run worker processes and measure the
 ## rate they achieve together) runs after them, alone on the machine. The
-## browser test of the report page needs Debian's chromium, installed when
-## missing; the launchers of private Redis servers, sentinels and clusters need
+## browser tests need Debian's chromium and a CJK font (the console's Chinese
+## pages), installed when missing (WXMASS_NEED_CHROMIUM: a browser test whose
+## chromium or font is missing fails rather than skips); the launchers of private Redis servers, sentinels and clusters need
 ## redis-server, installed when missing. Then deploy-check validates deploy/.
 test:
 	scripts/ensure-chromium.sh
-	WXMASS_NEED_REDIS_SERVER=1 $(REDIS) sh -c '$(GO) vet ./... && $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /cmd/) && $(GO) test -race -count=1 ./cmd/...'
+	WXMASS_NEED_REDIS_SERVER=1 WXMASS_NEED_CHROMIUM=1 $(REDIS) sh -c '$(GO) vet ./... && $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /cmd/) && $(GO) test -race -count=1 ./cmd/...'
 	$(MAKE) deploy-check
 
 ## deploy-check: validate deploy/ (Dockerfile, docker-compose.yml, the

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/campaigns"
 )
 
@@ -238,8 +239,13 @@ func (c *Console) campaignAction(w http.ResponseWriter, r *http.Request, v *view
 	return nil
 }
 
-// location is the time zone of account's dates.
-// TODO(console): the account's own time zone (accounts file time_zone).
+// location is the time zone of account's dates: the accounts file's
+// time_zone, account.TimeZoneDefault for an account it does not know.
 func (c *Console) location(accountID string) *time.Location {
-	return time.Local
+	if c.cfg.Accounts != nil {
+		if a, err := c.cfg.Accounts.Get(accountID); err == nil {
+			return a.TimeZone()
+		}
+	}
+	return (&account.Account{}).TimeZone()
 }

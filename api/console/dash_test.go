@@ -8,10 +8,15 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wxmass/wxmass/api"
 	"github.com/wxmass/wxmass/campaigns"
+	"github.com/wxmass/wxmass/internal/rdb"
+	"github.com/wxmass/wxmass/ratelimit"
+	"github.com/wxmass/wxmass/wechat"
 )
 
 // startWithProgress starts a campaign of two recipients through the API
@@ -249,4 +254,35 @@ func TestAuditTrailPages(t *testing.T) {
 	require.Contains(t, ae.body, "added: 1")
 	require.Contains(t, ae.body, "Add to the suppression list")
 	require.Equal(t, http.StatusNotFound, b.get(t, "/console/campaigns/nope/events", "en").status)
+}
+
+// TestDashboardShowsPausesAndCircuit: an account whose template API is
+// paused for its daily quota and whose circuit breaker is open shows both,
+// with their times in the account's zone.
+func TestDashboardShowsPausesAndCircuit(t *testing.T) {
+	t.Parallel()
+	var lim *ratelimit.Limiter
+	var br *ratelimit.Breakers
+	b := setup(t, func(cfg *api.Config, r *rdb.RDB) {
+		var err error
+		lim, err = ratelimit.New(r, ratelimit.Config{})
+		require.NoError(t, err)
+		br = ratelimit.NewBreakers(r)
+		cfg.Limiter, cfg.Breakers = lim, br
+	})
+	p := b.get(t, "/console/", "en")
+	require.Contains(t, p.body, `<td id="circuit-shop"><span class="state state-completed">Closed</span>`)
+	require.Contains(t, p.body, `<td id="pauses-shop">Not paused</td>`)
+
+	ctx := t.Context()
+	until := time.Date(2030, 1, 2, 0, 0, 0, 0, time.UTC)
+	require.NoError(t, lim.Pause(ctx, appID+":"+wechat.APITemplateSend, until))
+	_, _, err := br.Open(ctx, appID, time.Minute)
+	require.NoError(t, err)
+	p = b.get(t, "/console/", "en")
+	require.Contains(t, p.body, "Template messages: paused for WeChat&#39;s daily quota until 2030-01-02 08:00:00 CST")
+	require.Regexp(t, `id="circuit-open-shop">Open since [0-9-]+ [0-9:]+ CST: WeChat is unreachable`, p.body)
+	zh := b.get(t, "/console/", "zh-CN")
+	require.Contains(t, zh.body, "模板消息：因微信每日额度用完而暂停，直到 2030-01-02 08:00:00 CST")
+	require.Contains(t, zh.body, "微信无法访问，发送等待中")
 }

@@ -42,12 +42,15 @@ type bundle struct {
 	browser *http.Client
 }
 
-func setup(t *testing.T) *bundle {
+// setup starts the bundle; mutate changes the API's configuration (r is
+// the Redis of the store, for the limiter or the breakers).
+func setup(t *testing.T, mutate ...func(cfg *api.Config, r *rdb.RDB)) *bundle {
 	t.Helper()
 	rs := redistest.StartServer(t, redistest.ServerConfig{})
 	c := redis.NewClient(&redis.Options{Addr: rs.Addr()})
 	t.Cleanup(func() { _ = c.Close() })
-	store := campaigns.NewStore(rdb.New(c, "wxmass"))
+	r := rdb.New(c, "wxmass")
+	store := campaigns.NewStore(r)
 	client, err := producer.NewClient(c)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = client.Close() })
@@ -55,8 +58,12 @@ func setup(t *testing.T) *bundle {
 	require.NoError(t, err)
 	keys := &api.KeySet{}
 	require.NoError(t, keys.AddNamed("alice", testKey))
-	srv, err := api.New(api.Config{Store: store, Producer: producer.New(client.Client, store, reg, nil, producer.Config{}), Keys: keys,
-		Accounts: reg})
+	cfg := api.Config{Store: store, Producer: producer.New(client.Client, store, reg, nil, producer.Config{}), Keys: keys,
+		Accounts: reg}
+	for _, m := range mutate {
+		m(&cfg, r)
+	}
+	srv, err := api.New(cfg)
 	require.NoError(t, err)
 	con, err := console.New(console.Config{API: srv, Store: store, Accounts: reg, MonitorPath: "/monitoring"})
 	require.NoError(t, err)

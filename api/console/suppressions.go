@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wxmass/wxmass/internal/httpserve"
 )
 
 // An account's suppression list: a page of it (GET
@@ -68,9 +70,9 @@ type supData struct {
 	// OpenID and Note are the add form's values, kept when it is refused.
 	OpenID, Note string
 	// Errors are the field errors by field (openids, note, search, file);
-	// Error a form's error that names no field.
-	Errors map[string]string
-	Error  string
+	// Error a form's error that names no field, Detail the API's words.
+	Errors        map[string]string
+	Error, Detail string
 	// Report is an import's report.
 	Report *importReport
 	// Refused is set when the import stored nothing.
@@ -224,7 +226,9 @@ func (c *Console) supRemove(w http.ResponseWriter, r *http.Request, v *view) err
 // supImportMaxBytes (a larger one is refused as too large), checks its
 // form token and runs supImport.
 func (c *Console) supImportForm(w http.ResponseWriter, r *http.Request, v *view) error {
-	r.Body = http.MaxBytesReader(w, r.Body, supImportMaxBytes)
+	// The browser's upload is read here, under the server's upload
+	// deadline rather than its body timeout (httpserve.Upload).
+	r.Body = http.MaxBytesReader(w, httpserve.Upload(r), supImportMaxBytes)
 	if err := r.ParseMultipartForm(8 << 20); err != nil {
 		var big *http.MaxBytesError
 		if errors.As(err, &big) {
@@ -257,7 +261,7 @@ func (c *Console) supImport(w http.ResponseWriter, r *http.Request, v *view) err
 		if json.Unmarshal(a.Body, &refused) == nil {
 			d.Report = refused.Report
 		}
-		d.Refused, d.Error = true, v.T("sup.import.refused", ae.Message)
+		d.Refused, d.Error, d.Detail = true, v.T("sup.import.refused"), ae.Message
 		return c.renderSuppressions(w, r, v, d, http.StatusUnprocessableEntity)
 	}
 	if ae, ok := asAPIError(err); ok && (ae.Code == "body_too_large" || ae.Code == "unsupported_media_type") {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -120,7 +121,7 @@ func (b *bundle) suppressed(t *testing.T) map[string]map[string]any {
 }
 
 // upload posts a multipart form with a file, as the import form does.
-func (b *bundle) upload(t *testing.T, path, csrf, file string) page {
+func (b *bundle) upload(t *testing.T, path, csrf, file, lang string) page {
 	t.Helper()
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
@@ -135,6 +136,9 @@ func (b *bundle) upload(t *testing.T, path, csrf, file string) page {
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	req.Header.Set("Origin", b.url)
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	if lang != "" {
+		req.Header.Set("Accept-Language", lang)
+	}
 	return b.do(t, req)
 }
 
@@ -177,17 +181,22 @@ func TestSuppressionsFromTheConsole(t *testing.T) {
 	require.Contains(t, found.body, "运营人员添加")
 	require.Contains(t, b.get(t, path+"?openid="+two, "en").body, `id="sup-not-found"`)
 
-	imp := b.upload(t, path+"/import", token(t, p), "openid,note\n"+two+",a note\nnot an openid\n"+three+"\n")
+	imp := b.upload(t, path+"/import", token(t, p), "openid,note\n"+two+",a note\nnot an openid\n"+three+"\n", "en")
 	require.Equal(t, http.StatusOK, imp.status, imp.body)
 	require.Contains(t, imp.body, `<dd id="import-added">2</dd>`)
 	require.Contains(t, imp.body, `<dd id="import-bad">1</dd>`)
-	require.Regexp(t, `<table class="list" id="bad-lines">.*<tr><td>3</td><td>openid: `, strings.ReplaceAll(imp.body, "\n", ""))
+	require.Regexp(t, `<table class="list" id="bad-lines">.*<tr><td>3</td><td>&#34;not an openid&#34; is not an openid: 20 to 64`, strings.ReplaceAll(imp.body, "\n", ""))
 	list := b.suppressed(t)
 	require.Len(t, list, 3)
 	require.Equal(t, "a note", list[two]["note"])
 
-	refused := b.upload(t, path+"/import", token(t, p), "nothing here\n")
+	refused := b.upload(t, path+"/import", token(t, p), "nothing here\n", "en")
 	require.Equal(t, http.StatusUnprocessableEntity, refused.status, refused.body)
+	zh := b.upload(t, path+"/import", token(t, p), "openid\n"+one+",a,b\n"+one+"\n"+one+"\n", "zh-CN")
+	require.Equal(t, http.StatusOK, zh.status, zh.body)
+	require.Contains(t, zh.body, "有 3 个字段：应为 openid 或 openid,备注", "the bad lines in the page's language")
+	require.Contains(t, zh.body, "与第 3 行的 openid 重复。")
+	require.Contains(t, zh.body, "已导入：添加 0 个，已在名单上 1 个，有误的行 2 行。")
 	require.Contains(t, refused.body, `id="form-error"`)
 	require.Contains(t, refused.body, `<dd id="import-bad">1</dd>`)
 	require.Len(t, b.suppressed(t), 3, "nothing stored")
@@ -285,4 +294,38 @@ func TestDashboardShowsPausesAndCircuit(t *testing.T) {
 	zh := b.get(t, "/console/", "zh-CN")
 	require.Contains(t, zh.body, "模板消息：因微信每日额度用完而暂停，直到 2030-01-02 08:00:00 CST")
 	require.Contains(t, zh.body, "微信无法访问，发送等待中")
+}
+
+var cellRE = regexp.MustCompile(`<tr><td>([0-9]+)</td><td>([^<]*)</td></tr>`)
+
+// TestImportLineErrorsTranslated: every kind of line the API refuses in a
+// suppression import is shown in Chinese on a Chinese page.
+func TestImportLineErrorsTranslated(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const ok = "oCON000000000000000000000031"
+	lines := []string{
+		"openid,note",
+		ok,
+		"not an openid",                      // 3: not an openid
+		ok,                                   // 4: duplicate
+		",a note",                            // 5: no openid
+		"a,b,c",                              // 6: fields
+		ok + "2," + strings.Repeat("长", 201), // 7: note too long
+		ok + "3,\"a\x01b\"",                  // 8: control character
+		ok + "4,\xff",                        // 9: invalid UTF-8
+		ok + "5," + strings.Repeat("x", campaigns.AudienceMaxLineBytesDefault), // 10: too long
+		ok + "6,\"unterminated", // 11: not CSV
+	}
+	p := b.get(t, "/console/accounts/shop/suppressions", "zh-CN")
+	r := b.upload(t, "/console/accounts/shop/suppressions/import", token(t, p), strings.Join(lines, "\n")+"\n", "zh-CN")
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	cells := cellRE.FindAllStringSubmatch(r.body, -1)
+	require.Len(t, cells, 9, r.body)
+	han := regexp.MustCompile(`\p{Han}`)
+	for i, c := range cells {
+		require.Equal(t, strconv.Itoa(i+3), c[1])
+		require.Regexp(t, han, c[2], "line %s: %s", c[1], c[2])
+		require.NotContains(t, c[2], "want", "line %s: %s", c[1], c[2])
+	}
 }

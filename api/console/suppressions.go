@@ -55,6 +55,16 @@ type importReport struct {
 	} `json:"bad_lines"`
 }
 
+// translate puts the bad lines' errors into v's language (lineError).
+func (rep *importReport) translate(v *view) {
+	if rep == nil {
+		return
+	}
+	for i := range rep.BadLines {
+		rep.BadLines[i].Error = lineError(v, rep.BadLines[i].Error)
+	}
+}
+
 // supData is the suppression list's page.
 type supData struct {
 	Account string
@@ -260,6 +270,7 @@ func (c *Console) supImport(w http.ResponseWriter, r *http.Request, v *view) err
 		}
 		if json.Unmarshal(a.Body, &refused) == nil {
 			d.Report = refused.Report
+			d.Report.translate(v)
 		}
 		d.Refused, d.Error, d.Detail = true, v.T("sup.import.refused"), ae.Message
 		return c.renderSuppressions(w, r, v, d, http.StatusUnprocessableEntity)
@@ -275,6 +286,7 @@ func (c *Console) supImport(w http.ResponseWriter, r *http.Request, v *view) err
 	if err := json.Unmarshal(a.Body, d.Report); err != nil {
 		return err
 	}
+	d.Report.translate(v)
 	v.Flash = v.T("sup.done.imported", d.Report.Added, d.Report.Updated, d.Report.Bad)
 	return c.renderSuppressions(w, r, v, d, http.StatusOK)
 }

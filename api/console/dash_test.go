@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"bytes"
+	"context"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -16,8 +17,10 @@ import (
 	"github.com/wxmass/wxmass/api"
 	"github.com/wxmass/wxmass/campaigns"
 	"github.com/wxmass/wxmass/internal/rdb"
+	"github.com/wxmass/wxmass/internal/secret"
 	"github.com/wxmass/wxmass/ratelimit"
 	"github.com/wxmass/wxmass/wechat"
+	"github.com/wxmass/wxmass/wechat/wechattest"
 )
 
 // startWithProgress starts a campaign of two recipients through the API
@@ -328,4 +331,39 @@ func TestImportLineErrorsTranslated(t *testing.T) {
 		require.Regexp(t, han, c[2], "line %s: %s", c[1], c[2])
 		require.NotContains(t, c[2], "want", "line %s: %s", c[1], c[2])
 	}
+}
+
+// fakeTokens fetches the account's access_token from the fake WeChat.
+type fakeTokens struct {
+	c      *wechat.Client
+	appID  string
+	secret secret.String
+}
+
+func (f fakeTokens) Token(ctx context.Context) (string, error) {
+	t, err := f.c.StableToken(ctx, f.appID, f.secret, false)
+	return t.Token, err
+}
+
+func (f fakeTokens) Invalidate(context.Context, string) error { return nil }
+
+// TestDashboardShowsQuota: with a WeChat client, the dashboard shows each
+// API's quota used and left today, as WeChat's quota/get answers.
+func TestDashboardShowsQuota(t *testing.T) {
+	t.Parallel()
+	const appSecret = "console-secret-0123456789abcdef"
+	fake := wechattest.Start(t, wechattest.Config{Accounts: []wechattest.Account{{AppID: appID, Secret: appSecret}}})
+	wc := wechat.New(wechat.WithBaseURLs(fake.URL()))
+	b := setup(t, func(cfg *api.Config, _ *rdb.RDB) {
+		a, err := cfg.Accounts.Get("shop")
+		require.NoError(t, err)
+		a.Tokens = fakeTokens{c: wc, appID: appID, secret: secret.New(appSecret)}
+		cfg.WeChat = wc
+	})
+	en := b.get(t, "/console/", "en")
+	require.Equal(t, http.StatusOK, en.status, en.body)
+	require.NotContains(t, en.body, `id="quota-unavailable-shop"`)
+	require.Regexp(t, `<td id="quota-shop"><ul class="plain"><li>Template messages: 0 used, [0-9,]+ left of [0-9,]+</li>`, en.body)
+	zh := b.get(t, "/console/", "zh-CN")
+	require.Regexp(t, `模板消息：已用 0，剩余 [0-9,]+，共 [0-9,]+`, zh.body)
 }

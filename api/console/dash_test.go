@@ -367,3 +367,23 @@ func TestDashboardShowsQuota(t *testing.T) {
 	zh := b.get(t, "/console/", "zh-CN")
 	require.Regexp(t, `模板消息：已用 0，剩余 [0-9,]+，共 [0-9,]+`, zh.body)
 }
+
+// TestDashboardFindsOlderLiveRuns: the dashboard reads one page of the
+// newest campaigns, never the whole list; a live run of an older campaign
+// is found in its account's rate-bucket registry, where the producer
+// registers every run that sends.
+func TestDashboardFindsOlderLiveRuns(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	old := b.startWithProgress(t, "老活动")
+	require.NoError(t, b.store.AddBucketRun(t.Context(), appID+":"+wechat.APITemplateSend, old, 1, 1))
+	for i := range 55 {
+		b.newCampaign(t, "新活动 "+strconv.Itoa(i))
+	}
+	p := b.get(t, "/console/", "en")
+	require.Equal(t, http.StatusOK, p.status, p.body)
+	require.Contains(t, p.body, `<li class="live-run" id="live-`+old+`">`)
+	require.Regexp(t, `<progress id="live-progress-`+old+`" max="2" value="1"`, p.body)
+	require.Equal(t, 1, strings.Count(p.body, `class="live-run"`))
+	require.Contains(t, p.body, `<tr id="failure-`+old+`">`, "its failures too")
+}

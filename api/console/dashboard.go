@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -136,7 +137,7 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, v *view) err
 	}
 	live, statuses := c.liveRuns(r, v, recent)
 	d.Live = liveData{Runs: live, Every: liveEvery}
-	d.Failures = c.recentFailures(r, recent, statuses)
+	d.Failures = c.recentFailures(r, live, recent, statuses)
 	v.Nav, v.Title = "dashboard", v.T("nav.dashboard")
 	return v.Render("dashboard", d)
 }
@@ -244,8 +245,8 @@ func isLive(s campaigns.State) bool {
 // liveRuns returns at most dashLiveMax live runs, newest first: those
 // registered in the accounts' rate buckets (a run is registered once it
 // sends) and the live ones among the recent campaigns (a run that has not
-// sent yet, or is stopping). It returns the runs' statuses too, by
-// campaign id.
+// sent yet, or is stopping). It returns their statuses too, by campaign
+// id.
 func (c *Console) liveRuns(r *http.Request, v *view, recent []campaignRow) ([]liveRun, map[string]*runStatus) {
 	type ref struct {
 		id   string
@@ -302,10 +303,10 @@ func (c *Console) liveRuns(r *http.Request, v *view, recent []campaignRow) ([]li
 			c.log.Debug("console: live run", zap.String("campaign_id", f.id), zap.Error(err))
 			continue
 		}
-		statuses[f.id] = &rs
 		if rs.Finished != nil {
 			continue
 		}
+		statuses[f.id] = &rs
 		lr := liveRun{ID: f.id, Name: name, Account: rs.Account, State: rs.State, Run: rs.Run, Size: rs.Size, Settled: rs.Settled,
 			Started: v.TimeIn(rs.Account, rs.Started), startedAt: rs.Started}
 		lr.Rate = c.live.rate(f.id+"|"+strconv.Itoa(f.run), rs.Settled, rs.Started, now)
@@ -331,43 +332,49 @@ func clockDuration(d time.Duration) string {
 // recentFailures are the failed recipients of the live runs and of the
 // latest runs of the newest finished campaigns (at most dashFailuresMax
 // more reads), by errcode.
-func (c *Console) recentFailures(r *http.Request, recent []campaignRow, statuses map[string]*runStatus) []failureRow {
+func (c *Console) recentFailures(r *http.Request, live []liveRun, recent []campaignRow, statuses map[string]*runStatus) []failureRow {
 	var out []failureRow
+	for _, lr := range live {
+		if f, ok := failures(lr.ID, lr.Name, lr.Account, statuses[lr.ID]); ok {
+			out = append(out, f)
+		}
+	}
 	read := 0
 	for _, cr := range recent {
-		if cr.LatestRun == 0 {
+		if _, shown := statuses[cr.ID]; shown || cr.LatestRun == 0 || isLive(cr.State) || read >= dashFailuresMax {
 			continue
 		}
-		rs, ok := statuses[cr.ID]
-		if !ok {
-			if isLive(cr.State) || read >= dashFailuresMax {
-				continue
-			}
-			read++
-			rs = &runStatus{}
-			if err := c.get(r, "/v1/campaigns/"+url.PathEscape(cr.ID)+"/runs/"+strconv.Itoa(cr.LatestRun), nil, rs); err != nil {
-				continue
-			}
-		}
-		if rs.Counters["failed"] == 0 {
+		read++
+		var rs runStatus
+		if err := c.get(r, "/v1/campaigns/"+url.PathEscape(cr.ID)+"/runs/"+strconv.Itoa(cr.LatestRun), nil, &rs); err != nil {
 			continue
 		}
-		f := failureRow{ID: cr.ID, Name: cr.Name, Account: cr.Account, Run: rs.Run, Failed: rs.Counters["failed"]}
-		for k, n := range rs.Counters {
-			if code, ok := strings.CutPrefix(k, "code:"); ok && n > 0 && code != "0" {
-				f.Codes = append(f.Codes, codeCount{Code: code, N: n})
-			}
+		if f, ok := failures(cr.ID, cr.Name, cr.Account, &rs); ok {
+			out = append(out, f)
 		}
-		slices.SortFunc(f.Codes, func(a, b codeCount) int {
-			if a.N != b.N {
-				return int(b.N - a.N)
-			}
-			return strings.Compare(a.Code, b.Code)
-		})
-		f.Codes = f.Codes[:min(len(f.Codes), dashCodesMax)]
-		out = append(out, f)
 	}
 	return out
+}
+
+// failures is the failure row of a run, if it has failed recipients.
+func failures(id, name, account string, rs *runStatus) (failureRow, bool) {
+	if rs == nil || rs.Counters["failed"] == 0 {
+		return failureRow{}, false
+	}
+	f := failureRow{ID: id, Name: name, Account: account, Run: rs.Run, Failed: rs.Counters["failed"]}
+	for k, n := range rs.Counters {
+		if code, ok := strings.CutPrefix(k, "code:"); ok && n > 0 && code != "0" {
+			f.Codes = append(f.Codes, codeCount{Code: code, N: n})
+		}
+	}
+	slices.SortFunc(f.Codes, func(a, b codeCount) int {
+		if a.N != b.N {
+			return cmp.Compare(b.N, a.N)
+		}
+		return strings.Compare(a.Code, b.Code)
+	})
+	f.Codes = f.Codes[:min(len(f.Codes), dashCodesMax)]
+	return f, true
 }
 
 // rateSampler remembers each live run's settled count at its last view,

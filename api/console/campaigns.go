@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wxmass/wxmass/campaigns"
+	"github.com/wxmass/wxmass/internal/i18n"
 )
 
 // pageSize is the campaign list's page.
@@ -183,9 +184,10 @@ func (c *Console) campaignPage(w http.ResponseWriter, r *http.Request, v *view) 
 	return v.Render("campaign", d)
 }
 
-// flash is the message of an action just done ("" for none or unknown).
+// flash is the message of an action just done ("" for none or unknown):
+// its "done.<action>" message.
 func flash(v *view, action string) string {
-	if action == "" || !confirmable[action] {
+	if action == "" || !i18n.Default().Has(v.L.Tag, "done."+action) {
 		return ""
 	}
 	return v.T("done." + action)

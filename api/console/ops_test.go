@@ -81,12 +81,12 @@ func (b *bundle) fileCampaign(t *testing.T) string {
 
 // upload sends the audience form with file, as a browser does: the
 // fields in the form's order, the token first.
-func (b *bundle) upload(t *testing.T, id, tok, lang, name, file string) page {
+func (b *bundle) upload(t *testing.T, id, tok, lang, format, name, file string) page {
 	t.Helper()
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	require.NoError(t, mw.WriteField("csrf", tok))
-	require.NoError(t, mw.WriteField("format", ""))
+	require.NoError(t, mw.WriteField("format", format))
 	fw, err := mw.CreateFormFile("file", name)
 	require.NoError(t, err)
 	_, err = fw.Write([]byte(file))
@@ -122,11 +122,11 @@ func TestAudienceUploadReport(t *testing.T) {
 	require.Contains(t, form.body, "The audience has 0 recipients now.")
 	tok := token(t, form)
 
-	forged := b.upload(t, id, "forged", "en", "a.csv", "openid,name\n"+userA+",张三\n")
+	forged := b.upload(t, id, "forged", "en", "", "a.csv", "openid,name\n"+userA+",张三\n")
 	require.Equal(t, http.StatusForbidden, forged.status)
 	require.Zero(t, b.audienceLen(t, id), "a forged form stores nothing")
 
-	p := b.upload(t, id, tok, "en", "members.csv", "openid,name\n"+userA+",张三\nnot-an-openid,李四\n"+userB+",王五\n")
+	p := b.upload(t, id, tok, "en", "", "members.csv", "openid,name\n"+userA+",张三\nnot-an-openid,李四\n"+userB+",王五\n")
 	require.Equal(t, http.StatusOK, p.status, p.body)
 	require.Contains(t, p.body, `id="upload-report"`)
 	require.Contains(t, p.body, `<td id="report-accepted">2</td>`)
@@ -140,7 +140,7 @@ func TestAudienceUploadReport(t *testing.T) {
 
 	// A JSON Lines file whose every line is bad: refused, as the report
 	// says, in Chinese.
-	bad := b.upload(t, id, tok, "zh-CN", "bad.jsonl", `{"openid":"x1","name":"a"}`+"\n"+`{"openid":"x2","name":"b"}`+"\n")
+	bad := b.upload(t, id, tok, "zh-CN", "", "bad.jsonl", `{"openid":"x1","name":"a"}`+"\n"+`{"openid":"x2","name":"b"}`+"\n")
 	require.Equal(t, http.StatusOK, bad.status, bad.body)
 	require.Contains(t, bad.body, `id="upload-refused"`)
 	require.Contains(t, bad.body, "文件被拒绝：没有保存任何内容，受众保持原样。")
@@ -148,6 +148,17 @@ func TestAudienceUploadReport(t *testing.T) {
 	require.Contains(t, bad.body, `<td class="bad-line">1</td>`)
 	require.Contains(t, bad.body, `<td class="bad-line">2</td>`)
 	require.EqualValues(t, 2, b.audienceLen(t, id), "the refused file kept the audience")
+
+	// The format chosen in the form wins over the file's name.
+	jl := b.upload(t, id, tok, "en", "jsonl", "members.txt", `{"openid":"`+userC+`","name":"赵六"}`+"\n")
+	require.Contains(t, jl.body, "Stored: the audience now has 1 recipients.", jl.body)
+	require.EqualValues(t, 1, b.audienceLen(t, id))
+
+	// No file chosen: the form says so and nothing changes.
+	none := b.upload(t, id, tok, "en", "", "", "")
+	require.Equal(t, http.StatusOK, none.status, none.body)
+	require.Contains(t, none.body, `<p class="field-error" id="err-file">Choose a file to upload.</p>`)
+	require.EqualValues(t, 1, b.audienceLen(t, id))
 }
 
 var (

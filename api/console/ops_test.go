@@ -8,11 +8,14 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 
 	"github.com/wxmass/wxmass/api"
 	"github.com/wxmass/wxmass/campaigns"
@@ -23,6 +26,7 @@ import (
 	"github.com/wxmass/wxmass/retry"
 	"github.com/wxmass/wxmass/wechat"
 	"github.com/wxmass/wxmass/wechat/wechattest"
+	"github.com/wxmass/wxmass/worker"
 )
 
 // Recipients of the operations' tests.
@@ -35,12 +39,13 @@ const (
 
 // setupWeChat is setup with the API's WeChat client, token cache, rate
 // limiter and retry policy pointed at a fake WeChat, which refuses
-// userGone with 43004.
-func setupWeChat(t *testing.T) (*bundle, *wechattest.Server) {
+// userGone with 46004 (user does not exist: a failure that does not
+// suppress the user). With work, a worker sends the runs' messages.
+func setupWeChat(t *testing.T, work bool) (*bundle, *wechattest.Server) {
 	t.Helper()
 	fake := wechattest.Start(t, wechattest.Config{
 		Accounts: []wechattest.Account{{AppID: appID, Secret: wechattest.SecretDefault}},
-		Terminal: map[string]int{userGone: 43004},
+		Terminal: map[string]int{userGone: 46004},
 	})
 	b := setup(t, func(t *testing.T, rc *redis.Client, cfg *api.Config) {
 		r := rdb.New(rc, "wxmass")
@@ -62,6 +67,17 @@ func setupWeChat(t *testing.T) (*bundle, *wechattest.Server) {
 		policy, err := retry.New(retry.Config{})
 		require.NoError(t, err)
 		cfg.WeChat, cfg.Limiter, cfg.Policy = wc, lim, policy
+		if !work {
+			return
+		}
+		w := worker.New(cfg.Store, cfg.Accounts, wc, lim, policy, cfg.Producer, worker.Config{Logger: zap.NewNop()})
+		srv := worker.NewServer(asynq.RedisClientOpt{Addr: rc.Options().Addr}, w, worker.ServerConfig{Concurrency: 4, ShutdownTimeout: 10 * time.Second})
+		require.NoError(t, srv.Start(t.Context()))
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			require.NoError(t, srv.Stop(ctx))
+		})
 	})
 	return b, fake
 }
@@ -357,7 +373,7 @@ func TestRetryFailedFromTheConsole(t *testing.T) {
 // a malformed openid is named by its line.
 func TestTestSendFromTheConsole(t *testing.T) {
 	t.Parallel()
-	b, fake := setupWeChat(t)
+	b, fake := setupWeChat(t, false)
 	id := b.newCampaign(t, "测试")
 	p := b.get(t, "/console/campaigns/"+id+"/test", "en")
 	require.Equal(t, http.StatusOK, p.status, p.body)
@@ -377,7 +393,56 @@ func TestTestSendFromTheConsole(t *testing.T) {
 	rows := regexp.MustCompile(`(?s)<table class="list" id="test-results">.*?<tbody>(.*?)</tbody>`).FindStringSubmatch(sent.body)
 	require.NotNil(t, rows)
 	require.Regexp(t, userA+`</code></td><td><span class="state state-completed">Sent</span></td><td>0</td>`, rows[1])
-	require.Regexp(t, userGone+`</code></td><td><span class="state state-failed">Refused</span></td><td>43004</td>`, rows[1])
+	require.Regexp(t, userGone+`</code></td><td><span class="state state-failed">Refused</span></td><td>46004</td>`, rows[1])
 	require.Len(t, fake.DeliveriesTo(userA), 1, "the fake has the test the console shows as sent")
 	require.Empty(t, fake.DeliveriesTo(userGone))
+}
+
+// finishedRun polls the API until run of campaign id has finished, and
+// returns it.
+func (b *bundle) finishedRun(t *testing.T, id string, run int) map[string]any {
+	t.Helper()
+	var out map[string]any
+	require.Eventually(t, func() bool {
+		var status int
+		status, out = b.apiJSON(t, "GET", "/v1/campaigns/"+id+"/runs/"+strconv.Itoa(run), nil)
+		return status == http.StatusOK && out["finished"] != nil
+	}, 20*time.Second, 20*time.Millisecond, "run %d of %s finishes", run, id)
+	return out
+}
+
+// TestRetrySendsAgainFromTheConsole: from the console, an audience with a
+// user WeChat refuses, a run whose failure the retry page offers by its
+// errcode, and a retry run that sends to that user once WeChat takes it;
+// the fake's record agrees.
+func TestRetrySendsAgainFromTheConsole(t *testing.T) {
+	t.Parallel()
+	b, fake := setupWeChat(t, true)
+	id := b.fileCampaign(t)
+	form := b.get(t, "/console/campaigns/"+id+"/audience", "en")
+	tok := token(t, form)
+	up := b.upload(t, id, tok, "en", "", "members.csv", "openid,name\n"+userA+",张三\n"+userGone+",李四\n")
+	require.Contains(t, up.body, "Stored: the audience now has 2 recipients.", up.body)
+	start := b.post(t, "/console/campaigns/"+id+"/start", url.Values{"csrf": {tok}})
+	require.Equal(t, "/console/campaigns/"+id, start.url.Path, start.body)
+	run1 := b.finishedRun(t, id, 1)
+	counters := run1["counters"].(map[string]any)
+	require.EqualValues(t, 1, counters["failed"], "%v", counters)
+	require.Len(t, fake.DeliveriesTo(userA), 1)
+	require.Empty(t, fake.DeliveriesTo(userGone))
+
+	p := b.get(t, "/console/campaigns/"+id+"/runs/1/retry", "en")
+	require.Contains(t, p.body, `id="f-retry-code-46004"`)
+	require.Contains(t, p.body, `id="f-retry-class-recipient"`)
+	require.NoError(t, fake.SetTerminal(userGone, 0))
+	prev := b.post(t, "/console/campaigns/"+id+"/runs/1/retry", url.Values{"csrf": {tok}, "code": {"46004"}, "op": {"preview"}})
+	require.Contains(t, prev.body, "(at most 1)")
+	done := b.post(t, "/console/campaigns/"+id+"/runs/1/retry", url.Values{"csrf": {tok}, "code": {"46004"}, "op": {"confirm"},
+		"checked": {checked(t, prev)}})
+	require.Equal(t, "/console/campaigns/"+id, done.url.Path, done.body)
+	run2 := b.finishedRun(t, id, 2)
+	require.EqualValues(t, 1, run2["size"])
+	require.EqualValues(t, 1, run2["counters"].(map[string]any)["sent"], "%v", run2)
+	require.Len(t, fake.DeliveriesTo(userGone), 1, "the retry sent to the user WeChat refused before")
+	require.Len(t, fake.DeliveriesTo(userA), 1, "and to no one else")
 }

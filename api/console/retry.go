@@ -107,9 +107,12 @@ func (c *Console) retryForm(w http.ResponseWriter, r *http.Request, v *view) err
 	return nil
 }
 
-// unretriedClasses are the classes of outcomes that are not failures
-// (retry's ok and rest), which a retry filter does not take.
-var unretriedClasses = []string{"ok", "rest"}
+// retryClasses are the classes a retry filter takes (the API's
+// retryClasses: retry's classes of failure, exhausted and receipt). The
+// counters have others (a skipped recipient's suppressed, capped, window),
+// which the API refuses in a filter.
+var retryClasses = []string{"unknown", "refresh_token", "retry", "recipient", "message", "fatal", "quota",
+	campaigns.ClassExhausted, campaigns.ClassReceipt}
 
 // choose builds the form's options from the run's counters with f's
 // values checked (failed when f names no outcome), and what f matches.
@@ -127,7 +130,7 @@ func (d *retryData) choose(f campaigns.RetryFilter) {
 	var codes []int
 	for k := range counters {
 		if v, ok := strings.CutPrefix(k, "class:"); ok {
-			if !slices.Contains(unretriedClasses, v) {
+			if slices.Contains(retryClasses, v) {
 				classes = append(classes, v)
 			}
 		} else if v, ok := strings.CutPrefix(k, "code:"); ok {

@@ -85,66 +85,78 @@ func (c *Console) audienceData(r *http.Request, v *view) (*audienceData, error) 
 const formFieldMax = 256
 
 // audienceUpload streams the form's file to the API. The form's fields
-// come in its order: the token, the format, then the file; the token is
+// come in its order: the token and the format, then the file; the token is
 // checked before the file is read.
 func (c *Console) audienceUpload(w http.ResponseWriter, r *http.Request, v *view) error {
-	id := r.PathValue("id")
 	// A long upload may take longer than the server's body timeout.
 	r.Body = httpserve.Upload(r)
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return &pageError{status: http.StatusBadRequest, msg: v.T("ops.audience.not_multipart")}
 	}
-	var tok, format string
-	var answer *uploadAnswer
-	var refused bool
-	var name string
-	var callErr error
-	sent := false
-	for !sent {
-		p, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return &pageError{status: http.StatusBadRequest, msg: v.T("ops.audience.not_multipart")}
-		}
-		switch p.FormName() {
-		case formTokenField:
-			tok, err = readField(p)
-		case "format":
-			format, err = readField(p)
-		case "file":
-			if !formTokenIs(r, tok) {
-				return &pageError{status: http.StatusForbidden, msg: v.T("error.form_token")}
-			}
-			if p.FileName() == "" {
-				continue
-			}
-			name = p.FileName()
-			answer, refused, callErr = c.putAudience(r, id, p, name, campaigns.Format(format))
-			sent = true
-		}
-		_ = p.Close()
-		if err != nil {
-			return &pageError{status: http.StatusBadRequest, msg: v.T("ops.audience.not_multipart")}
-		}
+	form, err := readUploadForm(mr)
+	if err != nil {
+		return &pageError{status: http.StatusBadRequest, msg: v.T("ops.audience.not_multipart")}
 	}
-	if !formTokenIs(r, tok) {
+	if !formTokenIs(r, form.token) {
 		return &pageError{status: http.StatusForbidden, msg: v.T("error.form_token")}
 	}
+	var answer *uploadAnswer
+	var refused bool
+	var callErr error
+	if form.file != nil {
+		answer, refused, callErr = c.putAudience(r, r.PathValue("id"), form.file, form.file.FileName(), campaigns.Format(form.format))
+	}
+	// The page after the upload, with the audience's new size.
 	d, err := c.audienceData(r, v)
 	if err != nil {
 		return err
 	}
-	d.Format, d.FileName, d.Result, d.Refused = format, name, answer, refused
-	d.NoFile = !sent
+	d.Format, d.Result, d.Refused, d.NoFile = form.format, answer, refused, form.file == nil
+	if form.file != nil {
+		d.FileName = form.file.FileName()
+	}
 	if callErr != nil {
 		if d.Err, err = c.opErrorOf(v, callErr); err != nil {
 			return err
 		}
 	}
 	return v.Render("audience", d)
+}
+
+// uploadForm is the audience form up to its file: the fields before it,
+// and the file's part, unread (nil when the form has no file).
+type uploadForm struct {
+	token, format string
+	file          *multipart.Part
+}
+
+// readUploadForm reads the parts of the audience form up to its file.
+func readUploadForm(mr *multipart.Reader) (uploadForm, error) {
+	var f uploadForm
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return f, nil
+		}
+		if err != nil {
+			return f, err
+		}
+		switch p.FormName() {
+		case formTokenField:
+			f.token, err = readField(p)
+		case "format":
+			f.format, err = readField(p)
+		case "file":
+			if p.FileName() != "" {
+				f.file = p
+				return f, nil
+			}
+		}
+		if err != nil {
+			return f, err
+		}
+	}
 }
 
 // putAudience sends the file part to the API, in format f or, when f is

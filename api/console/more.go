@@ -7,7 +7,7 @@ func (c *Console) routesMore() {
 	c.mux.HandleFunc("GET /console/campaigns/{id}/test", c.page(c.testPage))
 	c.mux.HandleFunc("POST /console/campaigns/{id}/test", c.form(c.testSend))
 	c.mux.HandleFunc("GET /console/campaigns/{id}/schedule", c.page(c.schedulePage))
-	c.mux.HandleFunc("POST /console/campaigns/{id}/schedule", c.form(c.scheduleForm))
+	c.mux.HandleFunc("POST /console/campaigns/{id}/schedule", c.form(c.scheduleSubmit))
 	c.mux.HandleFunc("GET /console/campaigns/{id}/runs/{run}/retry", c.page(c.retryPage))
-	c.mux.HandleFunc("POST /console/campaigns/{id}/runs/{run}/retry", c.form(c.retryForm))
+	c.mux.HandleFunc("POST /console/campaigns/{id}/runs/{run}/retry", c.form(c.retrySubmit))
 }

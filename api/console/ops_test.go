@@ -175,6 +175,12 @@ func TestAudienceUploadReport(t *testing.T) {
 	require.Equal(t, http.StatusOK, none.status, none.body)
 	require.Contains(t, none.body, `<p class="field-error" id="err-file">Choose a file to upload.</p>`)
 	require.EqualValues(t, 1, b.audienceLen(t, id))
+
+	// An inline audience takes no upload: the page says so.
+	inline := b.get(t, "/console/campaigns/"+b.newCampaign(t, "inline")+"/audience", "zh-CN")
+	require.Equal(t, http.StatusOK, inline.status, inline.body)
+	require.Contains(t, inline.body, `id="audience-not-file"`)
+	require.NotContains(t, inline.body, `id="upload"`)
 }
 
 var (
@@ -354,6 +360,11 @@ func TestRetryFailedFromTheConsole(t *testing.T) {
 	refused := post(url.Values{"status": {"cancelled"}, "op": {"confirm"}, "checked": {checked(t, none)}})
 	require.Equal(t, http.StatusOK, refused.status, refused.body)
 	require.Contains(t, refused.body, "There is nothing to retry with these filters.")
+
+	// Unknown recipients: the page says what sending them again risks.
+	unknown := post(url.Values{"status": {"failed", "unknown"}, "op": {"preview"}})
+	require.Contains(t, unknown.body, `id="retry-unknown"`)
+	require.NotContains(t, p.body, `id="retry-unknown"`)
 
 	quota := post(url.Values{"status": {"failed"}, "class": {"quota"}, "op": {"preview"}})
 	require.Contains(t, quota.body, `id="f-retry-class-quota" name="class" value="quota" checked`)

@@ -78,9 +78,9 @@ func (c *Console) retryData(r *http.Request, v *view) (*retryData, error) {
 	return d, nil
 }
 
-// retryForm shows the match of the form's filter or, when it was shown as
+// retrySubmit shows the match of the form's filter or, when it was shown as
 // it is, starts the retry.
-func (c *Console) retryForm(w http.ResponseWriter, r *http.Request, v *view) error {
+func (c *Console) retrySubmit(w http.ResponseWriter, r *http.Request, v *view) error {
 	d, err := c.retryData(r, v)
 	if err != nil {
 		return err

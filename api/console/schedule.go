@@ -82,9 +82,9 @@ func (c *Console) scheduleData(r *http.Request, v *view) (*scheduleData, error) 
 	return &scheduleData{C: cr, Errs: map[string]string{}, Missed: []campaigns.Missed{campaigns.MissedSkip, campaigns.MissedOnce}}, nil
 }
 
-// scheduleForm previews the form's schedule, or, when it was previewed as
+// scheduleSubmit previews the form's schedule, or, when it was previewed as
 // it is, stores it and puts the campaign on it.
-func (c *Console) scheduleForm(w http.ResponseWriter, r *http.Request, v *view) error {
+func (c *Console) scheduleSubmit(w http.ResponseWriter, r *http.Request, v *view) error {
 	d, err := c.scheduleData(r, v)
 	if err != nil {
 		return err

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/wxmass/wxmass/campaigns"
 	"github.com/wxmass/wxmass/wechat"
 )
@@ -89,6 +91,9 @@ type formData struct {
 	// fields are the errors by element id.
 	fields  map[string]*fieldState
 	Preview *preview
+	// Previewing: the page answers the preview button; nothing was saved
+	// or meant to be.
+	Previewing bool
 }
 
 // Action is the form's URL.
@@ -130,8 +135,16 @@ func (c *Console) formOf(f formValues, id string) *formData {
 	for len(f.Rows) < dataRowsMin {
 		f.Rows = append(f.Rows, dataRow{})
 	}
+	// A message of a msgtype the form does not edit keeps its msgtype.
+	withType := func(types []string, t string) []string {
+		if t == "" || slices.Contains(types, t) {
+			return types
+		}
+		return append(slices.Clone(types), t)
+	}
 	return &formData{ID: id, F: f, Kinds: formKinds, Sources: formSources, Accounts: c.accountIDs(),
-		CustomTypes: formCustomTypes, MassTypes: formMassTypes, fields: map[string]*fieldState{}}
+		CustomTypes: withType(formCustomTypes, f.CustomType), MassTypes: withType(formMassTypes, f.MassType),
+		fields: map[string]*fieldState{}}
 }
 
 // valuesOf returns the form values of a stored campaign.
@@ -438,11 +451,12 @@ func fieldMessage(v *view, fe campaigns.FieldError) string {
 	return v.T(fe.Format, args...)
 }
 
-// validateLocal validates cp as the API will, and shows its errors in the
-// view's language next to their fields. It returns the errors.
-func (d *formData) validateLocal(v *view, cp *campaigns.Campaign) []campaigns.FieldError {
+// validateLocal validates cp as the API will (at now), and shows its
+// errors in the view's language next to their fields. It returns the
+// errors.
+func (d *formData) validateLocal(v *view, cp *campaigns.Campaign, now time.Time) []campaigns.FieldError {
 	var ve *campaigns.ValidationError
-	if !errors.As(cp.Validate(), &ve) {
+	if !errors.As(cp.ValidateAt(now), &ve) {
 		return nil
 	}
 	for _, fe := range ve.Errors {
@@ -460,7 +474,7 @@ func (c *Console) showAPIError(v *view, d *formData, err error, local []campaign
 	ae, ok := asAPIError(err)
 	if !ok {
 		d.Top = append(d.Top, v.T("error.internal"))
-		c.log.Error("console: save campaign")
+		c.log.Error("console: save campaign", zap.Error(err))
 		return
 	}
 	predicted := len(local) > 0 && ae.Status == http.StatusUnprocessableEntity
@@ -539,8 +553,9 @@ func (c *Console) save(w http.ResponseWriter, r *http.Request, v *view, base *ca
 	}
 	d := c.formOf(f, id)
 	cp := campaignOf(f, base)
-	local := d.validateLocal(v, cp)
+	local := d.validateLocal(v, cp, c.cfg.Now())
 	if r.PostForm.Get("op") == "preview" {
+		d.Previewing = true
 		d.Preview = c.preview(r, v, cp, id, f.PreviewOpenID)
 		return c.renderForm(w, v, d, http.StatusOK)
 	}

@@ -94,21 +94,25 @@ func TestCampaignFormFieldErrors(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	for _, tt := range []struct {
-		lang, tooLong, required, banner string
+		lang, tooLong, required, letters, banner string
 	}{
-		{"en", "25 characters, thing takes at most 20", "required", "The campaign was not saved"},
-		{"zh-CN", "25 个字符，thing 最多 20 个字符", "必填", "活动未保存"},
+		{"en", "25 characters, thing takes at most 20", "required",
+			"character '订' (U+8BA2) at position 1 is not allowed: letter takes letters A-Z and a-z", "The campaign was not saved"},
+		{"zh-CN", "25 个字符，thing 最多 20 个字符", "必填", "字符 '订' (U+8BA2)（第 1 个）不允许：letter 只能填写字母 A-Z 和 a-z", "活动未保存"},
 	} {
 		form := b.get(t, "/console/campaigns/new", tt.lang)
 		bad := templateForm(token(t, form))
 		bad.Set("data_value_0", strings.Repeat("订", 25))
 		bad.Set("template_id", "")
+		bad.Set("data_key_2", "letter3")
+		bad.Set("data_value_2", "订单")
 		p := b.postLang(t, "/console/campaigns/new", bad, tt.lang)
 		require.Equal(t, http.StatusUnprocessableEntity, p.status, p.body)
 		require.Equal(t, "/console/campaigns/new", p.url.Path)
 		require.Contains(t, p.body, tt.banner)
 		require.Equal(t, tt.tooLong, fieldError(t, p, "f-data-value-0", "err-template-data-thing1"), tt.lang)
 		require.Equal(t, tt.required, fieldError(t, p, "f-template-id", "err-template-template_id"), tt.lang)
+		require.Equal(t, tt.letters, fieldError(t, p, "f-data-value-2", "err-template-data-letter3"), "the phrase argument is translated too")
 		require.Contains(t, p.body, `value="`+strings.Repeat("订", 25)+`"`, "the form keeps what was typed")
 		require.NotContains(t, p.body, `id="top-errors"`, "the API's refusal was predicted: nothing at the top")
 		require.Zero(t, b.total(t), "nothing is created")

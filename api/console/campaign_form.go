@@ -351,8 +351,9 @@ func splitList(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '，' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
 }
 
-// elements maps a field path of the campaign to the form element that
-// shows its errors, for the form's kind.
+// element returns the form element that shows the errors of a field path
+// of the campaign, for the form's kind, and the path its error paragraph
+// is named by; false when no element does.
 func (d *formData) element(path string) (string, string, bool) {
 	spec := d.F.spec()
 	exact := map[string]string{

@@ -272,3 +272,42 @@ func (b *bundle) upload(t *testing.T, id, csv string) {
 	res.Body.Close()
 	require.Equal(t, http.StatusOK, res.StatusCode)
 }
+
+// TestCampaignFormOtherKinds: a subscribe, a custom and a mass campaign
+// typed into the form are what the API then shows.
+func TestCampaignFormOtherKinds(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, tt := range []struct {
+		kind string
+		form url.Values
+		want map[string]any
+	}{
+		{"subscribe", url.Values{"template_id": {"SUB_NOTICE"}, "url": {"https://example.com/notice"},
+			"data_key_0": {"thing1"}, "data_value_0": {"系统维护通知"}, "data_key_1": {"time2"}, "data_value_1": {"2026-12-08 02:00"}},
+			map[string]any{"template_id": "SUB_NOTICE", "page": "https://example.com/notice",
+				"data": map[string]any{"thing1": "系统维护通知", "time2": "2026-12-08 02:00"}}},
+		{"custom", url.Values{"custom_msgtype": {"text"}, "custom_text": {"欢迎回来！"}},
+			map[string]any{"msgtype": "text", "text": map[string]any{"content": "欢迎回来！"}}},
+		{"mass", url.Values{"mass_msgtype": {"mpnews"}, "mass_media_id": {"DRAFT_MEDIA_ID"}},
+			map[string]any{"msgtype": "mpnews", "mpnews": map[string]any{"media_id": "DRAFT_MEDIA_ID"}}},
+	} {
+		form := b.get(t, "/console/campaigns/new?kind="+tt.kind, "en")
+		require.Equal(t, http.StatusOK, form.status, form.body)
+		f := tt.form
+		f.Set("csrf", token(t, form))
+		f.Set("op", "save")
+		f.Set("name", tt.kind+" campaign")
+		f.Set("account", "shop")
+		f.Set("kind", tt.kind)
+		f.Set("audience_source", "followers")
+		done := b.post(t, "/console/campaigns/new", f)
+		require.Equal(t, http.StatusOK, done.status, done.body)
+		m := campaignPathRE.FindStringSubmatch(done.url.Path)
+		require.NotNil(t, m, "%s: %s", tt.kind, done.url)
+		_, c := b.apiJSON(t, "GET", "/v1/campaigns/"+m[1], nil)
+		require.Equal(t, tt.kind, c["kind"])
+		require.Equal(t, tt.want, c[tt.kind], tt.kind)
+		require.Equal(t, map[string]any{"source": "followers"}, c["audience"])
+	}
+}

@@ -144,6 +144,8 @@ type campaignData struct {
 	Actions []string
 	// Live is set while the run is live: the page follows its progress.
 	Live bool
+	// Preview is a draft's message as a recipient sees it (preview.go).
+	Preview *preview
 }
 
 // actionsFor are the actions of a campaign in state s.
@@ -178,6 +180,9 @@ func (c *Console) campaignPage(w http.ResponseWriter, r *http.Request, v *view) 
 		d.Live = rs.Finished == nil
 	}
 	d.Actions = actionsFor(d.C.State)
+	if d.C.State == campaigns.StateDraft {
+		d.Preview = c.preview(r, v, &d.C.Campaign, d.C.ID, "")
+	}
 	v.Flash = flash(v, r.URL.Query().Get("done"))
 	v.Nav, v.Title = "campaigns", d.C.Name
 	v.loc = c.location(d.C.Account)

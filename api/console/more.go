@@ -10,4 +10,8 @@ func (c *Console) routesMore() {
 	c.mux.HandleFunc("POST /console/campaigns/{id}/schedule", c.form(c.scheduleSubmit))
 	c.mux.HandleFunc("GET /console/campaigns/{id}/runs/{run}/retry", c.page(c.retryPage))
 	c.mux.HandleFunc("POST /console/campaigns/{id}/runs/{run}/retry", c.form(c.retrySubmit))
+	c.mux.HandleFunc("GET /console/campaigns/new", c.page(c.newCampaignPage))
+	c.mux.HandleFunc("POST /console/campaigns/new", c.form(c.saveNew))
+	c.mux.HandleFunc("GET /console/campaigns/{id}/edit", c.page(c.editCampaignPage))
+	c.mux.HandleFunc("POST /console/campaigns/{id}/edit", c.form(c.saveEdit))
 }

@@ -2,7 +2,6 @@ package console_test
 
 import (
 	"bytes"
-	"context"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -12,15 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wxmass/wxmass/api"
 	"github.com/wxmass/wxmass/campaigns"
 	"github.com/wxmass/wxmass/internal/rdb"
-	"github.com/wxmass/wxmass/internal/secret"
 	"github.com/wxmass/wxmass/ratelimit"
 	"github.com/wxmass/wxmass/wechat"
-	"github.com/wxmass/wxmass/wechat/wechattest"
 )
 
 // startWithProgress starts a campaign of two recipients through the API
@@ -123,8 +121,8 @@ func (b *bundle) suppressed(t *testing.T) map[string]map[string]any {
 	return m
 }
 
-// upload posts a multipart form with a file, as the import form does.
-func (b *bundle) upload(t *testing.T, path, csrf, file, lang string) page {
+// supUpload posts a multipart form with a file, as the import form does.
+func (b *bundle) supUpload(t *testing.T, path, csrf, file, lang string) page {
 	t.Helper()
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
@@ -184,7 +182,7 @@ func TestSuppressionsFromTheConsole(t *testing.T) {
 	require.Contains(t, found.body, "运营人员添加")
 	require.Contains(t, b.get(t, path+"?openid="+two, "en").body, `id="sup-not-found"`)
 
-	imp := b.upload(t, path+"/import", token(t, p), "openid,note\n"+two+",a note\nnot an openid\n"+three+"\n", "en")
+	imp := b.supUpload(t, path+"/import", token(t, p), "openid,note\n"+two+",a note\nnot an openid\n"+three+"\n", "en")
 	require.Equal(t, http.StatusOK, imp.status, imp.body)
 	require.Contains(t, imp.body, `<dd id="import-added">2</dd>`)
 	require.Contains(t, imp.body, `<dd id="import-bad">1</dd>`)
@@ -193,9 +191,9 @@ func TestSuppressionsFromTheConsole(t *testing.T) {
 	require.Len(t, list, 3)
 	require.Equal(t, "a note", list[two]["note"])
 
-	refused := b.upload(t, path+"/import", token(t, p), "nothing here\n", "en")
+	refused := b.supUpload(t, path+"/import", token(t, p), "nothing here\n", "en")
 	require.Equal(t, http.StatusUnprocessableEntity, refused.status, refused.body)
-	zh := b.upload(t, path+"/import", token(t, p), "openid\n"+one+",a,b\n"+one+"\n"+one+"\n", "zh-CN")
+	zh := b.supUpload(t, path+"/import", token(t, p), "openid\n"+one+",a,b\n"+one+"\n"+one+"\n", "zh-CN")
 	require.Equal(t, http.StatusOK, zh.status, zh.body)
 	require.Contains(t, zh.body, "有 3 个字段：应为 openid 或 openid,备注", "the bad lines in the page's language")
 	require.Contains(t, zh.body, "与第 3 行的 openid 重复。")
@@ -275,10 +273,12 @@ func TestDashboardShowsPausesAndCircuit(t *testing.T) {
 	t.Parallel()
 	var lim *ratelimit.Limiter
 	var br *ratelimit.Breakers
-	b := setup(t, func(cfg *api.Config, r *rdb.RDB) {
+	b := setup(t, func(t *testing.T, rc *redis.Client, cfg *api.Config) {
+		r := rdb.New(rc, "wxmass")
 		var err error
 		lim, err = ratelimit.New(r, ratelimit.Config{})
 		require.NoError(t, err)
+		t.Cleanup(func() { _ = lim.Close() })
 		br = ratelimit.NewBreakers(r)
 		cfg.Limiter, cfg.Breakers = lim, br
 	})
@@ -321,7 +321,7 @@ func TestImportLineErrorsTranslated(t *testing.T) {
 		ok + "6,\"unterminated", // 11: not CSV
 	}
 	p := b.get(t, "/console/accounts/shop/suppressions", "zh-CN")
-	r := b.upload(t, "/console/accounts/shop/suppressions/import", token(t, p), strings.Join(lines, "\n")+"\n", "zh-CN")
+	r := b.supUpload(t, "/console/accounts/shop/suppressions/import", token(t, p), strings.Join(lines, "\n")+"\n", "zh-CN")
 	require.Equal(t, http.StatusOK, r.status, r.body)
 	cells := cellRE.FindAllStringSubmatch(r.body, -1)
 	require.Len(t, cells, 9, r.body)
@@ -333,33 +333,11 @@ func TestImportLineErrorsTranslated(t *testing.T) {
 	}
 }
 
-// fakeTokens fetches the account's access_token from the fake WeChat.
-type fakeTokens struct {
-	c      *wechat.Client
-	appID  string
-	secret secret.String
-}
-
-func (f fakeTokens) Token(ctx context.Context) (string, error) {
-	t, err := f.c.StableToken(ctx, f.appID, f.secret, false)
-	return t.Token, err
-}
-
-func (f fakeTokens) Invalidate(context.Context, string) error { return nil }
-
 // TestDashboardShowsQuota: with a WeChat client, the dashboard shows each
 // API's quota used and left today, as WeChat's quota/get answers.
 func TestDashboardShowsQuota(t *testing.T) {
 	t.Parallel()
-	const appSecret = "console-secret-0123456789abcdef"
-	fake := wechattest.Start(t, wechattest.Config{Accounts: []wechattest.Account{{AppID: appID, Secret: appSecret}}})
-	wc := wechat.New(wechat.WithBaseURLs(fake.URL()))
-	b := setup(t, func(cfg *api.Config, _ *rdb.RDB) {
-		a, err := cfg.Accounts.Get("shop")
-		require.NoError(t, err)
-		a.Tokens = fakeTokens{c: wc, appID: appID, secret: secret.New(appSecret)}
-		cfg.WeChat = wc
-	})
+	b, _ := setupWeChat(t, false)
 	en := b.get(t, "/console/", "en")
 	require.Equal(t, http.StatusOK, en.status, en.body)
 	require.NotContains(t, en.body, `id="quota-unavailable-shop"`)

@@ -42,15 +42,16 @@ type bundle struct {
 	browser *http.Client
 }
 
-// setup starts the bundle; mutate changes the API's configuration (r is
-// the Redis of the store, for the limiter or the breakers).
-func setup(t *testing.T, mutate ...func(cfg *api.Config, r *rdb.RDB)) *bundle {
+// option configures a setup's API before it is made, with the setup's
+// Redis client (see setupWeChat).
+type option func(t *testing.T, rc *redis.Client, cfg *api.Config)
+
+func setup(t *testing.T, opts ...option) *bundle {
 	t.Helper()
 	rs := redistest.StartServer(t, redistest.ServerConfig{})
 	c := redis.NewClient(&redis.Options{Addr: rs.Addr()})
 	t.Cleanup(func() { _ = c.Close() })
-	r := rdb.New(c, "wxmass")
-	store := campaigns.NewStore(r)
+	store := campaigns.NewStore(rdb.New(c, "wxmass"))
 	client, err := producer.NewClient(c)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = client.Close() })
@@ -60,8 +61,8 @@ func setup(t *testing.T, mutate ...func(cfg *api.Config, r *rdb.RDB)) *bundle {
 	require.NoError(t, keys.AddNamed("alice", testKey))
 	cfg := api.Config{Store: store, Producer: producer.New(client.Client, store, reg, nil, producer.Config{}), Keys: keys,
 		Accounts: reg}
-	for _, m := range mutate {
-		m(&cfg, r)
+	for _, o := range opts {
+		o(t, c, &cfg)
 	}
 	srv, err := api.New(cfg)
 	require.NoError(t, err)

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/wxmass/wxmass/ratelimit"
 	"github.com/wxmass/wxmass/wechat"
@@ -37,7 +39,27 @@ type Account struct {
 	// Protection is the account's frequency caps, quiet hours and
 	// customer-service window.
 	Protection Protection
+	// Location is the account's time zone, in which the console shows its
+	// dates; nil means TimeZoneDefault (see Account.TimeZone).
+	Location *time.Location
 }
+
+// TimeZone returns the account's time zone: Location, or TimeZoneDefault
+// when it is nil (time.UTC should the zone database lack it).
+func (a *Account) TimeZone() *time.Location {
+	if a.Location != nil {
+		return a.Location
+	}
+	return defaultLocation()
+}
+
+var defaultLocation = sync.OnceValue(func() *time.Location {
+	loc, err := time.LoadLocation(TimeZoneDefault)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+})
 
 // Limit returns the account's rate limit for api.
 func (a *Account) Limit(api string) ratelimit.Limit {

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -60,6 +61,31 @@ type Spec struct {
 	// Protection is the account's frequency caps, quiet hours and
 	// customer-service window (protection.go).
 	Protection Protection
+	// Location is the account's time zone (the file's time_zone, an IANA
+	// name), in which the console shows its dates; nil means
+	// TimeZoneDefault.
+	Location *time.Location
+}
+
+// TimeZoneDefault is the time zone of an account whose time_zone is not
+// set: WeChat's, China Standard Time.
+const TimeZoneDefault = "Asia/Shanghai"
+
+// LoadLocation returns the time zone named zone (an IANA name such as
+// "Asia/Shanghai"; "" is TimeZoneDefault). Programs that may run where
+// the system has no zone database import time/tzdata (cmd/wxmass does).
+func LoadLocation(zone string) (*time.Location, error) {
+	if zone == "" {
+		zone = TimeZoneDefault
+	}
+	if strings.ContainsAny(zone, " \t\n") || zone == "Local" {
+		return nil, fmt.Errorf("%q is not an IANA time zone name such as Asia/Shanghai", zone)
+	}
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not an IANA time zone name such as Asia/Shanghai (%v)", zone, err)
+	}
+	return loc, nil
 }
 
 // Account types of MassSpec.Type (wechat-api.md §5.4).
@@ -133,6 +159,7 @@ type fileAccount struct {
 	Callback      *fileCallback      `yaml:"callback"`
 	Mass          *fileMass          `yaml:"mass"`
 	Protection    *fileProtection    `yaml:"protection"`
+	TimeZone      string             `yaml:"time_zone"`
 }
 
 type fileMass struct {
@@ -337,6 +364,9 @@ func load(r io.Reader, name, dir string, d Defaults, getenv func(string) string)
 			}
 			s.Mass.Protection = m.Protection
 		}
+		if s.Location, err = LoadLocation(fa.TimeZone); err != nil {
+			return nil, fail(p+".time_zone", "%v", err)
+		}
 		if s.Protection, err = fa.Protection.protection(p + ".protection"); err != nil {
 			var ce *ConfigError
 			if errors.As(err, &ce) {
@@ -402,13 +432,22 @@ func (s Spec) fingerprint() [sha256.Size]byte {
 		Callback                    *cb
 		Mass                        MassSpec
 		Protection                  string
+		TimeZone                    string
 	}{ID: s.ID, AppID: s.AppID, Secret: s.Secret.Reveal(), TokenAPI: s.TokenAPI, Limits: s.Limits, DailyQuota: s.DailyQuota, Mass: s.Mass,
-		Protection: fmt.Sprintf("%+v %v", s.Protection, s.Protection.Quiet)}
+		Protection: fmt.Sprintf("%+v %v", s.Protection, s.Protection.Quiet), TimeZone: s.timeZone()}
 	if s.Callback != nil {
 		v.Callback = &cb{s.Callback.Mode, s.Callback.Token.Reveal(), s.Callback.AESKey.Reveal(), s.Callback.PreviousAESKey.Reveal()}
 	}
 	b, _ := json.Marshal(v) // maps marshal in key order
 	return sha256.Sum256(b)
+}
+
+// timeZone is the name of s's time zone, TimeZoneDefault when it has none.
+func (s Spec) timeZone() string {
+	if s.Location == nil {
+		return TimeZoneDefault
+	}
+	return s.Location.String()
 }
 
 // Changes says what a reload changed, naming accounts and the parts of
@@ -417,7 +456,8 @@ type Changes struct {
 	Added   []string
 	Removed []string
 	// Changed maps an account's ID to what changed in it: "appsecret",
-	// "token_api", "rate", "daily_quota", "callback".
+	// "token_api", "rate", "daily_quota", "protection", "time_zone",
+	// "callback".
 	Changed map[string][]string
 }
 
@@ -460,6 +500,9 @@ func Diff(old, cur []Spec) Changes {
 		}
 		if fmt.Sprintf("%+v %v", o.Protection, o.Protection.Quiet) != fmt.Sprintf("%+v %v", s.Protection, s.Protection.Quiet) {
 			parts = append(parts, "protection")
+		}
+		if o.timeZone() != s.timeZone() {
+			parts = append(parts, "time_zone")
 		}
 		if (o.Callback == nil) != (s.Callback == nil) || (o.Callback != nil && *o.Callback != *s.Callback) {
 			parts = append(parts, "callback")

@@ -233,3 +233,36 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// TestLoadTimeZone: an account's time_zone is an IANA name, Asia/Shanghai
+// when absent; a wrong one is refused naming the field; a change is a
+// change of time_zone; the Hub's Account has it.
+func TestLoadTimeZone(t *testing.T) {
+	load := func(body string) ([]Spec, error) {
+		return Load(strings.NewReader(body), "test", t.TempDir(), Defaults{Rate: 100}, env(map[string]string{"A": "1"}))
+	}
+	specs, err := load("accounts:\n  - {id: a, appid: wx0123456789abcdef, appsecret_env: A}\n" +
+		"  - {id: b, appid: wxfedcba9876543210, appsecret_env: A, time_zone: Europe/Paris}\n")
+	require.NoError(t, err)
+	require.Equal(t, TimeZoneDefault, specs[0].Location.String(), "the default")
+	require.Equal(t, "Europe/Paris", specs[1].Location.String())
+
+	for _, zone := range []string{"Mars/Olympus", "Local", "Asia/Shanghai ", "../etc/passwd"} {
+		_, err := load("accounts:\n  - {id: a, appid: wx0123456789abcdef, appsecret_env: A, time_zone: '" + zone + "'}\n")
+		require.Error(t, err, zone)
+		require.Contains(t, err.Error(), "accounts[0].time_zone: ", zone)
+		require.Contains(t, err.Error(), "is not an IANA time zone name", zone)
+	}
+
+	moved, err := load("accounts:\n  - {id: a, appid: wx0123456789abcdef, appsecret_env: A, time_zone: UTC}\n" +
+		"  - {id: b, appid: wxfedcba9876543210, appsecret_env: A, time_zone: Europe/Paris}\n")
+	require.NoError(t, err)
+	require.Equal(t, map[string][]string{"a": {"time_zone"}}, Diff(specs, moved).Changed)
+	same, err := load("accounts:\n  - {id: a, appid: wx0123456789abcdef, appsecret_env: A, time_zone: Asia/Shanghai}\n" +
+		"  - {id: b, appid: wxfedcba9876543210, appsecret_env: A, time_zone: Europe/Paris}\n")
+	require.NoError(t, err)
+	require.True(t, Diff(specs, same).Empty(), "the default written out is no change")
+
+	require.Equal(t, TimeZoneDefault, (&Account{}).TimeZone().String())
+	require.Equal(t, "UTC", (&Account{Location: time.UTC}).TimeZone().String())
+}

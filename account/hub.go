@@ -150,7 +150,8 @@ func (h *Hub) build(specs []Spec) ([]*Account, error) {
 			limits[api] = l
 		}
 		out = append(out, &Account{ID: s.ID, AppID: s.AppID, Tokens: h.tokens[s.AppID],
-			Limits: limits, Default: limits[wechat.APITemplateSend], Mass: s.Mass, Protection: s.Protection.WithDefaults()})
+			Limits: limits, Default: limits[wechat.APITemplateSend], Mass: s.Mass, Protection: s.Protection.WithDefaults(),
+			Location: s.Location})
 	}
 	return out, nil
 }

@@ -95,6 +95,7 @@ func TestNewHub(t *testing.T) {
 	b, cfg := setupHub(t)
 	specs := []Spec{testSpec("shop", shopAppID, shopOld, 300), testSpec("news", newsAppID, newsSec, 100)}
 	specs[0].DailyQuota = map[string]int64{wechat.APITemplateSend: 5000}
+	specs[1].Location = time.UTC
 	h := b.newHub(t, cfg, specs)
 
 	reg := h.Registry()
@@ -107,6 +108,10 @@ func TestNewHub(t *testing.T) {
 	require.Equal(t, ratelimit.Limit{Rate: 300, Burst: 1}, shop.Limit(wechat.APICustomSend))
 	require.Equal(t, shop.Limit(wechat.APITemplateSend), shop.Default, "the template limit is the default")
 	require.Equal(t, specs, h.Specs())
+	require.Equal(t, TimeZoneDefault, shop.TimeZone().String(), "no time zone: the default")
+	news, err := reg.Get("news")
+	require.NoError(t, err)
+	require.Same(t, time.UTC, news.Location, "the spec's time zone")
 
 	for _, tc := range []struct {
 		name string

@@ -555,19 +555,19 @@ func TestLoginPage(t *testing.T) {
 	require.Contains(t, r.body, `<label for="key">API key</label>`)
 	require.Contains(t, r.body, `<input id="key" name="key" type="password"`)
 	require.Contains(t, r.body, `<form method="post" action="/login">`)
-	require.Contains(t, r.body, `name="next" value="/monitoring/"`)
+	require.Contains(t, r.body, `name="next" value="/console/"`)
 	require.NotRegexp(t, `(?i)<(script|link|img|iframe)`, r.body, "no script, no external resource")
 
 	// next: local paths only.
 	for next, want := range map[string]string{
 		"/v1/campaigns/c1/runs/1/report.html": "/v1/campaigns/c1/runs/1/report.html",
 		"/monitoring/queues?x=1":              "/monitoring/queues?x=1",
-		"//evil.example/":                     "/monitoring/",
-		"https://evil.example/":               "/monitoring/",
-		`/\evil.example/`:                     "/monitoring/",
-		"/\t/evil.example/":                   "/monitoring/",
-		"javascript:alert(1)":                 "/monitoring/",
-		"monitoring/":                         "/monitoring/",
+		"//evil.example/":                     "/console/",
+		"https://evil.example/":               "/console/",
+		`/\evil.example/`:                     "/console/",
+		"/\t/evil.example/":                   "/console/",
+		"javascript:alert(1)":                 "/console/",
+		"monitoring/":                         "/console/",
 	} {
 		r := send(t, "GET", b.url+"/login?"+url.Values{"next": {next}}.Encode(), "")
 		require.Equal(t, http.StatusOK, r.status)

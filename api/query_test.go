@@ -30,7 +30,7 @@ func TestQueryParameters(t *testing.T) {
 		{"GET", "/v1/campaigns?limit=1&limit=2", "limit", "query parameter limit is given 2 times: give it once"},
 		{"GET", "/v1/campaigns?state=draft&state=running", "state", "query parameter state is given 2 times"},
 		{"GET", "/v1/campaigns?offset=0&offset=0", "offset", "given 2 times"},
-		{"GET", "/v1/campaigns?colour=red&limit=5", "colour", `unknown query parameter "colour": GET /v1/campaigns takes only state, limit, offset`},
+		{"GET", "/v1/campaigns?colour=red&limit=5", "colour", `unknown query parameter "colour": GET /v1/campaigns takes only state, account, q, limit, offset`},
 		{"GET", "/v1/campaigns?Limit=5", "Limit", `unknown query parameter "Limit"`},
 		{"GET", "/v1/campaigns/" + id + "?verbose=1", "verbose", `unknown query parameter "verbose": GET /v1/campaigns/{id} takes no query parameter`},
 		{"POST", "/v1/campaigns/" + id + "/start?now=1", "now", `POST /v1/campaigns/{id}/start takes no query parameter`},

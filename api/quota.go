@@ -24,6 +24,14 @@ type accountView struct {
 	// Protection is the account's audience protection and the size of
 	// its suppression list (protection.go).
 	Protection accountProtectionView `json:"protection"`
+	// TimeZone is the account's time zone (the accounts file's
+	// time_zone).
+	TimeZone string `json:"time_zone"`
+	// Circuit is the account's circuit breaker, absent when the server
+	// reads none; Paused its paused buckets, absent when none is paused
+	// (or the server has no rate limiter) (account_state.go).
+	Circuit *circuitView `json:"circuit,omitempty"`
+	Paused  []pauseView  `json:"paused,omitempty"`
 }
 
 type limitView struct {
@@ -32,20 +40,28 @@ type limitView struct {
 }
 
 // listAccounts lists the accounts this server sends for, with the rate
-// limits and the protection in force.
+// limits and the protection in force, the time zone, the circuit breaker
+// and the paused buckets.
 func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) *Error {
 	if s.cfg.Accounts == nil {
 		return apiError(http.StatusNotImplemented, CodeUnavailable, "", "this server has no accounts")
 	}
 	out := []accountView{}
 	for _, a := range s.cfg.Accounts.All() {
-		v := accountView{ID: a.ID, AppID: a.AppID, Default: a.ID == s.cfg.Accounts.Default(), Limits: map[string]limitView{}}
+		v := accountView{ID: a.ID, AppID: a.AppID, Default: a.ID == s.cfg.Accounts.Default(), Limits: map[string]limitView{},
+			TimeZone: a.TimeZone().String()}
 		for _, api := range []string{wechat.APITemplateSend, wechat.APICustomSend, wechat.APIBizSend} {
 			l := a.Limit(api)
 			v.Limits[api] = limitView{Rate: l.Rate, Burst: l.Burst}
 		}
 		var err error
 		if v.Protection, err = s.accountProtection(r.Context(), a); err != nil {
+			return storeError(err)
+		}
+		if v.Circuit, err = s.accountCircuit(r.Context(), a); err != nil {
+			return storeError(err)
+		}
+		if v.Paused, err = s.accountPauses(r.Context(), a); err != nil {
 			return storeError(err)
 		}
 		out = append(out, v)

@@ -388,6 +388,44 @@ func TestListCampaigns(t *testing.T) {
 	}
 }
 
+// TestListFilters: the list filters by account and by a part of the
+// name (any case), and a filtered page looks at no more than ListScanMax
+// campaigns: a rare match is found by going on from next_offset.
+func TestListFilters(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	// The rare one first: the list is newest first, so it is the last
+	// of ListScanMax + 10 campaigns.
+	for i := range api.ListScanMax + 10 {
+		c := &campaigns.Campaign{Name: "promo", Account: appID, Kind: campaigns.KindTemplate,
+			Template: &campaigns.TemplateSpec{TemplateID: "TPL1", Data: map[string]string{"thing1": "x"}},
+			Audience: campaigns.AudienceSpec{Source: campaigns.SourceInline, OpenIDs: []string{"oTX0000000000000000000000001"}}}
+		if i == 0 {
+			c.Name = "Spring 会员日 Sale"
+		}
+		require.NoError(t, b.store.Create(ctx, c))
+	}
+	a := b.json(t, "GET", "/v1/campaigns?q=spring+%E4%BC%9A%E5%91%98", "")
+	require.Equal(t, http.StatusOK, a.status, a.raw)
+	require.Empty(t, a.body["campaigns"], "the first page looks at the newest ListScanMax only")
+	require.EqualValues(t, api.ListScanMax, a.body["next_offset"])
+	a = b.json(t, "GET", fmt.Sprintf("/v1/campaigns?q=SPRING&offset=%d", api.ListScanMax), "")
+	require.Len(t, a.body["campaigns"], 1, a.raw)
+	require.Equal(t, "Spring 会员日 Sale", a.body["campaigns"].([]any)[0].(map[string]any)["name"])
+	require.Nil(t, a.body["next_offset"])
+
+	a = b.json(t, "GET", "/v1/campaigns?account="+appID+"&limit=3", "")
+	require.Len(t, a.body["campaigns"], 3)
+	a = b.json(t, "GET", "/v1/campaigns?account=other&limit=3", "")
+	require.Empty(t, a.body["campaigns"])
+	for _, q := range []string{"account=" + strings.Repeat("a", 65), "q=" + strings.Repeat("x", 201)} {
+		a := b.json(t, "GET", "/v1/campaigns?"+q, "", invalid, q)
+		require.Equal(t, http.StatusBadRequest, a.status, q)
+		require.Equal(t, api.CodeInvalidField, a.errCode(), q)
+	}
+}
+
 func TestUploadAudience(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(c *api.Config) { c.MaxUploadBytes = 2000 })

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxmass/wxmass/campaigns"
+	"github.com/wxmass/wxmass/internal/i18n"
 )
 
 // Browser sessions: a person logs in with an API key once (the login page,
@@ -248,9 +249,13 @@ func clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overTLS(r)})
 }
 
-// loginData fills assets/login.html.
+// loginData fills assets/login.html, in the language of L (English when
+// nil: the page's CSP hashes are taken from a rendering with zero data,
+// and its inline style is the same in every language).
 type loginData struct {
-	Next  string
+	L    *i18n.Localizer
+	Next string
+	// Error is the message key of the error to show (login.yaml).
 	Error string
 	TTL   string
 	// Name and Expires are the key and end of the browser's session, when
@@ -259,10 +264,32 @@ type loginData struct {
 	Expires string
 }
 
+// T translates key (internal/i18n, login.yaml) into d's language.
+func (d loginData) T(key string, args ...any) string {
+	if d.L == nil {
+		return i18n.Default().Localizer(i18n.English).T(key, args...)
+	}
+	return d.L.T(key, args...)
+}
+
+// Lang is the page's language, for <html lang>.
+func (d loginData) Lang() string {
+	if d.L == nil {
+		return i18n.English.String()
+	}
+	return d.L.Lang()
+}
+
+// loginLocalizer is the login page's language for r: the console's
+// choice (its cookie) or Accept-Language, else English.
+func loginLocalizer(r *http.Request) *i18n.Localizer {
+	return i18n.Default().Localizer(i18n.Match(r))
+}
+
 // loginForm is the login page; a browser with a session sees whose it is
 // and a logout button.
 func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
-	d := loginData{Next: safeNext(r.URL.Query().Get("next"))}
+	d := loginData{L: loginLocalizer(r), Next: safeNext(r.URL.Query().Get("next"))}
 	sc, e := s.session(r)
 	if e != nil {
 		writeError(w, e)
@@ -291,16 +318,16 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiError(http.StatusBadRequest, CodeInvalidField, "", "the login form cannot be read: %s", err.Error()))
 		return
 	}
-	d := loginData{Next: safeNext(r.PostForm.Get("next"))}
+	d := loginData{L: loginLocalizer(r), Next: safeNext(r.PostForm.Get("next"))}
 	key := strings.TrimSpace(r.PostForm.Get("key"))
 	name, ok := s.cfg.Keys.Lookup(key)
 	if !ok {
 		if key != "" {
 			s.spendAuthFailure(r)
 		}
-		d.Error = "That is not an API key of this server. Paste a whole key from the keys file or WXMASS_API_KEYS."
+		d.Error = "login.error.bad_key"
 		if key == "" {
-			d.Error = "Enter an API key."
+			d.Error = "login.error.no_key"
 		}
 		s.renderLogin(w, http.StatusUnauthorized, d)
 		return
@@ -325,6 +352,8 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 func (s *Server) renderLogin(w http.ResponseWriter, status int, d loginData) {
 	d.TTL = s.cfg.SessionTTL.String()
 	setPageHeaders(w.Header(), loginCSP)
+	w.Header().Set("Content-Language", d.Lang())
+	w.Header().Add("Vary", "Accept-Language, Cookie")
 	w.WriteHeader(status)
 	if err := loginPage.Execute(w, d); err != nil {
 		s.log.Warn("render login page", zap.Error(err))

@@ -39,55 +39,55 @@ type keywordRule struct {
 	// char reports whether a character may appear at all; chars describes
 	// the allowed set in an error message.
 	char  func(r rune) bool
-	chars string
+	chars Phrase
 	// format checks the whole value once every character is allowed. It
 	// returns "" or the reason the value is malformed. Nil means any
 	// arrangement of allowed characters is fine.
-	format func(s string) string
+	format func(s string) reason
 }
 
 // defaultRule applies to keywords with no documented rule: historical
 // templates' keyword1..N and short_thing (UNCONFIRMED). Since 2023-05-04 every
 // middle field is at most 20 characters without line breaks (§2.5), which is
 // the safe choice.
-var defaultRule = &keywordRule{name: "default", max: 20, char: isPrintable, chars: "printable characters"}
+var defaultRule = &keywordRule{name: "default", max: 20, char: isPrintable, chars: Phrase("printable characters")}
 
 // keywordRules maps a keyword prefix (the key without its trailing digits) to
 // its rule, from wechat-api.md §2.4.
 var keywordRules = map[string]*keywordRule{
 	// thing: ≤20 characters; Chinese, digits, letters, symbols.
-	"thing": {name: "thing", max: 20, char: isPrintable, chars: "printable characters"},
+	"thing": {name: "thing", max: 20, char: isPrintable, chars: Phrase("printable characters")},
 	// number: ≤32 digits, decimals allowed. No sign, no grouping.
-	"number": {name: "number", max: 32, char: isNumberChar, chars: "digits and one decimal point", format: formatNumber},
+	"number": {name: "number", max: 32, char: isNumberChar, chars: Phrase("digits and one decimal point"), format: formatNumber},
 	// letter: ≤32 letters only (ASCII letters).
-	"letter": {name: "letter", max: 32, char: isASCIILetter, chars: "letters A-Z and a-z"},
+	"letter": {name: "letter", max: 32, char: isASCIILetter, chars: Phrase("letters A-Z and a-z")},
 	// symbol: ≤5 symbols only.
-	"symbol": {name: "symbol", max: 5, char: isSymbol, chars: "symbols"},
+	"symbol": {name: "symbol", max: 5, char: isSymbol, chars: Phrase("symbols")},
 	// character_string: ≤32 digits, letters and symbols; no Chinese. We allow
 	// printable ASCII without space, the safe reading.
-	"character_string": {name: "character_string", max: 32, char: isASCIIGraphic, chars: "ASCII letters, digits and symbols without spaces (no Chinese)"},
+	"character_string": {name: "character_string", max: 32, char: isASCIIGraphic, chars: Phrase("ASCII letters, digits and symbols without spaces (no Chinese)")},
 	// time: 24-hour time, optionally with a date; a range joins two with "~".
-	"time": {name: "time", char: isDateTimeChar, chars: "digits and date/time separators", format: formatTime},
+	"time": {name: "time", char: isDateTimeChar, chars: Phrase("digits and date/time separators"), format: formatTime},
 	// date: a date, optionally with a 24-hour time; ranges with "~".
-	"date": {name: "date", char: isDateTimeChar, chars: "digits and date/time separators", format: formatDate},
+	"date": {name: "date", char: isDateTimeChar, chars: Phrase("digits and date/time separators"), format: formatDate},
 	// amount: one currency symbol + ≤10 digits, decimals allowed, may end in 元.
-	"amount": {name: "amount", char: isAmountChar, chars: "a currency symbol, digits, a decimal point and 元", format: formatAmount},
+	"amount": {name: "amount", char: isAmountChar, chars: Phrase("a currency symbol, digits, a decimal point and 元"), format: formatAmount},
 	// phone_number: ≤17 characters, digits and symbols.
-	"phone_number": {name: "phone_number", max: 17, char: isPhoneChar, chars: "digits and symbols such as + - ( )", format: formatPhone},
+	"phone_number": {name: "phone_number", max: 17, char: isPhoneChar, chars: Phrase("digits and symbols such as + - ( )"), format: formatPhone},
 	// car_number: ≤8 characters; the first and last may be Chinese, the rest
 	// letters and digits.
-	"car_number": {name: "car_number", max: 8, char: isCarChar, chars: "Chinese characters, letters and digits", format: formatCar},
+	"car_number": {name: "car_number", max: 8, char: isCarChar, chars: Phrase("Chinese characters, letters and digits"), format: formatCar},
 	// name: ≤10 Chinese characters, or ≤20 letters and symbols.
-	"name": {name: "name", max: 20, char: isNameChar, chars: "Chinese characters, or letters, spaces and symbols", format: formatName},
+	"name": {name: "name", max: 20, char: isNameChar, chars: Phrase("Chinese characters, or letters, spaces and symbols"), format: formatName},
 	// phrase: ≤5 Chinese characters only.
-	"phrase": {name: "phrase", max: 5, char: isHan, chars: "Chinese characters"},
+	"phrase": {name: "phrase", max: 5, char: isHan, chars: Phrase("Chinese characters")},
 	// const: ≤20 characters; only pre-approved strings, or empty. The list
 	// of approved strings is not available through the API.
-	"const": {name: "const", max: 20, empty: true, char: isPrintable, chars: "printable characters"},
+	"const": {name: "const", max: 20, empty: true, char: isPrintable, chars: Phrase("printable characters")},
 	// first and remark are accepted but WeChat strips them since
 	// 2023-05-04 (§2.5); only line breaks and control characters are refused.
-	"first":  {name: "first", empty: true, char: isPrintable, chars: "printable characters"},
-	"remark": {name: "remark", empty: true, char: isPrintable, chars: "printable characters"},
+	"first":  {name: "first", empty: true, char: isPrintable, chars: Phrase("printable characters")},
+	"remark": {name: "remark", empty: true, char: isPrintable, chars: Phrase("printable characters")},
 }
 
 // KeywordMaxBytes is the longest data keyword accepted, in bytes.
@@ -141,8 +141,8 @@ func ruleFor(key string) *keywordRule {
 // It returns nil or a *KeywordError. It is safe for concurrent use.
 func CheckKeywordValue(key, value string) error {
 	rule := ruleFor(key)
-	if reason := rule.check(value, false); reason != "" {
-		return &KeywordError{Key: key, Rule: rule.name, Reason: reason}
+	if reason := rule.check(value, false); reason.bad() {
+		return &KeywordError{Key: key, Rule: rule.name, Reason: reason.String()}
 	}
 	return nil
 }
@@ -153,43 +153,43 @@ func CheckKeywordValue(key, value string) error {
 // recipient, after rendering, by CheckKeywordValue.
 func checkKeywordLiteral(key, literal string) error {
 	rule := ruleFor(key)
-	if reason := rule.check(literal, true); reason != "" {
-		return &KeywordError{Key: key, Rule: rule.name, Reason: reason}
+	if reason := rule.check(literal, true); reason.bad() {
+		return &KeywordError{Key: key, Rule: rule.name, Reason: reason.String()}
 	}
 	return nil
 }
 
 // check returns "" if s obeys the rule, or the reason. A partial s is the
 // literal text around variables: it may be empty and skips the format check.
-func (k *keywordRule) check(s string, partial bool) string {
+func (k *keywordRule) check(s string, partial bool) reason {
 	if s == "" {
 		if k.empty || partial {
-			return ""
+			return reason{}
 		}
-		return "must not be empty"
+		return reasonf("must not be empty")
 	}
 	n := 0
 	for i, r := range s {
 		n++
 		switch {
 		case r == utf8.RuneError && isInvalidAt(s, i):
-			return "invalid UTF-8 at byte " + strconv.Itoa(i)
+			return reasonf("invalid UTF-8 at byte %d", i)
 		case isLineBreak(r):
-			return "line breaks are not allowed in template values (since 2023-05-04)"
+			return reasonf("line breaks are not allowed in template values (since 2023-05-04)")
 		case unicode.IsControl(r):
-			return "control character " + describeRune(r) + " is not allowed"
+			return reasonf("control character %s is not allowed", describeRune(r))
 		case !k.char(r):
-			return "character " + describeRune(r) + " at position " + strconv.Itoa(n) + " is not allowed: " + k.name + " takes " + k.chars
+			return reasonf("character %s at position %d is not allowed: %s takes %s", describeRune(r), n, k.name, k.chars)
 		}
 	}
 	if k.max > 0 && n > k.max {
 		if partial {
-			return "the text around the variables has " + strconv.Itoa(n) + " characters, " + k.name + " takes at most " + strconv.Itoa(k.max)
+			return reasonf("the text around the variables has %d characters, %s takes at most %d", n, k.name, k.max)
 		}
-		return strconv.Itoa(n) + " characters, " + k.name + " takes at most " + strconv.Itoa(k.max)
+		return reasonf("%d characters, %s takes at most %d", n, k.name, k.max)
 	}
 	if partial || k.format == nil {
-		return ""
+		return reason{}
 	}
 	return k.format(s)
 }
@@ -254,11 +254,11 @@ func isDateTimeChar(r rune) bool {
 }
 
 // formatNumber accepts digits with an optional decimal part: "12", "3.50".
-func formatNumber(s string) string {
+func formatNumber(s string) reason {
 	if !isDecimal(s) {
-		return "is not a number: digits with an optional decimal part, such as 12 or 3.50"
+		return reasonf("is not a number: digits with an optional decimal part, such as 12 or 3.50")
 	}
-	return ""
+	return reason{}
 }
 
 // isDecimal reports whether s is digits with an optional "." and digits.
@@ -292,7 +292,7 @@ func countDigits(s string) int {
 // formatAmount accepts an optional leading currency symbol, then digits with
 // an optional decimal part (at most 10 digits in all), then an optional
 // "元"; the symbol or the 元 must be there: "¥39.80", "39.80元", "$5".
-func formatAmount(s string) string {
+func formatAmount(s string) reason {
 	body := s
 	r, size := utf8.DecodeRuneInString(body)
 	symbol := isCurrency(r)
@@ -303,39 +303,39 @@ func formatAmount(s string) string {
 	body = strings.TrimSuffix(body, "元")
 	switch {
 	case !symbol && !yuan:
-		return "is not an amount: start with a currency symbol such as ¥ or end with 元, as in ¥39.80"
+		return reasonf("is not an amount: start with a currency symbol such as ¥ or end with 元, as in ¥39.80")
 	case !isDecimal(body):
-		return "is not an amount: a currency symbol, digits with an optional decimal part and an optional 元, as in ¥39.80"
+		return reasonf("is not an amount: a currency symbol, digits with an optional decimal part and an optional 元, as in ¥39.80")
 	case countDigits(body) > 10:
-		return "has " + strconv.Itoa(countDigits(body)) + " digits, amount takes at most 10"
+		return reasonf("has %d digits, amount takes at most 10", countDigits(body))
 	}
-	return ""
+	return reason{}
 }
 
 // formatPhone requires at least one digit.
-func formatPhone(s string) string {
+func formatPhone(s string) reason {
 	if countDigits(s) == 0 {
-		return "is not a phone number: it has no digits"
+		return reasonf("is not a phone number: it has no digits")
 	}
-	return ""
+	return reason{}
 }
 
 // formatCar allows Chinese characters only first and last.
-func formatCar(s string) string {
+func formatCar(s string) reason {
 	n := utf8.RuneCountInString(s)
 	i := 0
 	for _, r := range s {
 		i++
 		if isHan(r) && i != 1 && i != n {
-			return "is not a plate number: Chinese characters are allowed only first and last"
+			return reasonf("is not a plate number: Chinese characters are allowed only first and last")
 		}
 	}
-	return ""
+	return reason{}
 }
 
 // formatName accepts ≤10 Chinese characters (with "·"), or ≤20 letters,
 // spaces and symbols with no Chinese.
-func formatName(s string) string {
+func formatName(s string) reason {
 	han, other := 0, 0
 	for _, r := range s {
 		switch {
@@ -348,36 +348,36 @@ func formatName(s string) string {
 	}
 	switch {
 	case han > 0 && other > 0:
-		return "is not a name: use Chinese characters only, or letters and symbols only"
+		return reasonf("is not a name: use Chinese characters only, or letters and symbols only")
 	case han > 10:
-		return strconv.Itoa(han) + " Chinese characters, name takes at most 10"
+		return reasonf("%d Chinese characters, name takes at most 10", han)
 	}
-	return ""
+	return reason{}
 }
 
 // formatTime accepts a 24-hour time, optionally after a date, or a range of
 // two joined by "~": "15:01", "2019-10-01 15:01:05", "2019年10月1日 15:01",
 // "15:00~16:30".
-func formatTime(s string) string {
+func formatTime(s string) reason {
 	return formatRange(s, true)
 }
 
 // formatDate accepts a date, optionally with a 24-hour time, or a range of
 // two joined by "~": "2019-10-01", "2019/10/01", "2019.10.01",
 // "2019年10月1日", "2019-10-01 15:01~2019-10-02 09:00".
-func formatDate(s string) string {
+func formatDate(s string) reason {
 	return formatRange(s, false)
 }
 
-func formatRange(s string, isTime bool) string {
+func formatRange(s string, isTime bool) reason {
 	first, second, isRange := strings.Cut(s, "~")
 	if !dateTimeOK(first, isTime) || isRange && !dateTimeOK(second, isTime) {
 		if isTime {
-			return "is not a time: a 24-hour time such as 15:01 or 2019-10-01 15:01, or two joined by ~"
+			return reasonf("is not a time: a 24-hour time such as 15:01 or 2019-10-01 15:01, or two joined by ~")
 		}
-		return "is not a date: a date such as 2019-10-01 or 2019年10月1日, optionally with a 24-hour time, or two joined by ~"
+		return reasonf("is not a date: a date such as 2019-10-01 or 2019年10月1日, optionally with a 24-hour time, or two joined by ~")
 	}
-	return ""
+	return reason{}
 }
 
 // dateTimeOK reports whether s (surrounding spaces ignored) is a date, a

@@ -86,13 +86,13 @@ func (b *messageBuilder) mass(s *MassSpec) {
 		const p = "mass.text.content"
 		c := s.Text.Content
 		if strings.Contains(c, "{{") {
-			if t, reason := parseText(c); reason == "" && t.dynamic() {
-				v.add(p, "a mass message is the same for every recipient: variables such as {{.name}} are not allowed")
+			if t, reason := parseText(c); !reason.bad() && t.dynamic() {
+				v.addf(p, "a mass message is the same for every recipient: variables such as {{.name}} are not allowed")
 				return
 			}
 		}
-		if reason := checkContent(c, false); reason != "" {
-			v.add(p, reason)
+		if reason := checkContent(c, false); reason.bad() {
+			v.addReason(p, reason)
 			return
 		}
 		out.Text = &wechat.Text{Content: c}

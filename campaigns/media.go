@@ -227,7 +227,7 @@ func (m *Message) unresolvedError() error {
 func (b *messageBuilder) mediaRef(path string, r *MediaRef, mediaType string, purpose MediaPurpose) string {
 	switch {
 	case r.MediaID != "" && r.File != "":
-		b.v.add(path, "set media_id or file, not both")
+		b.v.addf(path, "set media_id or file, not both")
 	case r.File != "":
 		if checkFileID(b.v, path+".file", r.File) {
 			f := MediaFile{Field: path + ".file", File: r.File, Type: mediaType, Purpose: purpose}
@@ -251,11 +251,11 @@ func (b *messageBuilder) addFile(f MediaFile) {
 // checkFileID checks a stored file's id and reports whether it is valid.
 func checkFileID(v *validator, path, s string) bool {
 	if s == "" {
-		v.add(path, "required")
+		v.addf(path, "required")
 		return false
 	}
 	if !ValidFileID(s) {
-		v.add(path, "not a file id: "+quoteValue(truncate(s, 80))+" is not sha256: and 64 hex digits (the id POST /v1/media answers)")
+		v.addf(path, "not a file id: %s is not sha256: and 64 hex digits (the id POST /v1/media answers)", quoteValue(truncate(s, 80)))
 		return false
 	}
 	return true
@@ -269,10 +269,10 @@ func (b *messageBuilder) massImages(im *MassImagesSpec) *wechat.MassImages {
 	out := &wechat.MassImages{Recommend: im.Recommend, NeedOpenComment: im.NeedOpenComment, OnlyFansCanComment: im.OnlyFansCanComment}
 	switch {
 	case len(im.MediaIDs) > 0 && len(im.Files) > 0:
-		v.add(p, "set media_ids or files, not both")
+		v.addf(p, "set media_ids or files, not both")
 	case len(im.Files) > 0:
 		if n := len(im.Files); n > MassImagesMax {
-			v.add(p+".files", strconv.Itoa(n)+" images, at most "+strconv.Itoa(MassImagesMax))
+			v.addf(p+".files", "%d images, at most %d", n, MassImagesMax)
 		}
 		out.MediaIDs = make([]string, len(im.Files))
 		for i, f := range im.Files {
@@ -284,9 +284,9 @@ func (b *messageBuilder) massImages(im *MassImagesSpec) *wechat.MassImages {
 	default:
 		switch n := len(im.MediaIDs); {
 		case n == 0:
-			v.add(p+".media_ids", "at least one media_id (or file in files) is required")
+			v.addf(p+".media_ids", "at least one media_id (or file in files) is required")
 		case n > MassImagesMax:
-			v.add(p+".media_ids", strconv.Itoa(n)+" images, at most "+strconv.Itoa(MassImagesMax))
+			v.addf(p+".media_ids", "%d images, at most %d", n, MassImagesMax)
 		}
 		for i, id := range im.MediaIDs {
 			checkID(v, p+".media_ids["+strconv.Itoa(i)+"]", id)
@@ -294,13 +294,13 @@ func (b *messageBuilder) massImages(im *MassImagesSpec) *wechat.MassImages {
 		out.MediaIDs = slices.Clone(im.MediaIDs)
 	}
 	if im.NeedOpenComment&^1 != 0 {
-		v.add(p+".need_open_comment", "must be 0 or 1, not "+strconv.Itoa(im.NeedOpenComment))
+		v.addf(p+".need_open_comment", "must be 0 or 1, not %d", im.NeedOpenComment)
 	}
 	if im.OnlyFansCanComment&^1 != 0 {
-		v.add(p+".only_fans_can_comment", "must be 0 or 1, not "+strconv.Itoa(im.OnlyFansCanComment))
+		v.addf(p+".only_fans_can_comment", "must be 0 or 1, not %d", im.OnlyFansCanComment)
 	}
 	if !utf8.ValidString(im.Recommend) {
-		v.add(p+".recommend", "invalid UTF-8")
+		v.addf(p+".recommend", "invalid UTF-8")
 	}
 	return out
 }
@@ -312,27 +312,27 @@ func (b *messageBuilder) massNews(n *MassNewsSpec) string {
 	const p = "mass.mpnews"
 	switch {
 	case n.MediaID != "" && len(n.Articles) > 0:
-		v.add(p, "set media_id or articles, not both")
+		v.addf(p, "set media_id or articles, not both")
 		return ""
 	case len(n.Articles) == 0:
 		checkID(v, p+".media_id", n.MediaID)
 		return n.MediaID
 	case len(n.Articles) > ArticlesMax:
-		v.add(p+".articles", strconv.Itoa(len(n.Articles))+" articles, at most "+strconv.Itoa(ArticlesMax))
+		v.addf(p+".articles", "%d articles, at most %d", len(n.Articles), ArticlesMax)
 		return ""
 	}
 	ok := true
 	limit := func(path, s string, required bool, maxChars int) {
 		switch n := utf8.RuneCountInString(s); {
 		case !utf8.ValidString(s):
-			v.add(path, "invalid UTF-8")
+			v.addf(path, "invalid UTF-8")
 		case required && strings.TrimSpace(s) == "":
-			v.add(path, "required")
+			v.addf(path, "required")
 		case n > maxChars:
-			v.add(path, strconv.Itoa(n)+" characters, at most "+strconv.Itoa(maxChars))
+			v.addf(path, "%d characters, at most %d", n, maxChars)
 		case strings.Contains(s, "{{"):
-			if t, reason := parseText(s); reason == "" && t.dynamic() {
-				v.add(path, "a mass message is the same for every recipient: variables such as {{.name}} are not allowed")
+			if t, reason := parseText(s); !reason.bad() && t.dynamic() {
+				v.addf(path, "a mass message is the same for every recipient: variables such as {{.name}} are not allowed")
 			} else {
 				return
 			}
@@ -346,7 +346,7 @@ func (b *messageBuilder) massNews(n *MassNewsSpec) string {
 		limit(ap+".title", a.Title, true, ArticleTitleMaxChars)
 		limit(ap+".content", a.Content, true, ArticleContentMax)
 		if len(a.Content) >= ArticleContentBytes {
-			v.add(ap+".content", strconv.Itoa(len(a.Content))+" bytes, under "+strconv.Itoa(ArticleContentBytes))
+			v.addf(ap+".content", "%d bytes, under %d", len(a.Content), ArticleContentBytes)
 			ok = false
 		}
 		limit(ap+".author", a.Author, false, ArticleAuthorMax)

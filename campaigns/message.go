@@ -67,7 +67,7 @@ func (e *RecipientError) Error() string {
 // fieldCheck checks a text field's value. A partial value is the literal
 // text around the variables of a field that has some. It returns "" or the
 // reason the value is refused.
-type fieldCheck func(s string, partial bool) string
+type fieldCheck func(s string, partial bool) reason
 
 // part is a piece of a compiled text: literal text, or a variable when name
 // is set.
@@ -151,24 +151,24 @@ func (t *text) render(vars map[string]string) (string, string) {
 // {{with}}, {{template}}, ...), dot, $variables or nested fields
 // ({{.a.b}}). Trim markers ({{- .name -}}) and comments work as in
 // text/template. It returns the reason s is refused.
-func parseText(s string) (text, string) {
+func parseText(s string) (text, reason) {
 	if !strings.Contains(s, "{{") {
-		return text{value: s}, ""
+		return text{value: s}, reason{}
 	}
 	const name = "value"
 	tmpl, err := template.New(name).Parse(s)
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "template: "+name+":")
-		return text{}, "not a valid template: " + msg
+		return text{}, reasonf("not a valid template: %s", msg)
 	}
 	for _, other := range tmpl.Templates() {
 		if other.Name() != name {
-			return text{}, "not a valid template: {{define}} and {{block}} are not allowed"
+			return text{}, reasonf("not a valid template: {{define}} and {{block}} are not allowed")
 		}
 	}
 	var t text
 	if tmpl.Tree == nil || tmpl.Tree.Root == nil {
-		return text{value: ""}, ""
+		return text{value: ""}, reason{}
 	}
 	for _, n := range tmpl.Tree.Root.Nodes {
 		switch n := n.(type) {
@@ -181,7 +181,7 @@ func parseText(s string) (text, string) {
 			t.litLen += len(n.Text)
 		case *parse.ActionNode:
 			v, reason := variableOf(n)
-			if reason != "" {
+			if reason.bad() {
 				return text{}, reason
 			}
 			t.parts = append(t.parts, part{name: v})
@@ -190,28 +190,28 @@ func parseText(s string) (text, string) {
 			}
 		case *parse.CommentNode:
 		default:
-			return text{}, "only variable references such as {{.name}} are allowed, not " + describeNode(n)
+			return text{}, reasonf("only variable references such as {{.name}} are allowed, not %s", describeNode(n))
 		}
 	}
 	if len(t.vars) == 0 { // only text and comments
-		return text{value: t.literal()}, ""
+		return text{value: t.literal()}, reason{}
 	}
-	return t, ""
+	return t, reason{}
 }
 
 // variableOf returns the variable of an action {{.name}}, or the reason the
 // action is something else.
-func variableOf(n *parse.ActionNode) (string, string) {
+func variableOf(n *parse.ActionNode) (string, reason) {
 	p := n.Pipe
 	if p != nil && len(p.Decl) == 0 && len(p.Cmds) == 1 && len(p.Cmds[0].Args) == 1 {
 		if f, ok := p.Cmds[0].Args[0].(*parse.FieldNode); ok {
 			if len(f.Ident) == 1 {
-				return f.Ident[0], ""
+				return f.Ident[0], reason{}
 			}
-			return "", "nested fields such as " + truncate(n.String(), 40) + " are not allowed: use {{.name}}"
+			return "", reasonf("nested fields such as %s are not allowed: use {{.name}}", truncate(n.String(), 40))
 		}
 	}
-	return "", "only variable references such as {{.name}} are allowed, not " + truncate(n.String(), 40)
+	return "", reasonf("only variable references such as {{.name}} are allowed, not %s", truncate(n.String(), 40))
 }
 
 // describeNode names a template node that is not allowed.
@@ -431,8 +431,8 @@ func (m *Message) CheckRecipient(vars map[string]string) error {
 		if missing != "" {
 			return &RecipientError{Field: f.path, Variables: f.text.vars, Reason: "variable " + strconv.Quote(missing) + " is missing"}
 		}
-		if reason := f.check(v, false); reason != "" {
-			return &RecipientError{Field: f.path, Variables: f.text.vars, Value: v, Reason: reason}
+		if reason := f.check(v, false); reason.bad() {
+			return &RecipientError{Field: f.path, Variables: f.text.vars, Value: v, Reason: reason.String()}
 		}
 	}
 	return nil
@@ -441,50 +441,50 @@ func (m *Message) CheckRecipient(vars map[string]string) error {
 // Checks of custom message fields. Text may hold line breaks and tabs but
 // no other control characters.
 
-func checkContent(s string, partial bool) string {
+func checkContent(s string, partial bool) reason {
 	switch {
 	case !utf8.ValidString(s):
-		return "invalid UTF-8"
+		return reasonf("invalid UTF-8")
 	case partial && len(s) > TextMaxBytes:
-		return "the text around the variables has " + strconv.Itoa(len(s)) + " bytes, at most " + strconv.Itoa(TextMaxBytes)
+		return reasonf("the text around the variables has %d bytes, at most %d", len(s), TextMaxBytes)
 	case len(s) > TextMaxBytes:
-		return strconv.Itoa(len(s)) + " bytes, at most " + strconv.Itoa(TextMaxBytes)
+		return reasonf("%d bytes, at most %d", len(s), TextMaxBytes)
 	case !partial && strings.TrimSpace(s) == "":
-		return "must not be empty"
+		return reasonf("must not be empty")
 	}
 	return checkControl(s)
 }
 
-func checkRequired(s string, partial bool) string {
+func checkRequired(s string, partial bool) reason {
 	switch {
 	case !utf8.ValidString(s):
-		return "invalid UTF-8"
+		return reasonf("invalid UTF-8")
 	case !partial && strings.TrimSpace(s) == "":
-		return "must not be empty"
+		return reasonf("must not be empty")
 	}
 	return checkControl(s)
 }
 
-func checkOptional(s string, _ bool) string {
+func checkOptional(s string, _ bool) reason {
 	if !utf8.ValidString(s) {
-		return "invalid UTF-8"
+		return reasonf("invalid UTF-8")
 	}
 	return checkControl(s)
 }
 
 // checkControl refuses control characters other than line breaks and tabs.
-func checkControl(s string) string {
+func checkControl(s string) reason {
 	for _, r := range s {
 		if r != '\n' && r != '\r' && r != '\t' && unicode.IsControl(r) {
-			return "control character " + describeRune(r) + " is not allowed"
+			return reasonf("control character %s is not allowed", describeRune(r))
 		}
 	}
-	return ""
+	return reason{}
 }
 
 func checkKeyword(key string) fieldCheck {
 	rule := ruleFor(key)
-	return func(s string, partial bool) string { return rule.check(s, partial) }
+	return func(s string, partial bool) reason { return rule.check(s, partial) }
 }
 
 // messageBuilder compiles a campaign's message, reporting problems to a
@@ -499,12 +499,12 @@ type messageBuilder struct {
 // text, and returns it; it returns nil if the value is refused.
 func (b *messageBuilder) text(path, key, value string, check fieldCheck) *field {
 	t, reason := parseText(value)
-	if reason != "" {
-		b.v.add(path, reason)
+	if reason.bad() {
+		b.v.addReason(path, reason)
 		return nil
 	}
-	if reason := check(t.literal(), t.dynamic()); reason != "" {
-		b.v.add(path, reason)
+	if reason := check(t.literal(), t.dynamic()); reason.bad() {
+		b.v.addReason(path, reason)
 		return nil
 	}
 	return &field{path: path, key: key, text: t, check: check}
@@ -513,7 +513,7 @@ func (b *messageBuilder) text(path, key, value string, check fieldCheck) *field 
 // data compiles template or subscribe data: keywords in sorted order.
 func (b *messageBuilder) data(prefix string, data map[string]string) {
 	if len(data) == 0 {
-		b.v.add(prefix, "at least one keyword is required")
+		b.v.addf(prefix, "at least one keyword is required")
 		return
 	}
 	keys := make([]string, 0, len(data))
@@ -525,7 +525,7 @@ func (b *messageBuilder) data(prefix string, data map[string]string) {
 	for _, k := range keys {
 		path := prefix + "." + k
 		if !ValidKeyword(k) {
-			b.v.add(path, "not a template keyword: a letter, letters and underscores, then digits, such as thing1 or character_string2")
+			b.v.addf(path, "not a template keyword: a letter, letters and underscores, then digits, such as thing1 or character_string2")
 			continue
 		}
 		if f := b.text(path, k, data[k], checkKeyword(k)); f != nil {

@@ -267,7 +267,8 @@ func TestParseText(t *testing.T) {
 		{in: "{{1}}", refused: "only variable references"},
 	}
 	for _, tt := range tests {
-		got, reason := parseText(tt.in)
+		got, r := parseText(tt.in)
+		reason := r.String()
 		if tt.refused != "" {
 			require.Contains(t, reason, tt.refused, tt.in)
 			continue

@@ -104,25 +104,25 @@ func (p *ProtectionSpec) validate(v *validator, kind Kind) {
 	switch p.OverCap {
 	case "", OverCapDefer, OverCapSkip:
 	default:
-		v.add("protection.over_cap", quoteValue(p.OverCap)+" is not defer or skip")
+		v.addf("protection.over_cap", "%s is not defer or skip", quoteValue(p.OverCap))
 	}
 	if q := p.QuietHours; q != nil {
 		var qe *QuietHoursError
 		if _, err := ParseQuietHours(q.From, q.To, q.TimeZone); errors.As(err, &qe) {
-			v.add("protection.quiet_hours."+qe.Field, qe.Msg)
+			v.addReason("protection.quiet_hours."+qe.Field, qe.reason)
 		}
 	}
 	for i, r := range p.IgnoreSuppression {
 		f := "protection.ignore_suppression[" + strconv.Itoa(i) + "]"
 		switch {
 		case r != SuppressRefused:
-			v.add(f, quoteValue(r)+" cannot be ignored: only \"refused\", by a subscribe campaign")
+			v.addf(f, "%s cannot be ignored: only \"refused\", by a subscribe campaign", quoteValue(r))
 		case kind != KindSubscribe:
-			v.add(f, "only a subscribe campaign may ignore \"refused\" (a user may accept a subscribe notification again)")
+			v.addf(f, "only a subscribe campaign may ignore \"refused\" (a user may accept a subscribe notification again)")
 		}
 	}
 	if p.CSWindow != nil && *p.CSWindow && kind != KindCustom {
-		v.add("protection.cs_window", "only a custom campaign's messages are bound to the customer-service window")
+		v.addf("protection.cs_window", "only a custom campaign's messages are bound to the customer-service window")
 	}
 }
 

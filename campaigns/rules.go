@@ -52,23 +52,23 @@ type QuietHours struct {
 // ParseQuietHours builds quiet hours from "HH:MM" times and an IANA time
 // zone ("" is Asia/Shanghai). The error names which part is wrong.
 func ParseQuietHours(from, to, zone string) (*QuietHours, error) {
-	f, err := parseClock(from)
-	if err != nil {
-		return nil, &QuietHoursError{Field: "from", Msg: err.Error()}
+	f, ok := parseClock(from)
+	if !ok {
+		return nil, quietHoursError("from", "%q is not a time of day HH:MM (00:00 to 23:59)", from)
 	}
-	t, err := parseClock(to)
-	if err != nil {
-		return nil, &QuietHoursError{Field: "to", Msg: err.Error()}
+	t, ok := parseClock(to)
+	if !ok {
+		return nil, quietHoursError("to", "%q is not a time of day HH:MM (00:00 to 23:59)", to)
 	}
 	if f == t {
-		return nil, &QuietHoursError{Field: "to", Msg: fmt.Sprintf("%q is the same time as from: the window would be empty", to)}
+		return nil, quietHoursError("to", "%q is the same time as from: the window would be empty", to)
 	}
 	if zone == "" {
 		zone = "Asia/Shanghai"
 	}
 	loc, err := time.LoadLocation(zone)
 	if err != nil {
-		return nil, &QuietHoursError{Field: "time_zone", Msg: fmt.Sprintf("%q is not a time zone (%v)", zone, err)}
+		return nil, quietHoursError("time_zone", "%q is not a time zone (%v)", zone, err)
 	}
 	return &QuietHours{From: f, To: t, Location: loc}, nil
 }
@@ -78,19 +78,26 @@ func ParseQuietHours(from, to, zone string) (*QuietHours, error) {
 type QuietHoursError struct {
 	Field string
 	Msg   string
+	// reason is Msg as a format and its arguments, for the validation's
+	// FieldError.
+	reason reason
+}
+
+func quietHoursError(field, format string, args ...any) *QuietHoursError {
+	return &QuietHoursError{Field: field, Msg: fmt.Sprintf(format, args...), reason: reasonf(format, args...)}
 }
 
 // Error is "field: msg".
 func (e *QuietHoursError) Error() string { return e.Field + ": " + e.Msg }
 
-func parseClock(s string) (int, error) {
+func parseClock(s string) (int, bool) {
 	h, m, ok := strings.Cut(s, ":")
 	hh, err1 := strconv.Atoi(h)
 	mm, err2 := strconv.Atoi(m)
 	if !ok || err1 != nil || err2 != nil || len(h) != 2 || len(m) != 2 || hh < 0 || hh > 23 || mm < 0 || mm > 59 {
-		return 0, fmt.Errorf("%q is not a time of day HH:MM (00:00 to 23:59)", s)
+		return 0, false
 	}
-	return hh*60 + mm, nil
+	return hh*60 + mm, true
 }
 
 // String is "22:00-08:00 Asia/Shanghai".

@@ -89,7 +89,7 @@ func (s *Schedule) Next(after time.Time) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	sched, msg := s.parse()
-	if msg != "" {
+	if msg.bad() {
 		return time.Time{}, false
 	}
 	t := sched.Next(after)
@@ -115,7 +115,7 @@ func (s *Schedule) NextN(after time.Time, n int) []time.Time {
 
 // location returns the time zone of a cron schedule, or a message saying
 // why it cannot be used.
-func (s *Schedule) location() (*time.Location, string) {
+func (s *Schedule) location() (*time.Location, reason) {
 	name := s.TimeZone
 	if name == "" {
 		name = TimeZoneDefault
@@ -123,13 +123,13 @@ func (s *Schedule) location() (*time.Location, string) {
 	// "Local" is whatever each process's TZ says: serve processes would
 	// disagree about the fire times.
 	if name == "Local" || strings.HasPrefix(name, "/") {
-		return nil, "unknown time zone " + quoteValue(name) + ": name an IANA time zone such as " + TimeZoneDefault
+		return nil, reasonf("unknown time zone %s: name an IANA time zone such as %s", quoteValue(name), TimeZoneDefault)
 	}
 	loc, err := time.LoadLocation(name)
 	if err != nil {
-		return nil, "unknown time zone " + quoteValue(name)
+		return nil, reasonf("unknown time zone %s", quoteValue(name))
 	}
-	return loc, ""
+	return loc, reason{}
 }
 
 // cronParser reads the five standard fields and the descriptors.
@@ -138,41 +138,41 @@ var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month 
 // parse returns the cron schedule in its time zone, or a message for the
 // first problem: the time zone's if it is the only one, else the
 // expression's.
-func (s *Schedule) parse() (cron.Schedule, string) {
+func (s *Schedule) parse() (cron.Schedule, reason) {
 	loc, locMsg := s.location()
 	sched, msg := parseCron(s.Cron)
 	switch {
-	case msg != "":
+	case msg.bad():
 		return nil, msg
-	case locMsg != "":
+	case locMsg.bad():
 		return nil, locMsg
 	}
 	if spec, ok := sched.(*cron.SpecSchedule); ok {
 		spec.Location = loc
 	}
-	return sched, ""
+	return sched, reason{}
 }
 
 // parseCron parses expr, or says what is wrong with it.
-func parseCron(expr string) (cron.Schedule, string) {
+func parseCron(expr string) (cron.Schedule, reason) {
 	e := strings.TrimSpace(expr)
 	switch {
 	case e == "":
-		return nil, "empty: a cron expression such as \"0 9 * * 1\" (minute hour day-of-month month day-of-week)"
+		return nil, reasonf("empty: a cron expression such as \"0 9 * * 1\" (minute hour day-of-month month day-of-week)")
 	case strings.HasPrefix(e, "TZ=") || strings.HasPrefix(e, "CRON_TZ="):
-		return nil, "set the time zone in schedule.time_zone, not in the expression"
+		return nil, reasonf("set the time zone in schedule.time_zone, not in the expression")
 	case strings.HasPrefix(e, "@every"):
 		// @every counts from whenever it is asked, so processes would not
 		// agree on the fire times.
-		return nil, "@every is not supported: use a cron expression such as \"*/30 * * * *\""
+		return nil, reasonf("@every is not supported: use a cron expression such as \"*/30 * * * *\"")
 	case !strings.HasPrefix(e, "@") && len(strings.Fields(e)) == 6:
-		return nil, "6 fields: a seconds (or year) field is not supported; use 5 fields: minute hour day-of-month month day-of-week"
+		return nil, reasonf("6 fields: a seconds (or year) field is not supported; use 5 fields: minute hour day-of-month month day-of-week")
 	}
 	sched, err := cronParser.Parse(e)
 	if err != nil {
-		return nil, "invalid cron expression " + quoteValue(expr) + ": " + err.Error()
+		return nil, reasonf("invalid cron expression %s: %s", quoteValue(expr), err.Error())
 	}
-	return sched, ""
+	return sched, reason{}
 }
 
 // cronReference is the time from which a cron expression's first fire is
@@ -189,34 +189,34 @@ func (s *Schedule) validate(v *validator, now time.Time) {
 	const p = "schedule"
 	switch {
 	case !s.At.IsZero() && s.Cron != "":
-		v.add(p, "set at or cron, not both")
+		v.addf(p, "set at or cron, not both")
 		return
 	case s.At.IsZero() && s.Cron == "":
-		v.add(p, "set at (an RFC 3339 time) for a one-off schedule or cron (a cron expression) for a recurring one")
+		v.addf(p, "set at (an RFC 3339 time) for a one-off schedule or cron (a cron expression) for a recurring one")
 		return
 	}
 	switch s.Missed {
 	case "", MissedSkip, MissedOnce:
 	default:
-		v.add(p+".missed", "unknown policy "+quoteValue(string(s.Missed))+": skip or once")
+		v.addf(p+".missed", "unknown policy %s: skip or once", quoteValue(string(s.Missed)))
 	}
 	if !s.Recurring() {
 		if s.TimeZone != "" {
-			v.add(p+".time_zone", "only a cron schedule has a time zone: at carries its own offset")
+			v.addf(p+".time_zone", "only a cron schedule has a time zone: at carries its own offset")
 		}
 		if !now.IsZero() && !s.At.After(now) {
-			v.add(p+".at", "in the past: "+s.At.Format(time.RFC3339)+" is not after "+now.In(s.At.Location()).Format(time.RFC3339))
+			v.addf(p+".at", "in the past: %s is not after %s", s.At.Format(time.RFC3339), now.In(s.At.Location()).Format(time.RFC3339))
 		}
 		return
 	}
 	sched, msg := parseCron(s.Cron)
-	if msg != "" {
-		v.add(p+".cron", msg)
+	if msg.bad() {
+		v.addReason(p+".cron", msg)
 	} else if sched.Next(cronReference).IsZero() {
-		v.add(p+".cron", quoteValue(s.Cron)+" never fires: no date matches its day-of-month and month")
+		v.addf(p+".cron", "%s never fires: no date matches its day-of-month and month", quoteValue(s.Cron))
 	}
-	if _, msg := s.location(); msg != "" {
-		v.add(p+".time_zone", msg)
+	if _, msg := s.location(); msg.bad() {
+		v.addReason(p+".time_zone", msg)
 	}
 }
 
@@ -279,7 +279,7 @@ func (s *Schedule) Zone(t time.Time) time.Time {
 	case s == nil:
 		return t
 	case s.Recurring():
-		if loc, msg := s.location(); msg == "" {
+		if loc, msg := s.location(); !msg.bad() {
 			return t.In(loc)
 		}
 		return t

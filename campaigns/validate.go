@@ -1,6 +1,7 @@
 package campaigns
 
 import (
+	"fmt"
 	"math"
 	"net/url"
 	"slices"
@@ -38,8 +39,14 @@ type FieldError struct {
 	// "audience.openids[3]" or "custom.news.articles[0].url".
 	Field string `json:"field"`
 	// Message says what is wrong, naming the value or character at fault
-	// where that helps.
+	// where that helps: fmt.Sprintf(Format, Args...).
 	Message string `json:"message"`
+	// Format and Args are Message as an English fmt format and its
+	// arguments, for a page to translate (the format is a key of the
+	// i18n catalogues' *.formats.yaml). They are not part of the JSON:
+	// an API client reads Message.
+	Format string `json:"-"`
+	Args   []any  `json:"-"`
 }
 
 // Error returns "<field>: <message>".
@@ -77,13 +84,45 @@ type validator struct {
 	omitted int
 }
 
-func (v *validator) add(field, msg string) {
+// addf adds field's problem: format is a constant English fmt format,
+// which the console translates, and args its arguments.
+func (v *validator) addf(field, format string, args ...any) {
 	if len(v.errs) >= ValidationMaxErrors {
 		v.omitted++
 		return
 	}
-	v.errs = append(v.errs, FieldError{Field: field, Message: msg})
+	v.errs = append(v.errs, FieldError{Field: field, Message: fmt.Sprintf(format, args...), Format: format, Args: args})
 }
+
+// addReason adds field's problem r.
+func (v *validator) addReason(field string, r reason) { v.addf(field, r.format, r.args...) }
+
+// reason is a validation message that a check returns: an English fmt
+// format (a constant, translated by the console) and its arguments. The
+// zero reason means no problem.
+type reason struct {
+	format string
+	args   []any
+}
+
+// reasonf returns the reason format with args.
+func reasonf(format string, args ...any) reason { return reason{format: format, args: args} }
+
+// String is the reason in English, "" for none.
+func (r reason) String() string {
+	if r.format == "" {
+		return ""
+	}
+	return fmt.Sprintf(r.format, r.args...)
+}
+
+// bad reports whether r is a problem.
+func (r reason) bad() bool { return r.format != "" }
+
+// Phrase is an English phrase passed as an argument of a validation
+// message (FieldError.Args), such as the characters a keyword takes: a
+// page translates it as it does the message's format.
+type Phrase string
 
 func (v *validator) err() error {
 	if len(v.errs) == 0 {
@@ -182,7 +221,7 @@ func (c *Campaign) ValidateAt(now time.Time) error { return c.validate(now) }
 func (c *Campaign) validate(now time.Time) error {
 	v := &validator{}
 	if c == nil {
-		v.add("", "no campaign")
+		v.addf("", "no campaign")
 		return v.err()
 	}
 	c.validateHeader(v)
@@ -210,30 +249,30 @@ func (c *Campaign) Compile() (*Message, error) {
 
 func (c *Campaign) validateHeader(v *validator) {
 	if c.ID != "" && !validID(c.ID) {
-		v.add("id", "letters, digits, '_' and '-', at most 64")
+		v.addf("id", "letters, digits, '_' and '-', at most 64")
 	}
 	switch name := strings.TrimSpace(c.Name); {
 	case name == "":
-		v.add("name", "required")
+		v.addf("name", "required")
 	case utf8.RuneCountInString(c.Name) > NameMaxChars:
-		v.add("name", strconv.Itoa(utf8.RuneCountInString(c.Name))+" characters, at most "+strconv.Itoa(NameMaxChars))
+		v.addf("name", "%d characters, at most %d", utf8.RuneCountInString(c.Name), NameMaxChars)
 	case !utf8.ValidString(c.Name) || strings.ContainsFunc(c.Name, unicode.IsControl):
-		v.add("name", "invalid UTF-8 or control characters")
+		v.addf("name", "invalid UTF-8 or control characters")
 	}
 	switch {
 	case c.Account == "":
-		v.add("account", "required: the id (or appid) of the Official Account")
+		v.addf("account", "required: the id (or appid) of the Official Account")
 	case !validID(c.Account):
-		v.add("account", "not an account id: "+quoteValue(c.Account)+" is not 1 to 64 letters, digits, _ and -")
+		v.addf("account", "not an account id: %s is not 1 to 64 letters, digits, _ and -", quoteValue(c.Account))
 	}
 	if c.State != "" && !c.State.Valid() {
-		v.add("state", "unknown state "+quoteValue(string(c.State)))
+		v.addf("state", "unknown state %s", quoteValue(string(c.State)))
 	}
 	if math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) || c.Rate < 0 {
-		v.add("rate", "must be a number of sends per second ≥ 0 (0 is the account's rate)")
+		v.addf("rate", "must be a number of sends per second ≥ 0 (0 is the account's rate)")
 	}
 	if c.Priority != 0 && (c.Priority < PriorityMin || c.Priority > PriorityMax) {
-		v.add("priority", "must be 1 to 10 (0 or absent is 5), not "+strconv.Itoa(c.Priority))
+		v.addf("priority", "must be 1 to 10 (0 or absent is 5), not %d", c.Priority)
 	}
 }
 
@@ -254,19 +293,19 @@ func (c *Campaign) buildMessage(v *validator) *Message {
 	switch c.Kind {
 	case KindTemplate, KindCustom, KindSubscribe, KindMass:
 	case "":
-		v.add("kind", "required: template, custom, subscribe or mass")
+		v.addf("kind", "required: template, custom, subscribe or mass")
 		return nil
 	default:
-		v.add("kind", "unknown kind "+quoteValue(string(c.Kind))+": template, custom, subscribe or mass")
+		v.addf("kind", "unknown kind %s: template, custom, subscribe or mass", quoteValue(string(c.Kind)))
 		return nil
 	}
 	for _, s := range specs {
 		switch {
 		case s.kind == c.Kind && !s.set:
-			v.add(string(s.kind), "required for a "+string(c.Kind)+" campaign")
+			v.addf(string(s.kind), "required for a %s campaign", string(c.Kind))
 			return nil
 		case s.kind != c.Kind && s.set:
-			v.add(string(s.kind), "set on a "+string(c.Kind)+" campaign: set only the "+string(c.Kind)+" spec")
+			v.addf(string(s.kind), "set on a %s campaign: set only the %s spec", string(c.Kind), string(c.Kind))
 		}
 	}
 	b := &messageBuilder{v: v, m: &Message{kind: c.Kind}, name: c.Name}
@@ -305,7 +344,7 @@ func miniProgram(v *validator, path string, mp *wechat.MiniProgram) *wechat.Mini
 		return nil
 	}
 	if !ValidAppID(mp.AppID) {
-		v.add(path+".appid", "not an appid: "+quoteValue(mp.AppID)+" is not wx followed by 16 letters or digits")
+		v.addf(path+".appid", "not an appid: %s is not wx followed by 16 letters or digits", quoteValue(mp.AppID))
 	}
 	if mp.PagePath != "" {
 		checkPagePath(v, path+".pagepath", mp.PagePath)
@@ -347,20 +386,20 @@ func checkPayloads(v *validator, prefix, msgType string, payloads []payload) boo
 	}
 	switch {
 	case msgType == "":
-		v.add(prefix+".msgtype", "required: one of "+strings.Join(names, ", "))
+		v.addf(prefix+".msgtype", "required: one of %s", strings.Join(names, ", "))
 		return false
 	case !known:
-		v.add(prefix+".msgtype", "unsupported msgtype "+quoteValue(msgType)+": one of "+strings.Join(names, ", "))
+		v.addf(prefix+".msgtype", "unsupported msgtype %s: one of %s", quoteValue(msgType), strings.Join(names, ", "))
 		return false
 	}
 	ok := true
 	for _, p := range payloads {
 		switch {
 		case p.msgType == msgType && !p.set:
-			v.add(prefix+"."+p.msgType, "required for msgtype "+msgType)
+			v.addf(prefix+"."+p.msgType, "required for msgtype %s", msgType)
 			ok = false
 		case p.msgType != msgType && p.set:
-			v.add(prefix+"."+p.msgType, "set on a "+msgType+" message: set only the payload msgtype names")
+			v.addf(prefix+"."+p.msgType, "set on a %s message: set only the payload msgtype names", msgType)
 		}
 	}
 	return ok
@@ -377,7 +416,7 @@ func (b *messageBuilder) custom(c *CustomSpec) {
 	if c.KFAccount != "" {
 		name, account, ok := strings.Cut(c.KFAccount, "@")
 		if !ok || name == "" || account == "" || strings.ContainsFunc(c.KFAccount, unicode.IsSpace) || len(c.KFAccount) > IDMaxBytes {
-			v.add("custom.kf_account", "not a customer-service account: name@account, such as test1@kftest")
+			v.addf("custom.kf_account", "not a customer-service account: name@account, such as test1@kftest")
 		}
 		m.custom.CustomService = &wechat.CustomServiceSender{KFAccount: c.KFAccount}
 	}
@@ -397,7 +436,7 @@ func (b *messageBuilder) custom(c *CustomSpec) {
 		m.custom.MPNewsArticle = &wechat.MPNewsArticle{ArticleID: c.MPNewsArticle.ArticleID}
 	case wechat.MsgTypeNews:
 		if len(c.News.Articles) != 1 {
-			v.add("custom.news.articles", strconv.Itoa(len(c.News.Articles))+" articles: exactly one is allowed (WeChat answers 45008 to more)")
+			v.addf("custom.news.articles", "%d articles: exactly one is allowed (WeChat answers 45008 to more)", len(c.News.Articles))
 			return
 		}
 		a := c.News.Articles[0]
@@ -405,7 +444,7 @@ func (b *messageBuilder) custom(c *CustomSpec) {
 		m.newsTitle = b.text(p+".title", "", a.Title, checkRequired)
 		m.newsDesc = b.text(p+".description", "", a.Description, checkOptional)
 		if a.URL == "" {
-			v.add(p+".url", "required")
+			v.addf(p+".url", "required")
 		} else {
 			checkURL(v, p+".url", a.URL)
 		}
@@ -424,10 +463,10 @@ func (b *messageBuilder) custom(c *CustomSpec) {
 		const p = "custom.miniprogrampage"
 		m.pageTitle = b.text(p+".title", "", pg.Title, checkRequired)
 		if !ValidAppID(pg.AppID) {
-			v.add(p+".appid", "not an appid: "+quoteValue(pg.AppID)+" is not wx followed by 16 letters or digits")
+			v.addf(p+".appid", "not an appid: %s is not wx followed by 16 letters or digits", quoteValue(pg.AppID))
 		}
 		if pg.PagePath == "" {
-			v.add(p+".pagepath", "required")
+			v.addf(p+".pagepath", "required")
 		} else {
 			checkPagePath(v, p+".pagepath", pg.PagePath)
 		}
@@ -449,7 +488,7 @@ func (b *messageBuilder) menu(mm *wechat.MsgMenu) {
 	m.menuHead = b.text(p+".head_content", "", mm.HeadContent, checkOptional)
 	m.menuTail = b.text(p+".tail_content", "", mm.TailContent, checkOptional)
 	if len(mm.List) == 0 {
-		b.v.add(p+".list", "at least one item is required")
+		b.v.addf(p+".list", "at least one item is required")
 	}
 	seen := make(map[string]int, len(mm.List))
 	m.menuItems = make([]field, len(mm.List))
@@ -457,7 +496,7 @@ func (b *messageBuilder) menu(mm *wechat.MsgMenu) {
 		ip := p + ".list[" + strconv.Itoa(i) + "]"
 		checkID(b.v, ip+".id", item.ID)
 		if j, dup := seen[item.ID]; dup && item.ID != "" {
-			b.v.add(ip+".id", "duplicate of "+p+".list["+strconv.Itoa(j)+"].id")
+			b.v.addf(ip+".id", "duplicate of custom.msgmenu.list[%d].id", j)
 		}
 		seen[item.ID] = i
 		if f := b.text(ip+".content", "", item.Content, checkRequired); f != nil {
@@ -480,33 +519,33 @@ func (c *Campaign) validateAudience(v *validator, m *Message) {
 	case SourceInline:
 		validateInline(v, a.OpenIDs)
 		if c.Kind == KindMass && len(a.OpenIDs) == 1 {
-			v.add("audience.openids", "a mass send to a list needs at least 2 openids (mass/send); send one user a custom or template message")
+			v.addf("audience.openids", "a mass send to a list needs at least 2 openids (mass/send); send one user a custom or template message")
 		}
 	case SourceFile, SourceFollowers:
 		if len(a.OpenIDs) > 0 {
-			v.add("audience.openids", "only an inline audience lists openids")
+			v.addf("audience.openids", "only an inline audience lists openids")
 		}
 	case SourceTag:
 		if len(a.OpenIDs) > 0 {
-			v.add("audience.openids", "only an inline audience lists openids")
+			v.addf("audience.openids", "only an inline audience lists openids")
 		}
 		if a.TagID <= 0 {
-			v.add("audience.tag_id", "required: the id of the tag whose members receive the message")
+			v.addf("audience.tag_id", "required: the id of the tag whose members receive the message")
 		}
 	case SourceWindow:
 		if len(a.OpenIDs) > 0 {
-			v.add("audience.openids", "only an inline audience lists openids")
+			v.addf("audience.openids", "only an inline audience lists openids")
 		}
 		if c.Kind != KindCustom {
-			v.add("audience.source", "only a custom campaign sends to the users inside their customer-service window")
+			v.addf("audience.source", "only a custom campaign sends to the users inside their customer-service window")
 		}
 	case "":
-		v.add("audience.source", "required: inline, file, followers, tag or window")
+		v.addf("audience.source", "required: inline, file, followers, tag or window")
 	default:
-		v.add("audience.source", "unknown source "+quoteValue(string(a.Source))+": inline, file, followers, tag or window")
+		v.addf("audience.source", "unknown source %s: inline, file, followers, tag or window", quoteValue(string(a.Source)))
 	}
 	if a.Source != SourceTag && a.TagID != 0 {
-		v.add("audience.tag_id", "only a tag audience has a tag_id")
+		v.addf("audience.tag_id", "only a tag audience has a tag_id")
 	}
 	provided := map[string]bool{}
 	if a.Source == SourceFile {
@@ -514,16 +553,16 @@ func (c *Campaign) validateAudience(v *validator, m *Message) {
 			path := "audience.variables[" + strconv.Itoa(i) + "]"
 			switch {
 			case strings.TrimSpace(name) == "":
-				v.add(path, "empty variable name")
+				v.addf(path, "empty variable name")
 			case strings.EqualFold(strings.TrimSpace(name), "openid"):
-				v.add(path, "openid is the recipient, not a variable")
+				v.addf(path, "openid is the recipient, not a variable")
 			case provided[name]:
-				v.add(path, "duplicate variable "+quoteValue(name))
+				v.addf(path, "duplicate variable %s", quoteValue(name))
 			}
 			provided[name] = true
 		}
 	} else if len(a.Variables) > 0 {
-		v.add("audience.variables", "only a file audience provides variables")
+		v.addf("audience.variables", "only a file audience provides variables")
 	}
 	if m == nil {
 		return
@@ -533,9 +572,9 @@ func (c *Campaign) validateAudience(v *validator, m *Message) {
 			switch {
 			case provided[name]:
 			case a.Source == SourceFile:
-				v.add(f.path, "variable "+quoteValue(name)+" is not among audience.variables (the file's columns)")
+				v.addf(f.path, "variable %s is not among audience.variables (the file's columns)", quoteValue(name))
 			default:
-				v.add(f.path, "variable "+quoteValue(name)+" is not provided: audience source "+quoteValue(string(a.Source))+" has no variables; use a file audience with a "+quoteValue(name)+" column")
+				v.addf(f.path, "variable %s is not provided: audience source %s has no variables; use a file audience with a %s column", quoteValue(name), quoteValue(string(a.Source)), quoteValue(name))
 			}
 		}
 	}
@@ -544,21 +583,21 @@ func (c *Campaign) validateAudience(v *validator, m *Message) {
 func validateInline(v *validator, ids []string) {
 	switch {
 	case len(ids) == 0:
-		v.add("audience.openids", "at least one openid is required")
+		v.addf("audience.openids", "at least one openid is required")
 		return
 	case len(ids) > InlineMaxOpenIDs:
-		v.add("audience.openids", strconv.Itoa(len(ids))+" openids, at most "+strconv.Itoa(InlineMaxOpenIDs)+" inline: upload a file instead")
+		v.addf("audience.openids", "%d openids, at most %d inline: upload a file instead", len(ids), InlineMaxOpenIDs)
 		return
 	}
 	first := make(map[string]int, len(ids))
 	for i, id := range ids {
 		path := "audience.openids[" + strconv.Itoa(i) + "]"
 		if !ValidOpenID(id) {
-			v.add(path, "invalid openid "+quoteValue(id)+": 20 to 64 letters, digits, '_' and '-'")
+			v.addf(path, "invalid openid %s: 20 to 64 letters, digits, '_' and '-'", quoteValue(id))
 			continue
 		}
 		if j, dup := first[id]; dup {
-			v.add(path, "duplicate of audience.openids["+strconv.Itoa(j)+"]")
+			v.addf(path, "duplicate of audience.openids[%d]", j)
 			continue
 		}
 		first[id] = i
@@ -571,13 +610,13 @@ func validateInline(v *validator, ids []string) {
 func checkID(v *validator, path, s string) {
 	switch {
 	case s == "":
-		v.add(path, "required")
+		v.addf(path, "required")
 	case len(s) > IDMaxBytes:
-		v.add(path, strconv.Itoa(len(s))+" bytes, at most "+strconv.Itoa(IDMaxBytes))
+		v.addf(path, "%d bytes, at most %d", len(s), IDMaxBytes)
 	case strings.ContainsFunc(s, func(r rune) bool { return !isASCIIGraphic(r) }):
-		v.add(path, "invalid "+quoteValue(s)+": printable ASCII without spaces")
+		v.addf(path, "invalid %s: printable ASCII without spaces", quoteValue(s))
 	case strings.Contains(s, "{{"):
-		v.add(path, "variables are not allowed here")
+		v.addf(path, "variables are not allowed here")
 	}
 }
 
@@ -586,23 +625,23 @@ func checkID(v *validator, path, s string) {
 func checkURL(v *validator, path, s string) {
 	switch {
 	case len(s) > URLMaxBytes:
-		v.add(path, strconv.Itoa(len(s))+" bytes, at most "+strconv.Itoa(URLMaxBytes))
+		v.addf(path, "%d bytes, at most %d", len(s), URLMaxBytes)
 		return
 	case strings.Contains(s, "{{"):
-		v.add(path, "variables are not allowed in links")
+		v.addf(path, "variables are not allowed in links")
 		return
 	case strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) || !utf8.ValidString(s):
-		v.add(path, "spaces and control characters are not allowed: percent-encode them")
+		v.addf(path, "spaces and control characters are not allowed: percent-encode them")
 		return
 	}
 	u, err := url.Parse(s)
 	switch {
 	case err != nil:
-		v.add(path, "not a URL: "+quoteValue(s))
+		v.addf(path, "not a URL: %s", quoteValue(s))
 	case u.Scheme != "http" && u.Scheme != "https":
-		v.add(path, "not an http or https URL: "+quoteValue(s))
+		v.addf(path, "not an http or https URL: %s", quoteValue(s))
 	case u.Host == "":
-		v.add(path, "the URL has no host: "+quoteValue(s))
+		v.addf(path, "the URL has no host: %s", quoteValue(s))
 	}
 }
 
@@ -611,13 +650,13 @@ func checkURL(v *validator, path, s string) {
 func checkPagePath(v *validator, path, s string) {
 	switch {
 	case len(s) > PagePathMaxBytes:
-		v.add(path, strconv.Itoa(len(s))+" bytes, at most "+strconv.Itoa(PagePathMaxBytes))
+		v.addf(path, "%d bytes, at most %d", len(s), PagePathMaxBytes)
 	case strings.Contains(s, "{{"):
-		v.add(path, "variables are not allowed in page paths")
+		v.addf(path, "variables are not allowed in page paths")
 	case strings.Contains(s, "://"):
-		v.add(path, "a mini program page path such as pages/index/index?id=1, not a URL")
+		v.addf(path, "a mini program page path such as pages/index/index?id=1, not a URL")
 	case strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) || !utf8.ValidString(s):
-		v.add(path, "spaces and control characters are not allowed: percent-encode them")
+		v.addf(path, "spaces and control characters are not allowed: percent-encode them")
 	}
 }
 

@@ -321,7 +321,7 @@ func TestValidate(t *testing.T) {
 			require.Error(t, err)
 			var ve *ValidationError
 			require.True(t, errors.As(err, &ve))
-			require.Contains(t, ve.Errors, FieldError{Field: tt.field, Message: fieldMessage(t, ve, tt.field)})
+			require.Contains(t, plainErrors(ve.Errors), FieldError{Field: tt.field, Message: fieldMessage(t, ve, tt.field)})
 			require.Contains(t, fieldMessage(t, ve, tt.field), tt.want)
 			require.Contains(t, err.Error(), tt.field+": ")
 			require.Len(t, ve.Errors, 1, "only the broken field is reported: %v", err)
@@ -442,4 +442,13 @@ func TestValidOpenIDAndAppID(t *testing.T) {
 	for _, s := range []string{"", "wx", "wx1234567890abcde", "wx1234567890abcdef0", "gh_1234567890abcdef", "wx1234567890abcde_"} {
 		require.False(t, ValidAppID(s), s)
 	}
+}
+
+// plainErrors returns errs with only their JSON fields (Field and Message).
+func plainErrors(errs []FieldError) []FieldError {
+	out := make([]FieldError, len(errs))
+	for i, e := range errs {
+		out[i] = FieldError{Field: e.Field, Message: e.Message}
+	}
+	return out
 }

@@ -7,7 +7,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/campaigns"
+	"github.com/wxmass/wxmass/internal/i18n"
 )
 
 // pageSize is the campaign list's page.
@@ -143,6 +145,8 @@ type campaignData struct {
 	Actions []string
 	// Live is set while the run is live: the page follows its progress.
 	Live bool
+	// Preview is a draft's message as a recipient sees it (preview.go).
+	Preview *preview
 }
 
 // actionsFor are the actions of a campaign in state s.
@@ -177,15 +181,19 @@ func (c *Console) campaignPage(w http.ResponseWriter, r *http.Request, v *view) 
 		d.Live = rs.Finished == nil
 	}
 	d.Actions = actionsFor(d.C.State)
+	if d.C.State == campaigns.StateDraft {
+		d.Preview = c.preview(r, v, &d.C.Campaign, d.C.ID, "")
+	}
 	v.Flash = flash(v, r.URL.Query().Get("done"))
 	v.Nav, v.Title = "campaigns", d.C.Name
 	v.loc = c.location(d.C.Account)
 	return v.Render("campaign", d)
 }
 
-// flash is the message of an action just done ("" for none or unknown).
+// flash is the message of an action just done ("" for none or unknown):
+// its "done.<action>" message.
 func flash(v *view, action string) string {
-	if action == "" || !confirmable[action] {
+	if action == "" || !i18n.Default().Has(v.L.Tag, "done."+action) {
 		return ""
 	}
 	return v.T("done." + action)
@@ -238,8 +246,13 @@ func (c *Console) campaignAction(w http.ResponseWriter, r *http.Request, v *view
 	return nil
 }
 
-// location is the time zone of account's dates.
-// TODO(console): the account's own time zone (accounts file time_zone).
+// location is the time zone of account's dates: the accounts file's
+// time_zone, account.TimeZoneDefault for an account it does not know.
 func (c *Console) location(accountID string) *time.Location {
-	return time.Local
+	if c.cfg.Accounts != nil {
+		if a, err := c.cfg.Accounts.Get(accountID); err == nil {
+			return a.TimeZone()
+		}
+	}
+	return (&account.Account{}).TimeZone()
 }

@@ -61,6 +61,8 @@ type Console struct {
 	pages *pages
 	cat   *i18n.Catalogue
 	log   *zap.Logger
+	// live samples the live runs' progress for their rates (dashboard.go).
+	live *rateSampler
 }
 
 // New returns the console.
@@ -78,7 +80,7 @@ func New(cfg Config) (*Console, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Console{cfg: cfg, mux: http.NewServeMux(), pages: p, cat: i18n.Default(), log: cfg.Logger}
+	c := &Console{cfg: cfg, mux: http.NewServeMux(), pages: p, cat: i18n.Default(), log: cfg.Logger, live: newRateSampler()}
 	c.routes()
 	return c, nil
 }

@@ -45,11 +45,15 @@ func postRoutes(t *testing.T) []string {
 	return slices.Compact(out)
 }
 
+// suppressedID is on the account's suppression list before the attack.
+const suppressedID = "oSUP000000000000000000000001"
+
 var wildcard = regexp.MustCompile(`\{([a-zA-Z_]+)(\.\.\.)?\}`)
 
 // expand fills a route's wildcards: {id} with each of ids, {action} with
-// each action a campaign can be asked for, {run} with 1, {$} with nothing
-// and any other with its own name.
+// each action a campaign can be asked for, {run} with 1, {account} with
+// the account, {openid} with a suppressed user, {$} with nothing and any
+// other with its own name.
 func expand(route string, ids []string) []string {
 	out := []string{strings.ReplaceAll(route, "{$}", "")}
 	for {
@@ -66,6 +70,10 @@ func expand(route string, ids []string) []string {
 			vals = []string{"start", "pause", "resume", "cancel", "unschedule", "delete", "schedule", "retry", "test", "audience", "edit"}
 		case "run":
 			vals = []string{"1"}
+		case "account":
+			vals = []string{"shop"}
+		case "openid":
+			vals = []string{suppressedID}
 		default:
 			vals = []string{name}
 		}
@@ -85,7 +93,8 @@ func expand(route string, ids []string) []string {
 // along), that posts a form to any of the console's POST routes with the
 // victim's session cookie, and even with the victim's valid form token, is
 // refused with 403, and nothing changes: the API shows both campaigns (a
-// draft and a running one) as they were, and there is no other campaign.
+// draft and a running one) and the suppression list as they were, and
+// there is no other campaign.
 func TestCrossOriginPostsRefused(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -93,6 +102,8 @@ func TestCrossOriginPostsRefused(t *testing.T) {
 	running := b.newCampaign(t, "进行中")
 	status, out := b.apiJSON(t, "POST", "/v1/campaigns/"+running+"/start", nil)
 	require.Equal(t, http.StatusAccepted, status, "%v", out)
+	status, out = b.apiJSON(t, "POST", "/v1/accounts/shop/suppressions", map[string]any{"openids": []string{suppressedID}})
+	require.Less(t, status, 300, "%v", out)
 	snapshot := func() map[string]map[string]any {
 		t.Helper()
 		got := map[string]map[string]any{}
@@ -103,6 +114,9 @@ func TestCrossOriginPostsRefused(t *testing.T) {
 		}
 		_, list := b.apiJSON(t, "GET", "/v1/campaigns", nil)
 		got["list"] = map[string]any{"total": list["total"]}
+		status, sup := b.apiJSON(t, "GET", "/v1/accounts/shop/suppressions", nil)
+		require.Equal(t, http.StatusOK, status, "%v", sup)
+		got["suppressions"] = sup
 		return got
 	}
 	before := snapshot()
@@ -121,7 +135,7 @@ func TestCrossOriginPostsRefused(t *testing.T) {
 		{"same-site, another port", otherPort, "same-site"},
 		{"cross-site, an old browser without Sec-Fetch-Site", "http://evil.example", ""},
 	}
-	form := url.Values{"csrf": {tok}, "lang": {"zh-CN"}, "back": {"/console/"}, "name": {"evil"}, "account": {"shop"},
+	form := url.Values{"csrf": {tok}, "lang": {"zh-CN"}, "openids": {"oEVIL000000000000000000000001"}, "back": {"/console/"}, "name": {"evil"}, "account": {"shop"},
 		"kind": {"template"}, "template_id": {"TPL_ORDER_SHIPPED"}, "at": {"2030-01-01T00:00"}}
 	posts := 0
 	for _, route := range routes {

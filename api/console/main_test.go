@@ -42,7 +42,11 @@ type bundle struct {
 	browser *http.Client
 }
 
-func setup(t *testing.T) *bundle {
+// option configures a setup's API before it is made, with the setup's
+// Redis client (see setupWeChat).
+type option func(t *testing.T, rc *redis.Client, cfg *api.Config)
+
+func setup(t *testing.T, opts ...option) *bundle {
 	t.Helper()
 	rs := redistest.StartServer(t, redistest.ServerConfig{})
 	c := redis.NewClient(&redis.Options{Addr: rs.Addr()})
@@ -55,8 +59,12 @@ func setup(t *testing.T) *bundle {
 	require.NoError(t, err)
 	keys := &api.KeySet{}
 	require.NoError(t, keys.AddNamed("alice", testKey))
-	srv, err := api.New(api.Config{Store: store, Producer: producer.New(client.Client, store, reg, nil, producer.Config{}), Keys: keys,
-		Accounts: reg})
+	cfg := api.Config{Store: store, Producer: producer.New(client.Client, store, reg, nil, producer.Config{}), Keys: keys,
+		Accounts: reg}
+	for _, o := range opts {
+		o(t, c, &cfg)
+	}
+	srv, err := api.New(cfg)
 	require.NoError(t, err)
 	con, err := console.New(console.Config{API: srv, Store: store, Accounts: reg, MonitorPath: "/monitoring"})
 	require.NoError(t, err)

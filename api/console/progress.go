@@ -33,7 +33,6 @@ func (c *Console) runProgress(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	path := "/v1/campaigns/" + url.PathEscape(id) + "/runs/" + strconv.Itoa(run)
-	v.loc = time.Local
 	tick := time.NewTicker(c.cfg.ProgressEvery)
 	defer tick.Stop()
 	for {
@@ -42,6 +41,7 @@ func (c *Console) runProgress(w http.ResponseWriter, r *http.Request) {
 			c.log.Debug("console: progress", zap.Error(err))
 			return
 		}
+		v.loc = c.location(rs.Account)
 		var b bytes.Buffer
 		if err := c.pages.partial(&b, "progress", map[string]any{"V": v, "R": &rs}); err != nil {
 			c.log.Error("console: render progress", zap.Error(err))

@@ -117,6 +117,8 @@ type view struct {
 	page string
 	// loc is the time zone dates are shown in.
 	loc *time.Location
+	// zone is the time zone of an account's dates (Console.location).
+	zone func(account string) *time.Location
 }
 
 // T translates key (see i18n.Localizer.T).
@@ -177,7 +179,8 @@ func (c *Console) form(h func(http.ResponseWriter, *http.Request, *view) error) 
 }
 
 func (c *Console) newView(r *http.Request) *view {
-	return &view{L: c.cat.Localizer(i18n.Match(r)), Path: r.URL.RequestURI(), Token: formToken(r), MonitorPath: c.cfg.MonitorPath}
+	return &view{L: c.cat.Localizer(i18n.Match(r)), Path: r.URL.RequestURI(), Token: formToken(r), MonitorPath: c.cfg.MonitorPath,
+		loc: c.location(""), zone: c.location}
 }
 
 func (c *Console) render(w http.ResponseWriter, v *view, status int) {

@@ -34,6 +34,9 @@ import (
 	"github.com/wxmass/wxmass/wechat/wechattest"
 )
 
+// testerID is the tester the walkthrough's test sends go to.
+const testerID = "oTESTER000000000000000000001"
+
 // sel are the console's elements the browser tests use, in one place: the
 // ids of the console's templates (api/console/templates).
 var sel = struct {
@@ -51,6 +54,10 @@ var sel = struct {
 	FormName, FormSource, FormVariables, FormTemplateID, FormDataKey0, FormDataValue0, FormSave, FormErrors, ErrThing1 string
 	// The audience upload page.
 	UploadFile, UploadButton, UploadStored, UploadAccepted, UploadBad string
+	// The test send page.
+	TestTo, TestSend, TestOK string
+	// The retry page.
+	RetryConfirm string
 }{
 	LoginKey: "#key", LoginButton: "#login",
 	LangSwitch: "#lang-switch", Logout: "#logout", NavCampaigns: `header nav a[href="/console/campaigns"]`, NavNew: "#nav-new",
@@ -64,6 +71,8 @@ var sel = struct {
 	ErrThing1:  "#err-template-data-thing1",
 	UploadFile: "#f-audience-file", UploadButton: "#upload", UploadStored: "#upload-stored", UploadAccepted: "#report-accepted",
 	UploadBad: "#upload-bad",
+	TestTo:    "#f-test-to", TestSend: "#send-test", TestOK: "#test-ok",
+	RetryConfirm: "#retry-confirm",
 }
 
 // selAction is the button of a campaign's action on its page.
@@ -182,11 +191,15 @@ func audienceCSV(tag string, n int) string {
 	var csv strings.Builder
 	csv.WriteString("openid,name\n")
 	for i := range n {
-		fmt.Fprintf(&csv, "o%s%0*d,客户%d\n", tag, 27-len(tag), i, i) // 28 characters, as WeChat's
+		fmt.Fprintf(&csv, "%s,客户%d\n", audienceID(tag, i), i)
 	}
 	csv.WriteString("not-an-openid,x\n")
 	return csv.String()
 }
+
+// audienceID is the openid of an audience's recipient i: 28 characters,
+// as WeChat's.
+func audienceID(tag string, i int) string { return fmt.Sprintf("o%s%0*d", tag, 27-len(tag), i) }
 
 // state is the campaign's state as the API shows it.
 func (e *consoleEnv) state(t *testing.T, id string) string {
@@ -211,16 +224,21 @@ func (e *consoleEnv) waitState(t *testing.T, id string, timeout time.Duration, s
 	}, "campaign %s is not %v", id, states)
 }
 
-// checkTruth checks each recipient of the campaign's run against the
-// fake's own record.
-func (e *consoleEnv) checkTruth(t *testing.T, id string, run int) truth.Report {
+// checkTruth checks each recipient of the campaign's runs against the
+// fake's own record (test sends left out).
+func (e *consoleEnv) checkTruth(t *testing.T, id string, runs ...int) truth.Report {
 	t.Helper()
 	cp, err := e.store.Get(t.Context(), id)
 	require.NoError(t, err)
-	r, err := truth.Load(t.Context(), e.store, id, run)
-	require.NoError(t, err)
-	rep := truth.Check(e.fake, truth.Options{API: cp.Kind.API(), AppID: wechattest.AppIDDefault}, r)
-	t.Logf("%s run %d: %s", id, run, rep)
+	var rs []truth.Run
+	for _, run := range runs {
+		r, err := truth.Load(t.Context(), e.store, id, run)
+		require.NoError(t, err)
+		rs = append(rs, r)
+	}
+	notTest := func(clientMsgID string) bool { return !strings.HasPrefix(clientMsgID, "wxtest") }
+	rep := truth.Check(e.fake, truth.Options{API: cp.Kind.API(), AppID: wechattest.AppIDDefault, Keep: notTest}, rs...)
+	t.Logf("%s runs %v: %s", id, runs, rep)
 	truth.Require(t, rep)
 	return rep
 }
@@ -360,9 +378,10 @@ func (c *consoleTab) cjkFont(selector string, fams map[string]bool) {
 // in English and then in Chinese, by clicks and typing only: sign in with
 // the key, create a template campaign in the form (a value WeChat's rule
 // refuses shown next to its field, then fixed), upload its audience file
-// with a bad line (the report shown), find it in the list by its name,
-// start it (its confirmation), watch its progress bar move to the end,
-// open its report;
+// with a bad line (the report shown), send a test, find it in the list by
+// its name, start it (its confirmation), watch its progress bar move to
+// the end (WeChat refusing three recipients), open its report, retry the
+// failed;
 // start a second one and pause, resume and cancel it, each reflected in
 // the API. Every recipient's outcome agrees with the fake WeChat's own
 // record. A full-page screenshot of each step goes to
@@ -426,8 +445,9 @@ func TestConsoleWalkthrough(t *testing.T) {
 
 		// Its audience, uploaded on its page: the good lines stored, the
 		// bad one reported.
+		tagA := fmt.Sprintf("W%dA", li)
 		file := filepath.Join(t.TempDir(), "audience.csv")
-		require.NoError(t, os.WriteFile(file, []byte(audienceCSV(fmt.Sprintf("W%dA", li), 60)), 0o600))
+		require.NoError(t, os.WriteFile(file, []byte(audienceCSV(tagA, 60)), 0o600))
 		c.click(selAction("audience"))
 		c.waitPage("/console/campaigns/"+runID+"/audience", "the audience page")
 		c.do(chromedp.SetUploadFiles(chromedp.CSS(sel.UploadFile), []string{file}))
@@ -438,6 +458,24 @@ func TestConsoleWalkthrough(t *testing.T) {
 		require.Equal(t, "60", c.text(sel.UploadAccepted))
 		require.Contains(t, c.text(sel.UploadBad), "62", "the report names the bad line")
 		c.step("uploaded")
+
+		// A test send to a tester, from the campaign's test page.
+		c.click(sel.Back)
+		c.waitPage("/console/campaigns/"+runID, "the campaign after the upload")
+		c.click(selAction("test"))
+		c.waitPage("/console/campaigns/"+runID+"/test", "the test send page")
+		c.typeText(sel.TestTo, testerID)
+		c.click(sel.TestSend)
+		c.do(chromedp.WaitVisible(chromedp.CSS(sel.TestOK)))
+		c.waitPage("/console/campaigns/"+runID+"/test", "the test send's result")
+		c.step("test-sent")
+		tested := 0
+		for _, d := range e.fake.Deliveries() {
+			if d.OpenID == testerID && strings.HasPrefix(d.ClientMsgID, "wxtest") {
+				tested++
+			}
+		}
+		require.Equal(t, li+1, tested, "the fake has the test message")
 		c.click(sel.NavCampaigns)
 		c.waitPage("/console/campaigns", "the campaign list")
 		c.do(chromedp.WaitVisible(chromedp.CSS(selListed(runID))))
@@ -463,6 +501,11 @@ func TestConsoleWalkthrough(t *testing.T) {
 		}
 
 		// Start it: the confirmation, then the run's progress bar moves.
+		// WeChat refuses three of its recipients (46004, user does not
+		// exist), for the retry below.
+		for i := range 3 {
+			require.NoError(t, e.fake.SetTerminal(audienceID(tagA, i), 46004))
+		}
 		c.click(selAction("start"))
 		c.waitPage("/console/campaigns/"+runID+"/confirm/start", "the confirmation of start")
 		require.Contains(t, c.text("#confirm-what"), name+" A")
@@ -499,8 +542,8 @@ func TestConsoleWalkthrough(t *testing.T) {
 		e.waitState(t, runID, 30*time.Second, "completed")
 		pollUntil(t, 30*time.Second, 100*time.Millisecond, func() bool { return c.text(sel.RunState) == c.l.T("state.completed") },
 			"the page shows the run completed: %q", c.text(sel.RunState))
-		require.Equal(t, "0", c.text(sel.CountFailed), "no recipient failed")
-		require.Equal(t, "60", c.text(sel.CountSent))
+		require.Equal(t, "3", c.text(sel.CountFailed), "WeChat refused three")
+		require.Equal(t, "57", c.text(sel.CountSent))
 		c.step("completed")
 		c.click(sel.ReportLink)
 		b.waitFor(func(s pageState) bool {
@@ -512,6 +555,25 @@ func TestConsoleWalkthrough(t *testing.T) {
 		// the API.
 		c.do(chromedp.NavigateBack())
 		c.waitPage("/console/campaigns/"+runID, "back on the campaign")
+
+		// Retry the failed, once WeChat takes them: a second run of the
+		// three.
+		for i := range 3 {
+			require.NoError(t, e.fake.SetTerminal(audienceID(tagA, i), 0))
+		}
+		c.click(sel.RetryLink)
+		c.waitPage("/console/campaigns/"+runID+"/runs/1/retry", "the retry page")
+		c.step("retry")
+		c.click(sel.RetryConfirm)
+		b.waitFor(func(s pageState) bool { return strings.HasSuffix(s.URL, "?done=retry") && s.Ready }, "the campaign after the retry")
+		c.waitPage("/console/campaigns/"+runID, "the campaign after the retry")
+		pollUntil(t, 30*time.Second, 100*time.Millisecond, func() bool {
+			_, m, _ := apiCall(t, e.addr, e.key, "GET", "/v1/campaigns/"+runID, "")
+			return toInt(m["latest_run"]) == 2 && m["state"] == "completed"
+		}, "the retry run completes")
+		pollUntil(t, 30*time.Second, 100*time.Millisecond, func() bool { return c.text(sel.CountSent) == "3" },
+			"the page shows the retry run's three sent: %q", c.text(sel.CountSent))
+		c.step("retried")
 		c.click(sel.NavCampaigns)
 		c.waitPage("/console/campaigns", "the campaign list")
 		c.click(selListed(ctlID))
@@ -536,9 +598,9 @@ func TestConsoleWalkthrough(t *testing.T) {
 		c.step("cancelled")
 
 		// Every recipient against the fake's record.
-		rep := e.checkTruth(t, runID, 1)
+		rep := e.checkTruth(t, runID, 1, 2)
 		require.Equal(t, 60, rep.Recipients)
-		require.Equal(t, 60, rep.Delivered)
+		require.Equal(t, 60, rep.Delivered, "every recipient once, the three refused by the retry")
 		rep = e.checkTruth(t, ctlID, 1)
 		require.Equal(t, 300, rep.Recipients)
 		require.Less(t, rep.Delivered, 300, "the cancel stopped the run before its end")

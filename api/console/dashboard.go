@@ -157,13 +157,7 @@ func (c *Console) dashLive(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, v.T("error.internal"), http.StatusInternalServerError)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", csp)
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Language", v.L.Lang())
-	h.Set("Vary", "Accept-Language, Cookie")
-	_, _ = w.Write(b.Bytes())
+	writeHTML(w, v, http.StatusOK, b.Bytes())
 }
 
 // dashAccount is a's row, without its quota.

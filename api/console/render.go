@@ -196,6 +196,11 @@ func (c *Console) render(w http.ResponseWriter, v *view, status int) {
 		http.Error(w, "render "+v.page+": "+err.Error(), http.StatusInternalServerError)
 		return
 	}
+	writeHTML(w, v, status, b.Bytes())
+}
+
+// writeHTML answers with a page, or a part of one, in v's language.
+func writeHTML(w http.ResponseWriter, v *view, status int, html []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Security-Policy", csp)
@@ -203,7 +208,7 @@ func (c *Console) render(w http.ResponseWriter, v *view, status int) {
 	h.Set("Content-Language", v.L.Lang())
 	h.Set("Vary", "Accept-Language, Cookie")
 	w.WriteHeader(status)
-	_, _ = w.Write(b.Bytes())
+	_, _ = w.Write(html)
 }
 
 // errorData is the error page's data.

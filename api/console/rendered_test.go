@@ -56,20 +56,7 @@ func TestPagesRenderedTranslated(t *testing.T) {
 	toEnglish, ok := i18n.Default().Text(i18n.Chinese, "lang.switch.label")
 	require.True(t, ok)
 	for _, lang := range []string{"en", "zh-CN"} {
-		seen := map[string]bool{}
-		queue := []string{"/console/", "/console/campaigns/" + running + "/confirm/start", "/console/no-such-page"}
-		for len(queue) > 0 && len(seen) < 80 {
-			path := queue[0]
-			queue = queue[1:]
-			if seen[path] || strings.HasPrefix(path, "/console/static/") || strings.HasSuffix(path, "/progress") {
-				continue
-			}
-			seen[path] = true
-			p := b.get(t, path, lang)
-			require.Less(t, p.status, 500, "%s %s: %.500s", lang, path, p.body)
-			if !strings.HasPrefix(p.header.Get("Content-Type"), "text/html") {
-				continue
-			}
+		n := crawl(t, b, lang, []string{"/console/", "/console/campaigns/" + running + "/confirm/start", "/console/no-such-page"}, func(path string, p page) {
 			require.Contains(t, p.body, `<html lang="`+lang+`">`, "%s %s", lang, path)
 			require.False(t, badVerbRE.MatchString(p.body), "%s %s: a text printed with the wrong arguments: %s", lang, path, badVerbRE.FindString(p.body))
 			text := html.UnescapeString(tagRE.ReplaceAllString(p.body, " "))
@@ -89,12 +76,88 @@ func TestPagesRenderedTranslated(t *testing.T) {
 					require.True(t, hasHan(h1[1]), "%s: the heading %q has no Chinese", path, h1[1])
 				}
 			}
-			for _, m := range hrefRE.FindAllStringSubmatch(p.body, -1) {
-				queue = append(queue, html.UnescapeString(m[1]))
-			}
+		})
+		t.Logf("%s: %d pages", lang, n)
+		require.Greater(t, n, 5)
+	}
+}
+
+// crawl opens start and every console page they link to, as a signed-in
+// browser in lang, and calls check with each HTML page; it returns how
+// many pages it opened (at most 80).
+func crawl(t *testing.T, b *bundle, lang string, start []string, check func(path string, p page)) int {
+	t.Helper()
+	seen := map[string]bool{}
+	queue := start
+	for len(queue) > 0 && len(seen) < 80 {
+		path := queue[0]
+		queue = queue[1:]
+		if seen[path] || strings.HasPrefix(path, "/console/static/") || strings.HasSuffix(path, "/progress") {
+			continue
 		}
-		t.Logf("%s: %d pages", lang, len(seen))
-		require.Greater(t, len(seen), 5)
+		seen[path] = true
+		p := b.get(t, path, lang)
+		require.Less(t, p.status, 500, "%s %s: %.500s", lang, path, p.body)
+		if !strings.HasPrefix(p.header.Get("Content-Type"), "text/html") {
+			continue
+		}
+		check(path, p)
+		for _, m := range hrefRE.FindAllStringSubmatch(p.body, -1) {
+			queue = append(queue, html.UnescapeString(m[1]))
+		}
+	}
+	return len(seen)
+}
+
+var (
+	controlRE  = regexp.MustCompile(`(?s)<(input|select|textarea)\b([^>]*)>`)
+	attrRE     = regexp.MustCompile(`\b(id|type|aria-label|aria-labelledby)="([^"]*)"`)
+	labelForRE = regexp.MustCompile(`<label\b[^>]*\bfor="([^"]+)"`)
+	externalRE = regexp.MustCompile(`(?i)\b(?:src|href|action|formaction|poster|data)="(?:https?:)?//`)
+)
+
+// TestPagesAreLabelledAndSelfContained crawls the console in both
+// languages: every input, select and textarea a person fills in has a
+// label (a <label for> its id, or an aria-label), no page loads or posts
+// to anything outside wxmass, and every page has the viewport for phones
+// and the security headers.
+func TestPagesAreLabelledAndSelfContained(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	id := b.newCampaign(t, "会员日")
+	b.newCampaign(t, "会员日 draft")
+	status, out := b.apiJSON(t, "POST", "/v1/campaigns/"+id+"/start", nil)
+	require.Equal(t, http.StatusAccepted, status, "%v", out)
+	start := []string{"/console/", "/console/campaigns/new", "/console/campaigns/new?kind=custom", "/console/campaigns/new?kind=subscribe",
+		"/console/campaigns/new?kind=mass", "/console/accounts"}
+	for _, lang := range []string{"en", "zh-CN"} {
+		controls := 0
+		n := crawl(t, b, lang, start, func(path string, p page) {
+			require.Contains(t, p.body, `<meta name="viewport" content="width=device-width, initial-scale=1">`, path)
+			require.Contains(t, p.header.Get("Content-Security-Policy"), "default-src 'self'", path)
+			require.Contains(t, p.header.Get("Content-Security-Policy"), "script-src 'self'", path)
+			require.Equal(t, "DENY", p.header.Get("X-Frame-Options"), path)
+			require.Equal(t, "nosniff", p.header.Get("X-Content-Type-Options"), path)
+			require.False(t, externalRE.MatchString(p.body), "%s loads or posts elsewhere: %s", path, externalRE.FindString(p.body))
+			labels := map[string]bool{}
+			for _, m := range labelForRE.FindAllStringSubmatch(p.body, -1) {
+				labels[m[1]] = true
+			}
+			for _, m := range controlRE.FindAllStringSubmatch(p.body, -1) {
+				attrs := map[string]string{}
+				for _, a := range attrRE.FindAllStringSubmatch(m[2], -1) {
+					attrs[a[1]] = a[2]
+				}
+				if m[1] == "input" && (attrs["type"] == "hidden" || attrs["type"] == "submit" || attrs["type"] == "button") {
+					continue
+				}
+				controls++
+				require.True(t, labels[attrs["id"]] && attrs["id"] != "" || attrs["aria-label"] != "" || attrs["aria-labelledby"] != "",
+					"%s %s: a %s without a label: <%s%s>", lang, path, m[1], m[1], m[2])
+			}
+		})
+		t.Logf("%s: %d pages, %d labelled controls", lang, n, controls)
+		require.Greater(t, controls, 20)
 	}
 }
 

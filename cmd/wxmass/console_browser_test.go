@@ -597,6 +597,18 @@ func TestConsoleWalkthrough(t *testing.T) {
 		require.Equal(t, c.l.T("state.cancelled"), c.text(sel.CampaignState))
 		c.step("cancelled")
 
+		// On a phone: the campaign's and the list's pages fit its width
+		// (tables scroll in their own box), with the run's links at hand.
+		c.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+		for _, path := range []string{"/console/campaigns/" + runID, "/console/campaigns"} {
+			c.do(chromedp.Navigate(e.base + path))
+			c.waitPage(path, "the page on a phone")
+			require.LessOrEqual(t, evalIn[int](c, `document.documentElement.scrollWidth`), evalIn[int](c, `window.innerWidth`),
+				"%s fits a phone's width", path)
+			c.step("phone")
+		}
+		c.do(chromedp.EmulateReset())
+
 		// Every recipient against the fake's record.
 		rep := e.checkTruth(t, runID, 1, 2)
 		require.Equal(t, 60, rep.Recipients)

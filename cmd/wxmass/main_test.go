@@ -284,7 +284,7 @@ func TestReadmeDocumentsEveryFlag(t *testing.T) {
 	// Every WXMASS_ variable the README names exists.
 	for _, m := range regexp.MustCompile(`WXMASS_[A-Z_]+`).FindAllString(string(readme), -1) {
 		known := m == envAppSecret || m == envAPIKeys || m == envAPIKey || m == envCallbackToken || m == envCallbackAESKey ||
-			m == envCallbackAESKeyPrev || m == "WXMASS_PRIVATE_REDIS" || m == "WXMASS_ARTIFACTS"
+			m == envCallbackAESKeyPrev || m == "WXMASS_PRIVATE_REDIS" || m == "WXMASS_ARTIFACTS" || m == "WXMASS_NEED_CHROMIUM"
 		for _, name := range allFlagNames((&app{}).command()) {
 			if envName(name) == m {
 				known = true

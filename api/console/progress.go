@@ -49,6 +49,11 @@ func (c *Console) runProgress(w http.ResponseWriter, r *http.Request) {
 		}
 		done := rs.Finished != nil
 		if done {
+			// The run's end changes the campaign's state and actions: they
+			// are swapped in beside the progress, and the stream ends.
+			if err := c.campaignSwaps(r, v, id, &b); err != nil {
+				c.log.Debug("console: progress: campaign", zap.Error(err))
+			}
 			b.WriteString(`<div id="progress-stream" hx-swap-oob="true"></div>`)
 		}
 		if _, err := fmt.Fprintf(w, "event: progress\ndata: %s\n\n", strings.ReplaceAll(strings.TrimSpace(b.String()), "\n", "\ndata: ")); err != nil {
@@ -67,4 +72,19 @@ func (c *Console) runProgress(w http.ResponseWriter, r *http.Request) {
 		case <-tick.C:
 		}
 	}
+}
+
+// campaignSwaps writes the campaign's state and actions as out-of-band
+// swaps, for a page whose run just finished.
+func (c *Console) campaignSwaps(r *http.Request, v *view, id string, b *bytes.Buffer) error {
+	var cr campaignRow
+	if err := c.get(r, "/v1/campaigns/"+url.PathEscape(id), nil, &cr); err != nil {
+		return err
+	}
+	for _, name := range []string{"campaign_state", "campaign_actions"} {
+		if err := c.pages.partial(b, name, map[string]any{"V": v, "C": cr, "Actions": actionsFor(cr.State), "OOB": true}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -542,6 +542,10 @@ func TestConsoleWalkthrough(t *testing.T) {
 		e.waitState(t, runID, 30*time.Second, "completed")
 		pollUntil(t, 30*time.Second, 100*time.Millisecond, func() bool { return c.text(sel.RunState) == c.l.T("state.completed") },
 			"the page shows the run completed: %q", c.text(sel.RunState))
+		pollUntil(t, 10*time.Second, 100*time.Millisecond, func() bool { return c.text(sel.CampaignState) == c.l.T("state.completed") },
+			"the run's end swaps in the campaign's state: %q", c.text(sel.CampaignState))
+		require.Equal(t, 1, evalIn[int](c, `document.querySelectorAll('#action-pause, #action-cancel').length + document.querySelectorAll('#action-start').length`),
+			"and its actions: start again, no pause or cancel")
 		require.Equal(t, "3", c.text(sel.CountFailed), "WeChat refused three")
 		require.Equal(t, "57", c.text(sel.CountSent))
 		c.step("completed")

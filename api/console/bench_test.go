@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -17,14 +15,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
-	"github.com/wxmass/wxmass/account"
 	"github.com/wxmass/wxmass/api"
-	"github.com/wxmass/wxmass/api/console"
 	"github.com/wxmass/wxmass/campaigns"
-	"github.com/wxmass/wxmass/internal/rdb"
 	"github.com/wxmass/wxmass/internal/redistest"
-	"github.com/wxmass/wxmass/producer"
-	"github.com/wxmass/wxmass/ratelimit"
 )
 
 // counter counts the Redis commands and round trips of a client.
@@ -66,23 +59,8 @@ func newListEnv(tb testing.TB, n int) *listEnv {
 	tb.Cleanup(func() { _ = c.Close() })
 	cnt := &counter{}
 	c.AddHook(cnt)
-	store := campaigns.NewStore(rdb.New(c, "wxmass"))
-	client, err := producer.NewClient(c)
-	require.NoError(tb, err)
-	tb.Cleanup(func() { _ = client.Close() })
-	reg, err := account.NewRegistry(&account.Account{ID: "shop", AppID: appID, Default: ratelimit.Limit{Rate: 10, Burst: 1}})
-	require.NoError(tb, err)
-	keys := &api.KeySet{}
-	require.NoError(tb, keys.AddNamed("alice", testKey))
-	srv, err := api.New(api.Config{Store: store, Producer: producer.New(client.Client, store, reg, nil, producer.Config{}), Keys: keys,
-		Accounts: reg})
-	require.NoError(tb, err)
-	con, err := console.New(console.Config{API: srv, Store: store, Accounts: reg})
-	require.NoError(tb, err)
-	srv.MountPages(console.Prefix, con)
-	hs := httptest.NewServer(srv)
-	tb.Cleanup(hs.Close)
-
+	b := serveOn(tb, c, nil)
+	store := b.store
 	start := time.Now()
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -115,18 +93,7 @@ func newListEnv(tb testing.TB, n int) *listEnv {
 	require.NoError(tb, <-errs)
 	tb.Logf("seeded %d campaigns in %s", n, time.Since(start).Round(time.Millisecond))
 
-	jar, err := cookiejar.New(nil)
-	require.NoError(tb, err)
-	e := &listEnv{url: hs.URL, store: store, browser: &http.Client{Jar: jar}, count: cnt}
-	req, err := http.NewRequest("POST", hs.URL+"/login", strings.NewReader(url.Values{"key": {testKey}, "next": {"/console/"}}.Encode()))
-	require.NoError(tb, err)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", hs.URL)
-	res, err := e.browser.Do(req)
-	require.NoError(tb, err)
-	_, _ = io.Copy(io.Discard, res.Body)
-	res.Body.Close()
-	require.Equal(tb, http.StatusOK, res.StatusCode)
+	e := &listEnv{url: b.url, store: store, browser: b.browser, count: cnt}
 	return e
 }
 

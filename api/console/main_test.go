@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
@@ -51,49 +50,59 @@ func setup(t *testing.T, opts ...option) *bundle {
 	rs := redistest.StartServer(t, redistest.ServerConfig{})
 	c := redis.NewClient(&redis.Options{Addr: rs.Addr()})
 	t.Cleanup(func() { _ = c.Close() })
+	return serveOn(t, c, func(cfg *api.Config) {
+		for _, o := range opts {
+			o(t, c, cfg)
+		}
+	})
+}
+
+// serveOn serves the API, with the console mounted, on c's Redis (after
+// configure changes its config), and signs a browser in.
+func serveOn(tb testing.TB, c *redis.Client, configure func(*api.Config)) *bundle {
+	tb.Helper()
 	store := campaigns.NewStore(rdb.New(c, "wxmass"))
 	client, err := producer.NewClient(c)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = client.Close() })
+	require.NoError(tb, err)
+	tb.Cleanup(func() { _ = client.Close() })
 	reg, err := account.NewRegistry(&account.Account{ID: "shop", AppID: appID, Default: ratelimit.Limit{Rate: 10, Burst: 1}})
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	keys := &api.KeySet{}
-	require.NoError(t, keys.AddNamed("alice", testKey))
+	require.NoError(tb, keys.AddNamed("alice", testKey))
 	cfg := api.Config{Store: store, Producer: producer.New(client.Client, store, reg, nil, producer.Config{}), Keys: keys,
 		Accounts: reg}
-	for _, o := range opts {
-		o(t, c, &cfg)
+	if configure != nil {
+		configure(&cfg)
 	}
 	srv, err := api.New(cfg)
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	con, err := console.New(console.Config{API: srv, Store: store, Accounts: reg, MonitorPath: "/monitoring"})
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	srv.MountPages(console.Prefix, con)
 	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	_ = asynq.RedisClientOpt{}
+	tb.Cleanup(hs.Close)
 	b := &bundle{url: hs.URL, store: store, srv: srv}
-	b.browser = b.login(t)
+	b.browser = b.login(tb)
 	return b
 }
 
 // login signs in through the login form, as a person does, and returns
 // the browser.
-func (b *bundle) login(t *testing.T) *http.Client {
-	t.Helper()
+func (b *bundle) login(tb testing.TB) *http.Client {
+	tb.Helper()
 	jar, err := cookiejar.New(nil)
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	cl := &http.Client{Jar: jar}
 	req, err := http.NewRequest("POST", b.url+"/login", strings.NewReader(url.Values{"key": {testKey}, "next": {"/console/"}}.Encode()))
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", b.url)
 	res, err := cl.Do(req)
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
-	require.Equal(t, http.StatusOK, res.StatusCode, "%s", raw)
-	require.Equal(t, "/console/", res.Request.URL.Path, "the login goes on to the console")
+	require.Equal(tb, http.StatusOK, res.StatusCode, "%s", raw)
+	require.Equal(tb, "/console/", res.Request.URL.Path, "the login goes on to the console")
 	return cl
 }
 
